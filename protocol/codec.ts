@@ -1,0 +1,41 @@
+/**
+ * Bytes <-> frames. Knows no socket. `spool.v1` is msgpack in binary messages, `spool.v1.json`
+ * is JSON in text messages; both carry the same shapes. Decoding never throws anything but a
+ * SpoolError(BAD_FRAME), so a caller can answer any garbage with a typed error.
+ */
+import { Packr } from 'msgpackr';
+import { SpoolError } from './errors';
+import { SUBPROTOCOL_JSON, type Frame, type Subprotocol } from './types';
+
+// Plain maps only (no msgpackr records), so any msgpack implementation can speak spool.v1.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+const utf8Encoder = new TextEncoder();
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+export type Encoded = Uint8Array | string;
+
+export function encodeFrame(frame: Frame, protocol: Subprotocol): Encoded {
+  return protocol === SUBPROTOCOL_JSON ? JSON.stringify(frame) : packr.pack(frame);
+}
+
+/** Decodes one message (a text message is always JSON, whatever the subprotocol). */
+export function decodeFrame(message: Uint8Array | string, protocol: Subprotocol): unknown {
+  if (typeof message === 'string' || protocol === SUBPROTOCOL_JSON) {
+    try {
+      const text = typeof message === 'string' ? message : utf8Decoder.decode(message);
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new SpoolError('BAD_FRAME', 'frame is not valid JSON');
+    }
+  }
+  try {
+    return packr.unpack(message) as unknown;
+  } catch {
+    throw new SpoolError('BAD_FRAME', 'frame is not valid msgpack');
+  }
+}
+
+/** Size in bytes of a message as it crossed the wire. */
+export function messageBytes(message: Uint8Array | string): number {
+  return typeof message === 'string' ? utf8Encoder.encode(message).byteLength : message.byteLength;
+}

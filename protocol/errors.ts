@@ -1,0 +1,78 @@
+/**
+ * The error registry: every code spool can answer with, its WebSocket close code and whether a
+ * client may retry the same operation. Clients decide to retry from the code alone.
+ *
+ * `closes` says whether the gateway closes the socket after sending the error frame (with
+ * `closeCode`); when false the error is answered on an open connection that stays usable.
+ */
+export const ERROR_REGISTRY = {
+  BAD_FRAME: { closeCode: 4000, retryable: false, closes: false },
+  UNSUPPORTED_PROTOCOL: { closeCode: 4001, retryable: false, closes: true },
+  UNAUTHORIZED: { closeCode: 4002, retryable: false, closes: true },
+  FORBIDDEN: { closeCode: 4003, retryable: false, closes: false },
+  FRAME_TOO_LARGE: { closeCode: 4004, retryable: false, closes: false },
+  FENCED: { closeCode: 4005, retryable: false, closes: false },
+  SEQ_GAP: { closeCode: 4006, retryable: true, closes: false },
+  GENERATION_ACTIVE: { closeCode: 4007, retryable: false, closes: false },
+  GENERATION_CLOSED: { closeCode: 4008, retryable: false, closes: false },
+  SESSION_FULL: { closeCode: 4009, retryable: false, closes: false },
+  FLOW_CONTROL: { closeCode: 4010, retryable: false, closes: true },
+  RATE_LIMITED: { closeCode: 4011, retryable: true, closes: false },
+  SLOW_CONSUMER: { closeCode: 4012, retryable: true, closes: true },
+  STORE_UNAVAILABLE: { closeCode: 4013, retryable: true, closes: false },
+  SHUTTING_DOWN: { closeCode: 4014, retryable: true, closes: true },
+  INTERNAL: { closeCode: 4015, retryable: true, closes: false },
+  HANDSHAKE_REQUIRED: { closeCode: 4016, retryable: false, closes: true },
+  TIMEOUT: { closeCode: 4017, retryable: true, closes: false },
+  CLOSED: { closeCode: 4018, retryable: false, closes: false },
+  OFFSET_OUT_OF_RANGE: { closeCode: 4019, retryable: false, closes: false },
+} as const satisfies Record<string, { closeCode: number; retryable: boolean; closes: boolean }>;
+
+export type ErrorCode = keyof typeof ERROR_REGISTRY;
+
+export const ERROR_CODES = Object.keys(ERROR_REGISTRY) as ErrorCode[];
+
+/** Extra, code-specific facts an error carries (FENCED: the current epoch; SEQ_GAP: the expected seq). */
+export interface ErrorDetails {
+  readonly epoch?: number;
+  readonly expectedSeq?: number;
+  readonly limit?: number;
+  readonly generation?: string;
+  readonly session?: string;
+}
+
+/** The one error class of spool: gateway, store and client all throw it, tests assert on `code`. */
+export class SpoolError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message);
+    this.name = 'SpoolError';
+    this.code = code;
+    this.retryable = ERROR_REGISTRY[code].retryable;
+    this.details = details;
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_REGISTRY, value);
+}
+
+export function closeCodeOf(code: ErrorCode): number {
+  return ERROR_REGISTRY[code].closeCode;
+}
+
+/** Maps a WebSocket close code back to the registry (undefined for codes spool does not own). */
+export function codeOfClose(closeCode: number): ErrorCode | undefined {
+  for (const code of ERROR_CODES) if (ERROR_REGISTRY[code].closeCode === closeCode) return code;
+  return undefined;
+}
+
+/** Human-readable byte counts for error messages ("2.1 MiB"). */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}

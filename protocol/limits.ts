@@ -1,0 +1,24 @@
+/**
+ * Wire limits, each an option with a documented default. The gateway announces the ones a
+ * client must respect in `welcome.limits`.
+ */
+export interface ProtocolLimits {
+  /** Largest frame accepted, in bytes. Larger frames get FRAME_TOO_LARGE. @default 1 MiB */
+  readonly maxFrameBytes: number;
+  /** Most items in one `chunks` frame. @default 1024 */
+  readonly maxBatchItems: number;
+  /** Longest `kind` string. @default 64 */
+  readonly maxKindLength: number;
+  /** Longest idempotency `key`. @default 256 */
+  readonly maxKeyLength: number;
+  /** Longest `error` text on `finish`. @default 1024 */
+  readonly maxErrorLength: number;
+}
+
+export const DEFAULT_LIMITS: ProtocolLimits = {
+  maxFrameBytes: 1024 * 1024,
+  maxBatchItems: 1024,
+  maxKindLength: 64,
+  maxKeyLength: 256,
+  maxErrorLength: 1024,
+};

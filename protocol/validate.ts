@@ -1,0 +1,178 @@
+/**
+ * Turns a decoded value into a ClientFrame or throws SpoolError(BAD_FRAME) naming the field to
+ * fix. Unknown fields are ignored (forward compatibility); unknown frame types are refused.
+ */
+import { SpoolError } from './errors';
+import type { ProtocolLimits } from './limits';
+import {
+  FINISH_STATUSES,
+  ID_PATTERN,
+  type ChunkItem,
+  type ClientFrame,
+  type ClientFrameType,
+  type GenerationId,
+  type Priority,
+  type SessionId,
+} from './types';
+
+type Obj = Record<string, unknown>;
+
+function bad(message: string): never {
+  throw new SpoolError('BAD_FRAME', message);
+}
+
+function isObject(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+}
+
+function requestId(frame: Obj): number | undefined {
+  const id = frame['id'];
+  if (id === undefined) return undefined;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) bad('id must be a non-negative integer');
+  return id;
+}
+
+function id(frame: Obj, field: string): string {
+  const value = frame[field];
+  if (typeof value !== 'string' || !ID_PATTERN.test(value)) bad(`${field} must be 1-128 chars of [A-Za-z0-9._:-]`);
+  return value;
+}
+
+function nonNegativeInt(frame: Obj, field: string): number {
+  const value = frame[field];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) bad(`${field} must be a non-negative integer`);
+  return value;
+}
+
+function shortString(frame: Obj, field: string, max: number, optional: boolean): string | undefined {
+  const value = frame[field];
+  if (value === undefined && optional) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+    bad(`${field} must be a string of 1-${max} chars`);
+  }
+  return value;
+}
+
+function priority(frame: Obj, field = 'priority'): Priority | undefined {
+  const value = frame[field];
+  if (value === undefined) return undefined;
+  if (value !== 0 && value !== 1 && value !== 2 && value !== 3) bad(`${field} must be 0, 1, 2 or 3`);
+  return value;
+}
+
+function token(frame: Obj): string {
+  const value = frame['token'];
+  if (typeof value !== 'string' || value.length === 0 || value.length > 512) bad('token must be the string returned by opened');
+  return value;
+}
+
+function withOptional<T extends object>(base: T, extra: Obj): T {
+  for (const [key, value] of Object.entries(extra)) if (value !== undefined) (base as Obj)[key] = value;
+  return base;
+}
+
+function chunkItem(raw: unknown, index: number, limits: ProtocolLimits): ChunkItem {
+  if (!isObject(raw)) bad(`items[${index}] must be an object`);
+  if (!('data' in raw)) bad(`items[${index}].data is required`);
+  const kind = shortString(raw, 'kind', limits.maxKindLength, true);
+  const prio = priority(raw);
+  return withOptional({ data: raw['data'] } as ChunkItem, { kind, priority: prio });
+}
+
+const decoders: { [T in ClientFrameType]: (frame: Obj, limits: ProtocolLimits) => Extract<ClientFrame, { type: T }> } = {
+  hello(frame) {
+    const protocol = frame['protocol'];
+    if (typeof protocol !== 'number') bad('protocol must be a number (1)');
+    const tok = frame['token'];
+    if (tok !== undefined && typeof tok !== 'string') bad('token must be a string');
+    const client = frame['client'];
+    if (client !== undefined && typeof client !== 'string') bad('client must be a string');
+    return withOptional({ type: 'hello', protocol }, { id: requestId(frame), token: tok, client });
+  },
+  open(frame) {
+    const resume = frame['resume'];
+    let resumeToken: { token: string } | undefined;
+    if (resume !== undefined) {
+      if (!isObject(resume)) bad('resume must be an object {token}');
+      resumeToken = { token: token(resume) };
+    }
+    const takeover = frame['takeover'];
+    if (takeover !== undefined && typeof takeover !== 'boolean') bad('takeover must be a boolean');
+    return withOptional(
+      { type: 'open', session: id(frame, 'session') as SessionId, generation: id(frame, 'generation') as GenerationId },
+      { id: requestId(frame), resume: resumeToken, takeover },
+    );
+  },
+  chunk(frame, limits) {
+    if (!('data' in frame)) bad('data is required');
+    return withOptional(
+      { type: 'chunk', token: token(frame), seq: nonNegativeInt(frame, 'seq'), data: frame['data'] },
+      { kind: shortString(frame, 'kind', limits.maxKindLength, true), priority: priority(frame) },
+    );
+  },
+  chunks(frame, limits) {
+    const items = frame['items'];
+    if (!Array.isArray(items) || items.length === 0) bad('items must be a non-empty array');
+    if (items.length > limits.maxBatchItems) bad(`items holds ${items.length} chunks, over maxBatchItems (${limits.maxBatchItems})`);
+    return {
+      type: 'chunks',
+      token: token(frame),
+      seq: nonNegativeInt(frame, 'seq'),
+      items: items.map((item, i) => chunkItem(item, i, limits)),
+    };
+  },
+  finish(frame, limits) {
+    const status = frame['status'];
+    if (status !== undefined && !FINISH_STATUSES.includes(status as never)) bad('status must be done, error or aborted');
+    return withOptional(
+      { type: 'finish', token: token(frame), seq: nonNegativeInt(frame, 'seq') },
+      {
+        id: requestId(frame),
+        status: status as 'done' | 'error' | 'aborted' | undefined,
+        error: shortString(frame, 'error', limits.maxErrorLength, true),
+      },
+    );
+  },
+  append(frame, limits) {
+    if (!('data' in frame)) bad('data is required');
+    return withOptional(
+      {
+        type: 'append',
+        session: id(frame, 'session') as SessionId,
+        key: shortString(frame, 'key', limits.maxKeyLength, false) as string,
+        kind: shortString(frame, 'kind', limits.maxKindLength, false) as string,
+        data: frame['data'],
+      },
+      { id: requestId(frame), priority: priority(frame) },
+    );
+  },
+  subscribe(frame) {
+    const from = frame['from'];
+    if (from !== 'start' && from !== 'now' && (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 0)) {
+      bad("from must be an offset (integer >= 0), 'start' or 'now'");
+    }
+    return withOptional({ type: 'subscribe', session: id(frame, 'session') as SessionId, from }, { id: requestId(frame) });
+  },
+  unsubscribe(frame) {
+    return withOptional({ type: 'unsubscribe', session: id(frame, 'session') as SessionId }, { id: requestId(frame) });
+  },
+  ping(frame) {
+    return withOptional({ type: 'ping' }, { id: requestId(frame) });
+  },
+};
+
+/** Validates a decoded client frame. Throws SpoolError(BAD_FRAME) with a message naming the field. */
+export function validateClientFrame(raw: unknown, limits: ProtocolLimits): ClientFrame {
+  if (!isObject(raw)) bad('a frame must be an object with a type');
+  const type = raw['type'];
+  if (typeof type !== 'string') bad('type must be a string');
+  if (!Object.prototype.hasOwnProperty.call(decoders, type)) bad(`unknown frame type '${type.slice(0, 32)}'`);
+  return decoders[type as ClientFrameType](raw, limits);
+}
+
+/** The request id of a raw frame if it has a valid one, so an error can still echo it. */
+export function rawRequestId(raw: unknown): number | undefined {
+  if (!isObject(raw)) return undefined;
+  const value = raw['id'];
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+}

@@ -1,0 +1,179 @@
+/**
+ * The SessionStore seam. The session actor talks only to this interface; LMDB, Redis and the
+ * memory store implement it and all pass `store.conformance.ts`.
+ *
+ * Every method on one session is atomic: the epoch check, dedupe, offset assignment, retention
+ * and TTL refresh of one `append` happen as one store operation (one LMDB transaction, one Lua
+ * script), so a paused or partitioned old owner can never write past a newer epoch (G4).
+ */
+import type { EndStatus, Offset, Priority, ReadItem, SessionEvent } from '../protocol/types';
+
+/** Per-session bounds; past them the store trims oldest-lowest-priority first (G7). */
+export interface Retention {
+  /** Retained events (all priorities) the store aims to keep under. @default 100000 */
+  readonly maxEvents: number;
+  /** Retained bytes of event data (all priorities). @default 64 MiB */
+  readonly maxBytes: number;
+  /**
+   * Hard cap for what cannot be trimmed (critical events): when critical events alone would
+   * exceed maxEvents or maxBytes multiplied by this factor, chunks, appends and new generations
+   * are refused with `full`. `gen.end` is never refused (G6). @default 2
+   */
+  readonly criticalFactor: number;
+}
+
+export interface StoreOptions {
+  readonly retention: Retention;
+  /** A session and all its keys disappear this long after its last write. @default 7 days */
+  readonly sessionTtlMs: number;
+  /** Append idempotency keys are remembered at least this long. @default 24 h, never under 2 min */
+  readonly dedupeWindowMs: number;
+}
+
+export const DEFAULT_STORE_OPTIONS: StoreOptions = {
+  retention: { maxEvents: 100_000, maxBytes: 64 * 1024 * 1024, criticalFactor: 2 },
+  sessionTtlMs: 7 * 24 * 3600 * 1000,
+  dedupeWindowMs: 24 * 3600 * 1000,
+};
+
+/** The generation currently allowed to write in a session, as the store knows it. */
+export interface ActiveGeneration {
+  readonly id: string;
+  readonly epoch: number;
+  /** Highest durable seq of this generation; -1 before its first chunk. */
+  readonly lastSeq: number;
+  /** Offset of its `gen.start`. */
+  readonly startOffset: Offset;
+  /** When it last stored something (ms since epoch); drives the idle timeout after a restart. */
+  readonly lastWriteTs: number;
+}
+
+export interface SessionMeta {
+  /** Writer epoch: bumped by every generation open. 0 before the first. */
+  readonly epoch: number;
+  /** Offset of the newest event; 0 for an empty (or unknown) session. */
+  readonly head: Offset;
+  readonly active: ActiveGeneration | null;
+  /** Retained events and bytes, for retention and for memory accounting. */
+  readonly count: number;
+  readonly bytes: number;
+}
+
+export interface OpenRequest {
+  readonly generationId: string;
+  /** Displace an active generation of another id (it ends with `gen.end fenced`). */
+  readonly takeover: boolean;
+  readonly ts: number;
+}
+
+export type OpenResult =
+  /** A new generation: the epoch was bumped, `gen.start` appended (after a `gen.end fenced` for a displaced one). */
+  | {
+      readonly status: 'opened';
+      readonly epoch: number;
+      readonly nextSeq: number;
+      readonly startOffset: Offset;
+      readonly events: readonly SessionEvent[];
+      readonly trimmed: readonly TrimmedEvent[];
+      readonly fenced: string | null;
+    }
+  /** The generation is already the active one: nothing changed; resume at nextSeq. */
+  | { readonly status: 'resumed'; readonly epoch: number; readonly nextSeq: number; readonly startOffset: Offset }
+  /** Another generation is active and takeover was not asked for. */
+  | { readonly status: 'active'; readonly activeId: string; readonly epoch: number }
+  /** This generation id already ended (within the dedupe window). */
+  | { readonly status: 'closed'; readonly endStatus: EndStatus; readonly endOffset: Offset }
+  /** Critical events alone are at the hard cap. */
+  | { readonly status: 'full' };
+
+/** One write of a batch. Items are applied in order; each gets its own result. */
+export type WriteItem =
+  | {
+      readonly op: 'chunk';
+      readonly generationId: string;
+      readonly epoch: number;
+      readonly seq: number;
+      readonly kind?: string;
+      readonly priority: Priority;
+      readonly ts: number;
+      readonly data: unknown;
+      /** Encoded size of data in bytes, counted against retention.maxBytes. */
+      readonly size: number;
+    }
+  | {
+      /** Ends the generation: appends `gen.end` at position `seq` (= its chunk count). */
+      readonly op: 'end';
+      readonly generationId: string;
+      readonly epoch: number;
+      readonly seq: number;
+      readonly status: EndStatus;
+      readonly error?: string;
+      readonly ts: number;
+    }
+  | {
+      readonly op: 'append';
+      readonly key: string;
+      readonly kind: string;
+      readonly priority: Priority;
+      readonly ts: number;
+      readonly data: unknown;
+      readonly size: number;
+    };
+
+export type WriteResult =
+  /** Stored now at `offset`. */
+  | { readonly status: 'ok'; readonly offset: Offset }
+  /**
+   * Stored before (same generation+seq, same key, or an `end` of a generation that already
+   * ended, which also says how it ended): the original offset.
+   */
+  | { readonly status: 'duplicate'; readonly offset: Offset; readonly endStatus?: EndStatus }
+  /** The item's epoch is older than the session's: not stored. */
+  | { readonly status: 'fenced'; readonly epoch: number }
+  /** The item's generation is not active (ended, or never opened at this epoch): not stored. */
+  | { readonly status: 'closed' }
+  /** The item's seq skips ahead of the generation's next seq: not stored. */
+  | { readonly status: 'seq_gap'; readonly expected: number }
+  /** Critical events alone are at the hard cap: not stored. */
+  | { readonly status: 'full' };
+
+/** An event removed by retention, as metadata only (never read or decoded to decide). */
+export interface TrimmedEvent {
+  readonly offset: Offset;
+  readonly priority: Priority;
+  readonly size: number;
+}
+
+export interface AppendResult {
+  readonly results: readonly WriteResult[];
+  /** The events stored by this call (status 'ok'), in offset order, for the hot buffer and fanout. */
+  readonly events: readonly SessionEvent[];
+  /** What retention removed during this call. */
+  readonly trimmed: readonly TrimmedEvent[];
+  readonly head: Offset;
+}
+
+export interface ReadResult {
+  /** Events with offset > after, in offset order, with a `gap` item for each trimmed range in between. */
+  readonly items: readonly ReadItem[];
+  /** The session's head at the time of the read. */
+  readonly head: Offset;
+  /** Highest offset this read covered (events and gaps); read again after it to continue. */
+  readonly through: Offset;
+}
+
+export interface SessionStore {
+  /** Reads the session's meta; an unknown or expired session is `{epoch: 0, head: 0, active: null, ...}`. */
+  meta(session: string): Promise<SessionMeta>;
+  openGeneration(session: string, request: OpenRequest): Promise<OpenResult>;
+  append(session: string, items: readonly WriteItem[]): Promise<AppendResult>;
+  /**
+   * Up to `limit` events with offset > after, plus gaps for trimmed ranges in what it covers
+   * (a gap counts as one item toward the limit). `through` reaches `head` when nothing is left.
+   */
+  read(session: string, after: Offset, limit: number): Promise<ReadResult>;
+  /** Removes sessions idle past sessionTtlMs and dedupe keys past the window; returns sessions removed. */
+  expire(now: number): Promise<number>;
+  /** Flushes and releases. Idempotent. */
+  close(): Promise<void>;
+}
