@@ -1,0 +1,722 @@
+/**
+ * The session actor: the one serial path through which every write to a session passes (G4).
+ * It checks fencing and seq order in memory (fast path; the store re-checks atomically), queues
+ * writes for its flusher, acks producers only after the store made a batch durable (G1), keeps
+ * the recent tail in a hot buffer and fans it out to live readers.
+ *
+ * Generation lifecycle, as this actor sees it:
+ *
+ *            open (store: epoch+1, gen.start)
+ *   (none) ─────────────────────────────────▶ active ──finish──────────▶ gen.end done|error|aborted
+ *                                               │ ──idle timeout──────▶ gen.end timeout
+ *                                               │ ──chunk refused full─▶ gen.end error
+ *                                               └──open B + takeover──▶ gen.end fenced (by the store)
+ *   A resumed open (same generation id) re-binds the producer's link and answers nextSeq.
+ */
+import type { Logger } from 'pino';
+import { SpoolError, type ErrorCode, type ErrorDetails } from '../protocol/errors';
+import { encodeToken, type TokenParts } from '../protocol/token';
+import type {
+  AppendFrame,
+  AppendedFrame,
+  ChunkItem,
+  EndStatus,
+  FinishedFrame,
+  OpenedFrame,
+  Offset,
+  ReadItem,
+  ServerFrame,
+  SessionEvent,
+  SessionId,
+  GenerationId,
+} from '../protocol/types';
+import type { AppendResult, OpenResult, SessionStore, WriteItem } from '../store/types';
+import type { GatewayConfig } from './config';
+import { Flusher } from './flusher';
+import { HotBuffer } from './hot-buffer';
+import type { Link } from './link';
+import { dataSize } from './size';
+import type { Metrics, TelemetrySink } from './telemetry';
+
+interface Reply<T> {
+  resolve(value: T): void;
+  reject(error: SpoolError): void;
+}
+
+/** The actor's view of the session's active generation. */
+interface GenState {
+  readonly id: string;
+  readonly epoch: number;
+  /** Next seq accepted into the queue. */
+  nextSeq: number;
+  /** Highest seq the store made durable, and its offset. */
+  durableSeq: number;
+  durableOffset: Offset;
+  readonly startOffset: Offset;
+  /** The producer's upload channel; null while it is disconnected. */
+  link: Link | null;
+  lastActivity: number;
+  /** Set once its end is queued: further chunks are refused. */
+  ending: boolean;
+  /** A chunk was refused for good (SESSION_FULL): the generation ends with error. */
+  failedCode: ErrorCode | null;
+  /** Scratch for building one ack per generation per batch. */
+  ackSeq: number;
+  ackOffset: Offset;
+}
+
+type Op =
+  | { readonly kind: 'chunk'; readonly item: WriteItem; readonly gen: GenState }
+  | { readonly kind: 'end'; readonly item: WriteItem & { op: 'end' }; readonly gen: GenState | null; readonly reply: Reply<FinishedFrame> | null }
+  | { readonly kind: 'append'; readonly item: WriteItem; readonly reply: Reply<AppendedFrame>; readonly requestId: number | undefined }
+  | { readonly kind: 'open'; readonly generationId: string; readonly takeover: boolean; readonly link: Link; readonly reply: Reply<OpenedFrame>; readonly requestId: number | undefined };
+
+type SubscriberState = 'catching-up' | 'live' | 'paused' | 'closed';
+
+interface Subscriber {
+  readonly link: Link;
+  offset: Offset;
+  state: SubscriberState;
+  readonly startedAt: number;
+  readonly resumed: boolean;
+}
+
+export interface ActorDeps {
+  readonly session: SessionId;
+  readonly store: SessionStore;
+  readonly config: GatewayConfig;
+  readonly metrics: Metrics;
+  readonly telemetry: TelemetrySink;
+  readonly logger: Logger;
+}
+
+/** Events per `events` frame toward a reader. */
+const EVENTS_PER_FRAME = 256;
+
+export class SessionActor {
+  readonly session: SessionId;
+  private epoch = 0;
+  private active: GenState | null = null;
+  private hot!: HotBuffer;
+  private readonly subscribers = new Map<Link, Subscriber>();
+  private readonly flusher: Flusher<Op>;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private lastUsed: number;
+  private closed = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly deps: ActorDeps) {
+    this.session = deps.session;
+    this.lastUsed = deps.config.clock();
+    const c = deps.config;
+    this.flusher = new Flusher<Op>(
+      {
+        maxBatchEvents: c.maxBatchEvents,
+        maxBatchBytes: c.maxBatchBytes,
+        lingerMs: c.lingerMs,
+        retryBudgetMs: c.storeRetryBudgetMs,
+        probeIntervalMs: c.storeProbeIntervalMs,
+        clock: c.clock,
+      },
+      {
+        batchable: (op) => op.kind !== 'open',
+        weight: (op) => (op.kind === 'open' ? 0 : 'size' in op.item ? op.item.size : 0),
+        execute: (batch) => this.execute(batch),
+        giveUp: (batch, error) => this.giveUp(batch, error),
+        onRetry: (error, attempt) => {
+          this.deps.metrics.persistenceFailure.inc();
+          this.deps.logger.warn({ session: this.session, attempt, err: String(error) }, 'store call failed, retrying');
+        },
+        onIdle: () => this.notifyIdle(),
+      },
+    );
+  }
+
+  /** Loads the session's state from the store. Called once, before any other method. */
+  async load(): Promise<void> {
+    const meta = await this.deps.store.meta(this.session);
+    this.epoch = meta.epoch;
+    this.hot = new HotBuffer(this.deps.config.hotBufferEvents, this.deps.config.hotBufferBytes, meta.head);
+    if (meta.active) {
+      const a = meta.active;
+      // The producer gets a full idle timeout from now to come back (the gateway may have restarted).
+      this.active = this.newGen(a.id, a.epoch, a.lastSeq, a.startOffset);
+      this.active.durableOffset = 0;
+      this.armIdleTimer();
+    }
+  }
+
+  get queueDepth(): number {
+    return this.flusher.depth;
+  }
+
+  get head(): Offset {
+    return this.hot.head;
+  }
+
+  // ------------------------------------------------------------------ producers
+
+  open(link: Link, generationId: string, takeover: boolean, requestId: number | undefined): Promise<OpenedFrame> {
+    this.touch();
+    return new Promise<OpenedFrame>((resolve, reject) => {
+      if (this.rejectIfUnavailable(reject)) return;
+      this.flusher.enqueue({ kind: 'open', generationId, takeover, link, reply: { resolve, reject }, requestId });
+    });
+  }
+
+  /** Chunks `seq, seq+1, …` of the generation the token names. Answers arrive as ack or error frames. */
+  write(link: Link, token: TokenParts, seq: number, items: readonly ChunkItem[]): void {
+    const now = this.touch();
+    const gen = this.checkWriter(link, token);
+    if (!gen) return;
+    if (seq > gen.nextSeq) {
+      this.sendError(link, 'SEQ_GAP', `seq ${seq} skips ahead; expected ${gen.nextSeq}`, gen.id, { expectedSeq: gen.nextSeq });
+      return;
+    }
+    if (this.flusher.unhealthy) {
+      this.sendError(link, 'STORE_UNAVAILABLE', 'store unavailable; retry', gen.id);
+      return;
+    }
+    gen.lastActivity = now;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i] as ChunkItem;
+      const s = seq + i;
+      // A seq below nextSeq is a retransmission: it still goes to the store, which answers it
+      // with the original offset (after the original, since the queue is ordered).
+      if (s === gen.nextSeq) gen.nextSeq += 1;
+      const write: WriteItem = {
+        op: 'chunk',
+        generationId: gen.id,
+        epoch: gen.epoch,
+        seq: s,
+        priority: item.priority ?? 2,
+        ts: now,
+        data: item.data,
+        size: dataSize(item.data),
+        ...(item.kind !== undefined ? { kind: item.kind } : {}),
+      };
+      this.flusher.enqueue({ kind: 'chunk', item: write, gen });
+    }
+  }
+
+  finish(link: Link, token: TokenParts, seq: number, status: 'done' | 'error' | 'aborted', error: string | undefined): Promise<FinishedFrame> {
+    const now = this.touch();
+    return new Promise<FinishedFrame>((resolve, reject) => {
+      if (this.rejectIfUnavailable(reject)) return;
+      const gen = this.active && this.active.id === token.generation && this.active.epoch === token.epoch ? this.active : null;
+      if (gen) {
+        if (gen.link !== link) gen.link = link;
+        if (gen.failedCode) {
+          // A chunk was refused for good: its gen.end error is already queued (G6); finish fails.
+          reject(new SpoolError(gen.failedCode, `generation ${gen.id} failed: a chunk was refused with ${gen.failedCode}`, { generation: gen.id }));
+          return;
+        }
+        if (seq !== gen.nextSeq) {
+          reject(new SpoolError('SEQ_GAP', `finish at seq ${seq}, but the generation holds ${gen.nextSeq} chunks`, { expectedSeq: gen.nextSeq }));
+          return;
+        }
+        gen.lastActivity = now;
+        gen.ending = true;
+      }
+      // Without a matching active generation the store answers: duplicate (it ended: its original
+      // end), fenced, or closed.
+      this.flusher.enqueue({ kind: 'end', item: this.endItem(token.generation, token.epoch, seq, status, error, now), gen, reply: { resolve, reject } });
+    });
+  }
+
+  append(frame: AppendFrame): Promise<AppendedFrame> {
+    const now = this.touch();
+    return new Promise<AppendedFrame>((resolve, reject) => {
+      if (this.rejectIfUnavailable(reject)) return;
+      const item: WriteItem = { op: 'append', key: frame.key, kind: frame.kind, priority: frame.priority ?? 3, ts: now, data: frame.data, size: dataSize(frame.data) };
+      this.flusher.enqueue({ kind: 'append', item, reply: { resolve, reject }, requestId: frame.id });
+    });
+  }
+
+  // ------------------------------------------------------------------ readers
+
+  /** Starts delivery of everything after `from`; answers `subscribed` first. */
+  subscribe(link: Link, from: Offset | 'start' | 'now', requestId: number | undefined): void {
+    this.touch();
+    const head = this.hot.head;
+    const start = from === 'start' ? 0 : from === 'now' ? head : from;
+    if (start > head) {
+      this.sendError(link, 'OFFSET_OUT_OF_RANGE', `offset ${start} is past the session head ${head}`, this.session, {}, requestId);
+      return;
+    }
+    this.unsubscribe(link);
+    const resumed = typeof from === 'number' && from > 0;
+    const sub: Subscriber = { link, offset: start, state: 'catching-up', startedAt: this.deps.config.clock(), resumed };
+    this.subscribers.set(link, sub);
+    link.send({ type: 'subscribed', ...(requestId !== undefined ? { id: requestId } : {}), session: this.session, from: start, head });
+    if (resumed) {
+      this.deps.metrics.resumeAttempts.inc();
+      this.deps.telemetry.emit({ name: 'resume.attempt', session: this.session, from: start, connectionId: link.id });
+    }
+    this.catchUp(sub);
+  }
+
+  unsubscribe(link: Link): boolean {
+    const sub = this.subscribers.get(link);
+    if (!sub) return false;
+    sub.state = 'closed';
+    this.subscribers.delete(link);
+    return true;
+  }
+
+  /** The link's connection went away: drop its subscription and producer bindings. */
+  detach(link: Link): void {
+    this.unsubscribe(link);
+    if (this.active?.link === link) this.active.link = null;
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** True when nothing would be lost by dropping this actor (state reloads from the store). */
+  evictable(now: number): boolean {
+    return (
+      !this.flusher.busy &&
+      this.subscribers.size === 0 &&
+      this.active === null &&
+      now - this.lastUsed >= this.deps.config.sessionIdleMs
+    );
+  }
+
+  /** Resolves once every queued write was answered (durable, or failed). */
+  whenIdle(): Promise<void> {
+    if (!this.flusher.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops timers and answers what is still queued with SHUTTING_DOWN. Call after whenIdle(). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.flusher.close();
+    this.giveUp(this.flusher.drainQueue(), new SpoolError('SHUTTING_DOWN', 'gateway is shutting down'));
+    for (const sub of this.subscribers.values()) sub.state = 'closed';
+    this.subscribers.clear();
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private touch(): number {
+    const now = this.deps.config.clock();
+    this.lastUsed = now;
+    return now;
+  }
+
+  private rejectIfUnavailable(reject: (error: SpoolError) => void): boolean {
+    if (this.closed) {
+      reject(new SpoolError('SHUTTING_DOWN', 'gateway is shutting down; reconnect'));
+      return true;
+    }
+    if (this.flusher.unhealthy) {
+      reject(new SpoolError('STORE_UNAVAILABLE', 'store unavailable; retry'));
+      return true;
+    }
+    return false;
+  }
+
+  /** The active generation if the token may write to it; otherwise answers the error and returns null. */
+  private checkWriter(link: Link, token: TokenParts): GenState | null {
+    const gen = this.active;
+    if (gen && gen.id === token.generation && gen.epoch === token.epoch) {
+      if (gen.ending) {
+        this.sendError(link, 'GENERATION_CLOSED', `generation ${gen.id} is finishing`, gen.id);
+        return null;
+      }
+      if (gen.link !== link) gen.link = link;
+      return gen;
+    }
+    if (token.epoch < this.epoch) {
+      this.deps.metrics.fencedWrites.inc();
+      this.deps.telemetry.emit({ name: 'write.fenced', session: this.session, generation: token.generation, epoch: this.epoch });
+      this.sendError(link, 'FENCED', `generation ${token.generation} was displaced (epoch ${token.epoch} < ${this.epoch})`, token.generation, { epoch: this.epoch });
+    } else {
+      this.sendError(link, 'GENERATION_CLOSED', `generation ${token.generation} has ended`, token.generation);
+    }
+    return null;
+  }
+
+  private newGen(id: string, epoch: number, lastSeq: number, startOffset: Offset): GenState {
+    return {
+      id,
+      epoch,
+      nextSeq: lastSeq + 1,
+      durableSeq: lastSeq,
+      durableOffset: startOffset,
+      startOffset,
+      link: null,
+      lastActivity: this.deps.config.clock(),
+      ending: false,
+      failedCode: null,
+      ackSeq: -1,
+      ackOffset: 0,
+    };
+  }
+
+  private endItem(generationId: string, epoch: number, seq: number, status: EndStatus, error: string | undefined, ts: number): WriteItem & { op: 'end' } {
+    return { op: 'end', generationId, epoch, seq, status, ts, ...(error !== undefined ? { error } : {}) };
+  }
+
+  /** Ends the active generation from the gateway side (timeout, refused chunk). */
+  private endFromGateway(gen: GenState, status: EndStatus, error?: string): void {
+    if (gen.ending) return;
+    gen.ending = true;
+    this.flusher.enqueue({ kind: 'end', item: this.endItem(gen.id, gen.epoch, gen.nextSeq, status, error, this.deps.config.clock()), gen, reply: null });
+  }
+
+  private armIdleTimer(): void {
+    if (this.idleTimer || this.closed) return;
+    const timeout = this.deps.config.generationIdleTimeoutMs;
+    const check = (): void => {
+      this.idleTimer = undefined;
+      const gen = this.active;
+      if (!gen || gen.ending || this.closed) return;
+      const idleFor = this.deps.config.clock() - gen.lastActivity;
+      if (idleFor >= timeout) {
+        this.deps.logger.info({ session: this.session, generation: gen.id }, 'generation idle, ending with timeout');
+        this.endFromGateway(gen, 'timeout');
+      } else {
+        this.idleTimer = setTimeout(check, timeout - idleFor);
+        this.idleTimer.unref();
+      }
+    };
+    this.idleTimer = setTimeout(check, timeout);
+    this.idleTimer.unref();
+  }
+
+  private async execute(batch: Op[]): Promise<void> {
+    const first = batch[0] as Op;
+    const store = this.deps.store;
+    const metrics = this.deps.metrics;
+    const started = performance.now();
+    if (first.kind === 'open') {
+      const result = await store.openGeneration(this.session, { generationId: first.generationId, takeover: first.takeover, ts: this.deps.config.clock() });
+      metrics.persistenceLatency.observe((performance.now() - started) / 1000);
+      metrics.persistenceSuccess.inc();
+      this.applyOpen(first, result);
+      return;
+    }
+    const items = batch.map((op) => (op as Exclude<Op, { kind: 'open' }>).item);
+    const result = await store.append(this.session, items);
+    metrics.persistenceLatency.observe((performance.now() - started) / 1000);
+    metrics.persistenceBatchSize.observe(items.length);
+    metrics.persistenceSuccess.inc();
+    this.applyAppend(batch, result);
+  }
+
+  private applyOpen(op: Extract<Op, { kind: 'open' }>, result: OpenResult): void {
+    const reply = op.reply;
+    switch (result.status) {
+      case 'opened': {
+        const displaced = this.active;
+        this.epoch = result.epoch;
+        if (displaced && displaced.id === result.fenced) {
+          displaced.ending = true;
+          if (displaced.link) {
+            this.sendError(displaced.link, 'FENCED', `generation ${displaced.id} was taken over by ${op.generationId}`, displaced.id, { epoch: result.epoch });
+          }
+        }
+        const gen = this.newGen(op.generationId, result.epoch, -1, result.startOffset);
+        gen.link = op.link;
+        this.active = gen;
+        this.publish(result.events, result.trimmed, this.hot.head, result.events.at(-1)?.offset ?? this.hot.head);
+        this.armIdleTimer();
+        reply.resolve(this.opened(op, gen, false));
+        return;
+      }
+      case 'resumed': {
+        let gen = this.active;
+        if (!gen || gen.id !== op.generationId) {
+          // Another process (or a restart) changed the active generation: adopt the store's view.
+          gen = this.newGen(op.generationId, result.epoch, result.nextSeq - 1, result.startOffset);
+          this.active = gen;
+          this.epoch = Math.max(this.epoch, result.epoch);
+          this.armIdleTimer();
+        }
+        gen.link = op.link;
+        gen.lastActivity = this.deps.config.clock();
+        gen.nextSeq = Math.max(gen.nextSeq, result.nextSeq);
+        reply.resolve(this.opened(op, gen, true, result.nextSeq));
+        return;
+      }
+      case 'active':
+        reply.reject(new SpoolError('GENERATION_ACTIVE', `generation ${result.activeId} is active in session ${this.session}; open with takeover to displace it`, { generation: result.activeId, epoch: result.epoch }));
+        return;
+      case 'closed':
+        reply.reject(new SpoolError('GENERATION_CLOSED', `generation ${op.generationId} already ended (${result.endStatus}) at offset ${result.endOffset}`, { generation: op.generationId }));
+        return;
+      case 'full':
+        reply.reject(new SpoolError('SESSION_FULL', `session ${this.session} holds the most critical events retention allows`, { session: this.session }));
+        return;
+    }
+  }
+
+  private opened(op: Extract<Op, { kind: 'open' }>, gen: GenState, resumed: boolean, nextSeq = gen.nextSeq): OpenedFrame {
+    return {
+      type: 'opened',
+      ...(op.requestId !== undefined ? { id: op.requestId } : {}),
+      session: this.session,
+      generation: gen.id as GenerationId,
+      token: encodeToken({ epoch: gen.epoch, session: this.session, generation: gen.id as GenerationId }),
+      nextSeq,
+      offset: gen.startOffset,
+      resumed,
+    };
+  }
+
+  private applyAppend(batch: Op[], result: AppendResult): void {
+    const prevHead = this.hot.head;
+    const touched: GenState[] = [];
+    const metrics = this.deps.metrics;
+    for (let i = 0; i < batch.length; i++) {
+      const op = batch[i] as Exclude<Op, { kind: 'open' }>;
+      const r = result.results[i];
+      if (!r) throw new Error(`store answered ${result.results.length} results for ${batch.length} items`);
+      if (r.status === 'duplicate') metrics.duplicateWrites.inc();
+      switch (op.kind) {
+        case 'chunk': {
+          const gen = op.gen;
+          const seq = (op.item as { seq: number }).seq;
+          if (r.status === 'ok' || r.status === 'duplicate') {
+            if (gen.ackSeq < 0) touched.push(gen);
+            if (seq >= gen.ackSeq) {
+              gen.ackSeq = seq;
+              gen.ackOffset = r.offset;
+            }
+            if (seq > gen.durableSeq) {
+              gen.durableSeq = seq;
+              gen.durableOffset = r.offset;
+            }
+          } else if (r.status === 'fenced') {
+            metrics.fencedWrites.inc();
+            this.deps.telemetry.emit({ name: 'write.fenced', session: this.session, generation: gen.id, epoch: r.epoch });
+            if (gen.link) this.sendError(gen.link, 'FENCED', `generation ${gen.id} was displaced`, gen.id, { epoch: r.epoch });
+          } else if (r.status === 'full') {
+            gen.nextSeq = Math.min(gen.nextSeq, seq);
+            if (!gen.failedCode) {
+              gen.failedCode = 'SESSION_FULL';
+              if (gen.link) this.sendError(gen.link, 'SESSION_FULL', `session ${this.session} is full of critical events; chunk ${seq} refused`, gen.id);
+              if (this.active === gen) this.endFromGateway(gen, 'error', 'SESSION_FULL: retention cannot make room');
+            }
+          } else if (r.status === 'seq_gap') {
+            gen.nextSeq = r.expected;
+            if (gen.link) this.sendError(gen.link, 'SEQ_GAP', `seq ${seq} skips ahead; expected ${r.expected}`, gen.id, { expectedSeq: r.expected });
+          } else if (gen.link) {
+            this.sendError(gen.link, 'GENERATION_CLOSED', `generation ${gen.id} has ended`, gen.id);
+          }
+          break;
+        }
+        case 'end':
+          this.applyEnd(op, r);
+          break;
+        case 'append':
+          if (r.status === 'ok' || r.status === 'duplicate') {
+            op.reply.resolve({
+              type: 'appended',
+              ...(op.requestId !== undefined ? { id: op.requestId } : {}),
+              session: this.session,
+              key: (op.item as { key: string }).key,
+              offset: r.offset,
+              duplicate: r.status === 'duplicate',
+            });
+          } else {
+            op.reply.reject(new SpoolError('SESSION_FULL', `session ${this.session} is full of critical events`, { session: this.session }));
+          }
+          break;
+      }
+    }
+    // One cumulative ack per generation per batch, only now that the batch is durable (G1).
+    for (const gen of touched) {
+      if (gen.link) gen.link.send({ type: 'ack', generation: gen.id as GenerationId, seq: gen.ackSeq, offset: gen.ackOffset });
+      gen.ackSeq = -1;
+    }
+    this.publish(result.events, result.trimmed, prevHead, result.head);
+  }
+
+  private applyEnd(op: Extract<Op, { kind: 'end' }>, r: AppendResult['results'][number]): void {
+    const item = op.item;
+    const gen = op.gen;
+    if (r.status === 'ok' || r.status === 'duplicate') {
+      const status = r.status === 'duplicate' ? (r.endStatus ?? item.status) : item.status;
+      if (gen && this.active === gen) {
+        this.active = null;
+        if (this.idleTimer) {
+          clearTimeout(this.idleTimer);
+          this.idleTimer = undefined;
+        }
+      }
+      op.reply?.resolve({ type: 'finished', generation: item.generationId as GenerationId, status, offset: r.offset });
+      return;
+    }
+    if (r.status === 'seq_gap' && gen && !op.reply) {
+      // A gateway-originated end raced a rollback of nextSeq: end at the store's next seq.
+      gen.ending = false;
+      gen.nextSeq = r.expected;
+      this.endFromGateway(gen, item.status, item.error);
+      return;
+    }
+    if (gen) gen.ending = false;
+    const error =
+      r.status === 'fenced'
+        ? new SpoolError('FENCED', `generation ${item.generationId} was displaced`, { epoch: r.epoch })
+        : r.status === 'seq_gap'
+          ? new SpoolError('SEQ_GAP', `finish at seq ${item.seq}; expected ${r.expected}`, { expectedSeq: r.expected })
+          : new SpoolError('GENERATION_CLOSED', `generation ${item.generationId} is not open`);
+    op.reply?.reject(error);
+  }
+
+  /**
+   * Newly durable events: into the hot buffer, then out to live readers. `trimmed` are offsets
+   * retention removed in the same store call (they become gaps, never deliveries).
+   */
+  private publish(events: readonly SessionEvent[], trimmed: AppendResult['trimmed'], prevHead: Offset, head: Offset): void {
+    let removed: Set<Offset> | null = null;
+    if (trimmed.length > 0) {
+      removed = new Set();
+      for (const t of trimmed) {
+        removed.add(t.offset);
+        this.deps.metrics.bufferTrimmed.inc(1, { priority: String(t.priority) });
+        this.deps.telemetry.emit({ name: 'buffer.trimmed', session: this.session, offset: t.offset, priority: t.priority });
+      }
+    }
+    const fresh = removed ? events.filter((e) => !(removed as Set<Offset>).has(e.offset)) : events;
+    for (const event of fresh) if (event.type === 'gen.end') this.emitEnd(event);
+    this.hot.push(fresh, head, (e) => dataSize(e.data));
+    if (removed) this.hot.remove(removed);
+    if (head <= prevHead) return;
+    let shared: ServerFrame[] | null = null;
+    for (const sub of this.subscribers.values()) {
+      if (sub.state !== 'live') continue;
+      if (sub.offset === prevHead) {
+        shared ??= this.framesFor(this.hot.readAfter(prevHead));
+        this.sendFrames(sub, shared, head);
+      } else if (sub.offset < head) {
+        this.sendFrames(sub, this.framesFor(this.hot.readAfter(sub.offset)), head);
+      }
+    }
+  }
+
+  private emitEnd(event: SessionEvent): void {
+    this.deps.telemetry.emit({
+      name: 'generation.end',
+      session: this.session,
+      generation: event.generationId ?? '',
+      status: event.status ?? 'done',
+      offset: event.offset,
+    });
+  }
+
+  /** Groups read items into `events` and `gap` frames, in order. */
+  private framesFor(items: readonly ReadItem[]): ServerFrame[] {
+    const frames: ServerFrame[] = [];
+    let run: SessionEvent[] = [];
+    const flushRun = (): void => {
+      if (run.length) frames.push({ type: 'events', session: this.session, events: run });
+      run = [];
+    };
+    for (const item of items) {
+      if (item.type === 'gap') {
+        flushRun();
+        frames.push({ type: 'gap', session: this.session, from: item.from, to: item.to, reason: item.reason });
+      } else {
+        run.push(item);
+        if (run.length >= EVENTS_PER_FRAME) flushRun();
+      }
+    }
+    flushRun();
+    return frames;
+  }
+
+  /** Sends frames covering up to `through`; pauses a reader whose socket is backed up. */
+  private sendFrames(sub: Subscriber, frames: readonly ServerFrame[], through: Offset): void {
+    for (const frame of frames) sub.link.send(frame);
+    if (through > sub.offset) sub.offset = through;
+    if (sub.link.bufferedAmount() > this.deps.config.maxReaderBufferedBytes) this.pause(sub);
+  }
+
+  private pause(sub: Subscriber): void {
+    sub.state = 'paused';
+    sub.link.onceDrained(this.deps.config.maxReaderBufferedBytes / 2, () => {
+      if (sub.state === 'paused') this.catchUp(sub);
+    });
+  }
+
+  /** Brings a reader from its offset to the head (store, then hot buffer), then marks it live. */
+  private catchUp(sub: Subscriber): void {
+    if (sub.state === 'closed' || this.closed) return;
+    if (sub.offset >= this.hot.floor) {
+      const head = this.hot.head;
+      const wasLive = sub.state === 'live';
+      sub.state = 'live';
+      this.sendFrames(sub, this.framesFor(this.hot.readAfter(sub.offset)), head);
+      if (!wasLive) {
+        sub.link.send({ type: 'live', session: this.session, offset: sub.offset });
+        if (sub.resumed) {
+          const latencyMs = this.deps.config.clock() - sub.startedAt;
+          this.deps.metrics.resumeLatency.observe(latencyMs / 1000);
+          this.deps.telemetry.emit({ name: 'resume.live', session: this.session, offset: sub.offset, latencyMs, connectionId: sub.link.id });
+        }
+      }
+      return;
+    }
+    sub.state = 'catching-up';
+    this.deps.store.read(this.session, sub.offset, this.deps.config.readPageEvents).then(
+      (page) => {
+        if (sub.state !== 'catching-up') return;
+        this.sendFrames(sub, this.framesFor(page.items), page.through);
+        if (sub.state === 'catching-up') this.catchUp(sub);
+      },
+      (error: unknown) => {
+        if (sub.state === 'closed') return;
+        this.deps.logger.warn({ session: this.session, err: String(error) }, 'store read failed for a reader');
+        this.unsubscribe(sub.link);
+        this.sendError(sub.link, 'STORE_UNAVAILABLE', 'store read failed; resubscribe from your offset', this.session);
+      },
+    );
+  }
+
+  private giveUp(batch: Op[], error: unknown): void {
+    const spoolError = error instanceof SpoolError ? error : new SpoolError('STORE_UNAVAILABLE', `store unavailable: ${String(error)}; retry`);
+    if (batch.length && !(error instanceof SpoolError)) {
+      this.deps.logger.error({ session: this.session, err: String(error), ops: batch.length }, 'store retry budget spent; failing writes');
+    }
+    const notified = new Set<GenState>();
+    for (const op of batch) {
+      switch (op.kind) {
+        case 'chunk': {
+          const gen = op.gen;
+          // Not durable: the producer resends from the last acked seq.
+          gen.nextSeq = Math.min(gen.nextSeq, gen.durableSeq + 1);
+          if (!notified.has(gen)) {
+            notified.add(gen);
+            if (gen.link) this.sendError(gen.link, spoolError.code, spoolError.message, gen.id);
+          }
+          break;
+        }
+        case 'end':
+          if (op.gen) op.gen.ending = false;
+          op.reply?.reject(spoolError);
+          break;
+        case 'append':
+        case 'open':
+          op.reply.reject(spoolError);
+          break;
+      }
+    }
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  private sendError(link: Link, code: ErrorCode, message: string, ref: string, details: ErrorDetails = {}, id?: number): void {
+    this.deps.metrics.errorsSent.inc(1, { code });
+    link.sendError(new SpoolError(code, message, details), ref, id);
+  }
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/**
+ * The `spool` command. `spool serve [--host H] [--port P] [--data DIR]`; flags win over the
+ * SPOOL_* environment variables, which win over the defaults.
+ */
+import { parseArgs } from 'node:util';
+import { configFromEnv, type GatewayOptions } from './config';
+import { startGateway } from './gateway';
+
+const USAGE = `usage: spool serve [--host 127.0.0.1] [--port 8080] [--data ./data] [--auth-token TOKEN]
+
+environment: SPOOL_HOST, SPOOL_PORT, SPOOL_DATA, SPOOL_AUTH_TOKEN, SPOOL_GENERATION_IDLE_TIMEOUT_MS,
+             SPOOL_SESSION_TTL_MS, SPOOL_DEDUPE_WINDOW_MS, SPOOL_HEARTBEAT_MS,
+             SPOOL_RETENTION_EVENTS, SPOOL_RETENTION_BYTES, SPOOL_LOG_LEVEL`;
+
+async function main(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      data: { type: 'string' },
+      'auth-token': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || positionals[0] !== 'serve') {
+    process.stdout.write(USAGE + '\n');
+    process.exitCode = values.help ? 0 : 2;
+    return;
+  }
+  const options: Record<string, unknown> = { ...configFromEnv(process.env) };
+  if (values.host !== undefined) options['host'] = values.host;
+  if (values.port !== undefined) {
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port ${values.port} is not a port number`);
+    options['port'] = port;
+  }
+  if (values.data !== undefined) options['data'] = values.data;
+  if (values['auth-token'] !== undefined) options['authToken'] = values['auth-token'];
+  const gateway = await startGateway(options as GatewayOptions);
+  // Printed for scripts and tests that start the CLI on port 0.
+  process.stdout.write(`spool listening on ${gateway.url}\n`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`${signal}: shutting down\n`);
+    gateway.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`spool: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

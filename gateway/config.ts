@@ -1,0 +1,132 @@
+/**
+ * Gateway configuration: every limit is an option with a documented default (README lists them).
+ */
+import type { Logger } from 'pino';
+import { DEFAULT_LIMITS, type ProtocolLimits } from '../protocol/limits';
+import type { Credit } from '../protocol/types';
+import { DEFAULT_STORE_OPTIONS, type Retention, type SessionStore } from '../store/types';
+import type { TelemetrySink } from './telemetry';
+import type { Transport } from './transport';
+
+export interface GatewayConfig {
+  /** @default '127.0.0.1' */
+  readonly host: string;
+  /** 0 picks a free port. @default 8080 */
+  readonly port: number;
+  /** Directory of the embedded LMDB store. @default './data' */
+  readonly data: string;
+  /** A store to use instead of opening LMDB under `data` (tests, Redis). */
+  readonly store?: SessionStore;
+  readonly transport?: Transport;
+  /** When set, `hello.token` must equal it. @default unset (no auth) */
+  readonly authToken?: string;
+  readonly limits: ProtocolLimits;
+  /** Per-generation unacked chunks/bytes a producer may have in flight. @default 1024 frames, 1 MiB */
+  readonly credit: Credit;
+  /** Transport ping interval; a silent socket is dropped after two. @default 15000 */
+  readonly heartbeatMs: number;
+  /** A generation with no frame for this long ends with `gen.end timeout`. @default 30000 */
+  readonly generationIdleTimeoutMs: number;
+  /** An actor with no work, readers or open generation is evicted after this long. @default 60000 */
+  readonly sessionIdleMs: number;
+  /** Most events per store append. @default 512 */
+  readonly maxBatchEvents: number;
+  /** Most data bytes per store append. @default 1 MiB */
+  readonly maxBatchBytes: number;
+  /** Wait this long for more writes, only when writes are already queued behind a flush. @default 0 */
+  readonly lingerMs: number;
+  /** Retry a failing store for this long before answering STORE_UNAVAILABLE. @default 10000 */
+  readonly storeRetryBudgetMs: number;
+  /** After the budget is spent, fail writes fast for this long before probing again. @default 1000 */
+  readonly storeProbeIntervalMs: number;
+  /** Recent events kept in memory per session for readers. @default 1024 events, 1 MiB */
+  readonly hotBufferEvents: number;
+  readonly hotBufferBytes: number;
+  /** Past this many bytes buffered toward a reader, live pushes stop until it drains. @default 1 MiB */
+  readonly maxReaderBufferedBytes: number;
+  /** Events per store read while a reader catches up. @default 512 */
+  readonly readPageEvents: number;
+  readonly retention: Retention;
+  /** @default 7 days */
+  readonly sessionTtlMs: number;
+  /** @default 24 h (never under 2 min) */
+  readonly dedupeWindowMs: number;
+  /** How often expired sessions are removed. @default 60000 */
+  readonly expireIntervalMs: number;
+  /** How long close() waits for queued writes to become durable. @default 10000 */
+  readonly shutdownTimeoutMs: number;
+  readonly telemetry?: TelemetrySink;
+  readonly logger?: Logger;
+  /** Milliseconds since the epoch. @default Date.now */
+  readonly clock: () => number;
+}
+
+export const DEFAULT_CONFIG: GatewayConfig = {
+  host: '127.0.0.1',
+  port: 8080,
+  data: './data',
+  limits: DEFAULT_LIMITS,
+  credit: { frames: 1024, bytes: 1024 * 1024 },
+  heartbeatMs: 15_000,
+  generationIdleTimeoutMs: 30_000,
+  sessionIdleMs: 60_000,
+  maxBatchEvents: 512,
+  maxBatchBytes: 1024 * 1024,
+  lingerMs: 0,
+  storeRetryBudgetMs: 10_000,
+  storeProbeIntervalMs: 1_000,
+  hotBufferEvents: 1024,
+  hotBufferBytes: 1024 * 1024,
+  maxReaderBufferedBytes: 1024 * 1024,
+  readPageEvents: 512,
+  retention: DEFAULT_STORE_OPTIONS.retention,
+  sessionTtlMs: DEFAULT_STORE_OPTIONS.sessionTtlMs,
+  dedupeWindowMs: DEFAULT_STORE_OPTIONS.dedupeWindowMs,
+  expireIntervalMs: 60_000,
+  shutdownTimeoutMs: 10_000,
+  clock: Date.now,
+};
+
+export type GatewayOptions = Partial<Omit<GatewayConfig, 'limits' | 'retention'>> & {
+  readonly limits?: Partial<ProtocolLimits>;
+  readonly retention?: Partial<Retention>;
+};
+
+export function resolveConfig(options: GatewayOptions): GatewayConfig {
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  return {
+    ...DEFAULT_CONFIG,
+    ...defined,
+    limits: { ...DEFAULT_CONFIG.limits, ...options.limits },
+    retention: { ...DEFAULT_CONFIG.retention, ...options.retention },
+  } as GatewayConfig;
+}
+
+/** Reads SPOOL_* environment variables (the CLI's flags win over them). */
+export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
+  const num = (name: string): number | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return undefined;
+    const value = Number(raw);
+    if (!Number.isFinite(value)) throw new Error(`${name}=${raw} is not a number`);
+    return value;
+  };
+  const options: Record<string, unknown> = {
+    host: env['SPOOL_HOST'] || undefined,
+    port: num('SPOOL_PORT'),
+    data: env['SPOOL_DATA'] || undefined,
+    authToken: env['SPOOL_AUTH_TOKEN'] || undefined,
+    generationIdleTimeoutMs: num('SPOOL_GENERATION_IDLE_TIMEOUT_MS'),
+    sessionTtlMs: num('SPOOL_SESSION_TTL_MS'),
+    dedupeWindowMs: num('SPOOL_DEDUPE_WINDOW_MS'),
+    heartbeatMs: num('SPOOL_HEARTBEAT_MS'),
+  };
+  const maxEvents = num('SPOOL_RETENTION_EVENTS');
+  const maxBytes = num('SPOOL_RETENTION_BYTES');
+  if (maxEvents !== undefined || maxBytes !== undefined) {
+    options['retention'] = Object.fromEntries(
+      Object.entries({ maxEvents, maxBytes }).filter(([, v]) => v !== undefined),
+    );
+  }
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as GatewayOptions;
+}

@@ -1,0 +1,140 @@
+/**
+ * startGateway: wires config, store, actor registry, transport and HTTP endpoints into one
+ * running gateway, and takes it down gracefully.
+ */
+import { randomUUID } from 'node:crypto';
+import pino, { type Logger } from 'pino';
+import { WS_PATH } from '../protocol/types';
+import { openLmdbStore } from '../store/lmdb';
+import type { SessionStore } from '../store/types';
+import { resolveConfig, type GatewayConfig, type GatewayOptions } from './config';
+import { Connection } from './connection';
+import { ActorRegistry } from './registry';
+import { Metrics, noopSink } from './telemetry';
+import type { HttpResponse, TransportServer } from './transport';
+import { wsTransport } from './transport-ws';
+
+export type GatewayState = 'starting' | 'running' | 'closing' | 'closed';
+
+export interface Gateway {
+  /** ws://host:port/v1 */
+  readonly url: string;
+  readonly port: number;
+  readonly config: GatewayConfig;
+  readonly metrics: Metrics;
+  readonly store: SessionStore;
+  readonly state: GatewayState;
+  /** Graceful: stop accepting, make queued writes durable, close sockets with SHUTTING_DOWN. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
+  const config = resolveConfig(options);
+  const logger: Logger = config.logger ?? pino({ level: process.env['SPOOL_LOG_LEVEL'] ?? 'info' });
+  const ownsStore = config.store === undefined;
+  const store =
+    config.store ??
+    (await openLmdbStore({
+      path: config.data,
+      retention: config.retention,
+      sessionTtlMs: config.sessionTtlMs,
+      dedupeWindowMs: config.dedupeWindowMs,
+    }));
+  const metrics = new Metrics();
+  const telemetry = config.telemetry ?? noopSink;
+  const registry = new ActorRegistry(store, config, metrics, telemetry, logger);
+  const connections = new Set<Connection>();
+  let state: GatewayState = 'starting';
+
+  metrics.gauge('spool_sessions_active', 'Session actors loaded in this process', () => registry.size);
+  metrics.gauge('spool_connections_active', 'Open client connections', () => connections.size);
+  metrics.gauge('spool_persistence_queue_depth', 'Writes queued for the store, all sessions', () => registry.queueDepth());
+  metrics.gauge('spool_memory_bytes_per_session', 'Process heap divided by loaded sessions', () =>
+    registry.size ? Math.round(process.memoryUsage().heapUsed / registry.size) : 0,
+  );
+
+  const http = async (path: string): Promise<HttpResponse> => {
+    switch (path) {
+      case '/metrics':
+        return { status: 200, contentType: 'text/plain; version=0.0.4', body: metrics.render() };
+      case '/healthz':
+        return { status: 200, contentType: 'text/plain', body: 'ok\n' };
+      case '/readyz':
+        return state === 'running'
+          ? { status: 200, contentType: 'text/plain', body: 'ready\n' }
+          : { status: 503, contentType: 'text/plain', body: `${state}\n` };
+      default:
+        return { status: 404, contentType: 'text/plain', body: 'not found\n' };
+    }
+  };
+
+  const transport = config.transport ?? wsTransport;
+  let server: TransportServer;
+  try {
+    server = await transport.listen({
+      host: config.host,
+      port: config.port,
+      path: WS_PATH,
+      // Frames between maxFrameBytes and this get a FRAME_TOO_LARGE answer and the socket stays
+      // open; past it the transport drops the socket (it will not buffer arbitrary input).
+      maxPayloadBytes: config.limits.maxFrameBytes * 4,
+      idleTimeoutMs: config.heartbeatMs * 2,
+      http,
+      accept: (socket) => {
+        const connection = new Connection({
+          id: randomUUID(),
+          socket,
+          config,
+          registry,
+          metrics,
+          logger,
+          onClosed: (c) => connections.delete(c),
+        });
+        connections.add(connection);
+        if (state !== 'running') connection.shutdown();
+        return connection;
+      },
+    });
+  } catch (error) {
+    if (ownsStore) await store.close();
+    throw error;
+  }
+
+  const expirer = setInterval(() => {
+    store.expire(config.clock()).catch((err: unknown) => logger.warn({ err: String(err) }, 'session expiry failed'));
+  }, config.expireIntervalMs);
+  expirer.unref();
+
+  state = 'running';
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  logger.info({ port: server.port, host: config.host, transport: transport.name, data: ownsStore ? config.data : 'external store' }, 'spool gateway listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `ws://${host}:${server.port}${WS_PATH}`,
+    port: server.port,
+    config,
+    metrics,
+    store,
+    get state() {
+      return state;
+    },
+    close() {
+      closing ??= (async () => {
+        state = 'closing';
+        clearInterval(expirer);
+        await server.stopAccepting();
+        // Refuse new frames first, so nothing arrives after the drain below; acks of what is
+        // queued still reach producers; then every client is told to reconnect elsewhere/later.
+        for (const connection of connections) connection.beginShutdown();
+        await registry.close(config.shutdownTimeoutMs);
+        for (const connection of connections) connection.shutdown();
+        await server.close();
+        if (ownsStore) await store.close();
+        state = 'closed';
+        logger.info('spool gateway closed');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,6 @@
+/** spool/gateway: run a spool gateway in-process. */
+export { startGateway, type Gateway, type GatewayState } from './gateway';
+export { DEFAULT_CONFIG, resolveConfig, configFromEnv, type GatewayConfig, type GatewayOptions } from './config';
+export type { TelemetrySink, DomainEvent } from './telemetry';
+export type { Transport, TransportSocket, TransportServer } from './transport';
+export { wsTransport } from './transport-ws';

@@ -1,0 +1,99 @@
+/**
+ * The live session actors of this process: created on first use (state loaded from the store),
+ * evicted after sessionIdleMs with nothing left to do.
+ */
+import type { Logger } from 'pino';
+import type { SessionId } from '../protocol/types';
+import type { SessionStore } from '../store/types';
+import { SessionActor } from './actor';
+import type { GatewayConfig } from './config';
+import type { Metrics, TelemetrySink } from './telemetry';
+
+interface Slot {
+  actor: SessionActor;
+  /** Pending while the actor loads; calls made meanwhile chain on it, in order. */
+  loading: Promise<SessionActor> | null;
+}
+
+export class ActorRegistry {
+  private readonly slots = new Map<SessionId, Slot>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly store: SessionStore,
+    private readonly config: GatewayConfig,
+    private readonly metrics: Metrics,
+    private readonly telemetry: TelemetrySink,
+    private readonly logger: Logger,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.floor(config.sessionIdleMs / 2)));
+    this.sweeper.unref();
+  }
+
+  get size(): number {
+    return this.slots.size;
+  }
+
+  /**
+   * Runs `fn` on the session's actor: synchronously when it is loaded, after its load otherwise.
+   * Calls for one session run in call order either way. Load failures reach `onError`.
+   */
+  with(session: SessionId, fn: (actor: SessionActor) => void, onError: (error: unknown) => void): void {
+    let slot = this.slots.get(session);
+    if (!slot) {
+      const actor = new SessionActor({ session, store: this.store, config: this.config, metrics: this.metrics, telemetry: this.telemetry, logger: this.logger });
+      const created: Slot = { actor, loading: null };
+      created.loading = actor.load().then(
+        () => {
+          created.loading = null;
+          return actor;
+        },
+        (error: unknown) => {
+          // Forget the slot so the next use retries the load.
+          if (this.slots.get(session) === created) this.slots.delete(session);
+          throw error;
+        },
+      );
+      this.slots.set(session, created);
+      slot = created;
+    }
+    if (!slot.loading) {
+      fn(slot.actor);
+      return;
+    }
+    slot.loading.then(fn, onError);
+  }
+
+  /** Totals over loaded actors, for gauges. */
+  queueDepth(): number {
+    let depth = 0;
+    for (const slot of this.slots.values()) if (!slot.loading) depth += slot.actor.queueDepth;
+    return depth;
+  }
+
+  /** Waits (bounded) for every queued write to be answered, then closes every actor. */
+  async close(timeoutMs: number): Promise<void> {
+    clearInterval(this.sweeper);
+    const actors = [...this.slots.values()].map((slot) => slot.actor);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(actors.map((actor) => actor.whenIdle())),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    if (timer) clearTimeout(timer);
+    for (const actor of actors) actor.close();
+    this.slots.clear();
+  }
+
+  private sweep(): void {
+    const now = this.config.clock();
+    for (const [session, slot] of this.slots) {
+      if (!slot.loading && slot.actor.evictable(now)) {
+        slot.actor.close();
+        this.slots.delete(session);
+      }
+    }
+  }
+}

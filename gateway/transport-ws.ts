@@ -1,0 +1,146 @@
+/**
+ * The default transport, on the `ws` package and node:http.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Subprotocol } from '../protocol/types';
+import type { ListenOptions, Transport, TransportServer, TransportSocket } from './transport';
+
+const DRAIN_POLL_MS = 10;
+
+class WsSocket implements TransportSocket {
+  alive = true;
+  readonly protocol: Subprotocol | null;
+  readonly remoteAddress: string;
+
+  constructor(private readonly ws: WebSocket, remoteAddress: string) {
+    this.protocol = ws.protocol === SUBPROTOCOL_MSGPACK || ws.protocol === SUBPROTOCOL_JSON ? ws.protocol : null;
+    this.remoteAddress = remoteAddress;
+  }
+
+  send(message: Uint8Array | string): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(message, { binary: typeof message !== 'string' });
+  }
+
+  bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  onceDrained(lowWaterBytes: number, callback: () => void): void {
+    // ws has no public per-socket drain event; a poll only runs while a reader waits, so it
+    // costs nothing on the hot path.
+    const check = (): void => {
+      if (this.ws.readyState !== this.ws.OPEN) return;
+      if (this.ws.bufferedAmount <= lowWaterBytes) callback();
+      else setTimeout(check, DRAIN_POLL_MS);
+    };
+    check();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, reason);
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  ping(): void {
+    this.ws.ping();
+  }
+}
+
+export const wsTransport: Transport = {
+  name: 'ws',
+  async listen(options: ListenOptions): Promise<TransportServer> {
+    const server = http.createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      if (req.method !== 'GET') {
+        res.writeHead(405).end();
+        return;
+      }
+      options.http(path).then(
+        (reply) => res.writeHead(reply.status, { 'content-type': reply.contentType }).end(reply.body),
+        () => res.writeHead(500).end(),
+      );
+    });
+    const wss = new WebSocketServer({
+      server,
+      path: options.path,
+      maxPayload: options.maxPayloadBytes,
+      perMessageDeflate: false,
+      // Accept the socket even without a spool subprotocol, so the client is told why it is refused.
+      handleProtocols: (offered) => {
+        if (offered.has(SUBPROTOCOL_MSGPACK)) return SUBPROTOCOL_MSGPACK;
+        if (offered.has(SUBPROTOCOL_JSON)) return SUBPROTOCOL_JSON;
+        return false;
+      },
+    });
+    const sockets = new Set<WsSocket>();
+    wss.on('connection', (ws, req) => {
+      const socket = new WsSocket(ws, req.socket.remoteAddress ?? '');
+      sockets.add(socket);
+      const handlers = options.accept(socket);
+      ws.on('pong', () => {
+        socket.alive = true;
+      });
+      ws.on('message', (data, isBinary) => {
+        socket.alive = true;
+        const message = isBinary ? (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)) : data.toString();
+        handlers.onMessage(message);
+      });
+      ws.on('close', (code, reason) => {
+        sockets.delete(socket);
+        handlers.onClose(code, reason.toString());
+      });
+      ws.on('error', () => {
+        // 'close' follows every 'error'; the connection reports it there.
+      });
+    });
+    // One liveness timer for all sockets: ping, and terminate those that did not answer the last one.
+    const heartbeat = setInterval(() => {
+      for (const socket of sockets) {
+        if (!socket.alive) {
+          socket.terminate();
+          continue;
+        }
+        socket.alive = false;
+        socket.ping();
+      }
+    }, Math.max(50, Math.floor(options.idleTimeoutMs / 2)));
+    heartbeat.unref();
+
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const port = (server.address() as AddressInfo).port;
+    let accepting = true;
+    let closed: Promise<void> | undefined;
+    return {
+      port,
+      async stopAccepting() {
+        if (!accepting) return;
+        accepting = false;
+        // Refuse new upgrades; keep established sockets.
+        server.removeAllListeners('upgrade');
+        server.on('upgrade', (_req, raw) => raw.destroy());
+      },
+      close() {
+        closed ??= new Promise<void>((resolve) => {
+          clearInterval(heartbeat);
+          for (const socket of sockets) socket.terminate();
+          wss.close(() => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          });
+        });
+        return closed;
+      },
+    };
+  },
+};
