@@ -34,6 +34,7 @@ import type { AppendResult, OpenResult, SessionStore, WriteItem } from '../store
 import type { GatewayConfig } from './config';
 import { Flusher } from './flusher';
 import { HotBuffer } from './hot-buffer';
+import { assembleRead } from '../store/read';
 import type { Link } from './link';
 import { dataSize } from './size';
 import type { Metrics, TelemetrySink } from './telemetry';
@@ -588,14 +589,18 @@ export class SessionActor {
     this.hot.push(fresh, head, (e) => dataSize(e.data));
     if (removed) this.hot.remove(removed);
     if (head <= prevHead) return;
+    // Fan out from the batch itself, not the hot buffer: a batch larger than the buffer has
+    // already pushed its own front out of it.
     let shared: ServerFrame[] | null = null;
     for (const sub of this.subscribers.values()) {
-      if (sub.state !== 'live') continue;
+      if (sub.state !== 'live' || sub.offset >= head) continue;
       if (sub.offset === prevHead) {
-        shared ??= this.framesFor(this.hot.readAfter(prevHead));
+        shared ??= this.framesFor(assembleRead(prevHead, fresh, head, true).items);
         this.sendFrames(sub, shared, head);
-      } else if (sub.offset < head) {
-        this.sendFrames(sub, this.framesFor(this.hot.readAfter(sub.offset)), head);
+      } else {
+        // Not at the previous head (it read ahead from the store): bring it up the slow way.
+        sub.state = 'catching-up';
+        this.catchUp(sub);
       }
     }
   }
