@@ -179,7 +179,7 @@ describe('producing', () => {
     expect(fenced['details']['epoch']).toBeGreaterThan(1);
     b.send({ type: 'chunk', token: openedB['token'], seq: 0, data: 'b0' });
     await b.next((f) => f.type === 'ack');
-    const log = (await gw.store.read('s', 0, 100)).items as AnyFrame[];
+    const log = (await gw.store.read('s', 0, 100)).items as unknown as AnyFrame[];
     expect(log.map((e) => `${e.type}:${e['generationId']}:${e['status'] ?? e['data'] ?? ''}`)).toEqual([
       'gen.start:A:',
       'chunk:A:a0',
