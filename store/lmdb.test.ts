@@ -1,0 +1,175 @@
+import { spawn } from 'child_process';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { open } from 'lmdb';
+import type { SessionEvent } from '../protocol/types';
+import { openLmdbStore, type LmdbStoreOptions } from './lmdb';
+import { chunk, end, keyed, readAll, runStoreConformance } from './store.conformance';
+import { DEFAULT_STORE_OPTIONS } from './types';
+
+const T0 = 1_700_000_000_000;
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-lmdb-'));
+  dirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+runStoreConformance('lmdb', async (options) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-lmdb-'));
+  const store = openLmdbStore({ path: dir, ...options });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+/** Every key in the environment except the format marker and lmdb's own (non-array) keys. */
+async function rawKeys(dir: string): Promise<unknown[][]> {
+  const db = open({ path: dir });
+  try {
+    const keys: unknown[][] = [];
+    for (const key of db.getKeys({})) if (Array.isArray(key) && key[0] !== 'v') keys.push([...key]);
+    return keys;
+  } finally {
+    await db.close();
+  }
+}
+
+describe('LmdbStore', () => {
+  function openAt(dir: string, extra: Partial<LmdbStoreOptions> = {}) {
+    return openLmdbStore({ path: dir, ...DEFAULT_STORE_OPTIONS, ...extra });
+  }
+
+  it('data survives closing and reopening at the same path, including the active generation', async () => {
+    const dir = tempDir();
+    const first = openAt(dir);
+    await first.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+    await first.append('s', [chunk('g1', 1, 0), keyed('u1'), end('g1', 1, 1)]);
+    await first.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 + 1 });
+    await first.append('s', [chunk('g2', 2, 0), chunk('g2', 2, 1, { kind: 'reasoning', data: { nested: [1, 'two', null] } })]);
+    const metaBefore = await first.meta('s');
+    const logBefore = await readAll(first, 's');
+    await first.close();
+
+    const second = openAt(dir);
+    try {
+      expect(await second.meta('s')).toEqual(metaBefore);
+      expect(metaBefore).toMatchObject({ epoch: 2, head: 7, active: { id: 'g2', epoch: 2, lastSeq: 1, startOffset: 5 } });
+      expect(await readAll(second, 's')).toEqual(logBefore);
+      expect(await second.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 })).toEqual({ status: 'resumed', epoch: 2, nextSeq: 2, startOffset: 5 });
+      expect(await second.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 })).toEqual({ status: 'closed', endStatus: 'done', endOffset: 4 });
+      const retry = await second.append('s', [chunk('g2', 2, 1), keyed('u1'), chunk('g2', 2, 2)]);
+      expect(retry.results).toEqual([{ status: 'duplicate', offset: 7 }, { status: 'duplicate', offset: 3 }, { status: 'ok', offset: 8 }]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('every append that resolved before the writer was killed with SIGKILL is readable after reopening', async () => {
+    const dir = tempDir();
+    const helper = path.join(__dirname, 'test-helpers', 'lmdb-writer.js');
+    const child = spawn(process.execPath, [helper, dir, '4'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    type Ack = { offset: number; seq?: number; key?: string };
+    const acks: { session: string; acked: Ack[] }[] = [];
+    let stderr = '';
+    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+
+    await new Promise<void>((resolve, reject) => {
+      let pending = '';
+      const timer = setTimeout(() => reject(new Error(`writer acked ${acks.length} batches in 30 s; stderr: ${stderr}`)), 30_000);
+      child.stdout.on('data', (data: Buffer) => {
+        pending += data.toString();
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) acks.push(JSON.parse(line) as { session: string; acked: Ack[] });
+        if (acks.length >= 200) {
+          child.kill('SIGKILL');
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.on('exit', () => {
+        clearTimeout(timer);
+        if (acks.length < 200) reject(new Error(`writer exited early; stderr: ${stderr}`));
+      });
+    });
+    expect(await exited).toBe('SIGKILL');
+
+    const store = openAt(dir);
+    try {
+      for (const { session, acked } of acks) {
+        for (const ack of acked) {
+          const page = await store.read(session, ack.offset - 1, 1);
+          const event = page.items[0] as SessionEvent | undefined;
+          if (ack.key === undefined) expect(event).toMatchObject({ offset: ack.offset, type: 'chunk', seq: ack.seq });
+          else expect(event).toMatchObject({ offset: ack.offset, type: 'append', key: ack.key });
+        }
+      }
+      // What was committed is whole: each session's chunks are exactly seqs 0..lastSeq.
+      for (const session of ['s0', 's1', 's2', 's3']) {
+        const meta = await store.meta(session);
+        const seqs = (await readAll(store, session)).flatMap((item) => (item.type === 'chunk' ? [(item as SessionEvent).seq] : []));
+        expect(seqs).toEqual(Array.from({ length: (meta.active?.lastSeq ?? -1) + 1 }, (_, i) => i));
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('expiring every session leaves no key behind in the environment', async () => {
+    const dir = tempDir();
+    const store = openAt(dir, { sessionTtlMs: 3_600_000, dedupeWindowMs: 7_200_000 });
+    for (const session of ['a', 'b']) {
+      await store.openGeneration(session, { generationId: 'g1', takeover: false, ts: T0 });
+      await store.append(session, [chunk('g1', 1, 0, { priority: 0 }), chunk('g1', 1, 1), keyed('k1'), end('g1', 1, 2)]);
+      await store.openGeneration(session, { generationId: 'g2', takeover: false, ts: T0 });
+      await store.append(session, [chunk('g2', 2, 0, { priority: 1 })]);
+    }
+    expect(await store.expire(T0 + 3_600_001)).toBe(2);
+    await store.close();
+    expect(await rawKeys(dir)).toEqual([]);
+  });
+
+  it('a generation that ends leaves no seq index behind, and dedupe records leave with their window', async () => {
+    const dir = tempDir();
+    const store = openAt(dir, { sessionTtlMs: 24 * 3_600_000, dedupeWindowMs: 120_000 });
+    await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+    await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1), keyed('k1'), end('g1', 1, 2)]);
+    await store.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 });
+    await store.openGeneration('s', { generationId: 'g3', takeover: true, ts: T0 });
+    await store.expire(T0 + 120_001);
+    await store.close();
+    const families = new Set((await rawKeys(dir)).map((key) => key[0]));
+    expect([...families].sort()).toEqual(['e', 'm', 'r', 't']);
+  });
+
+  it('with durability flush, writes resolve and are readable', async () => {
+    const dir = tempDir();
+    const store = openAt(dir, { durability: 'flush' });
+    try {
+      const written = await store.append('s', [keyed('k1'), keyed('k2')]);
+      expect(written.head).toBe(2);
+      expect((await store.read('s', 0, 10)).items).toHaveLength(2);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('treats a path with a dot in its name as a directory', async () => {
+    const dir = path.join(tempDir(), 'spool.data');
+    const store = openAt(dir);
+    await store.append('s', [keyed('k1')]);
+    await store.close();
+    expect(fs.statSync(dir).isDirectory()).toBe(true);
+  });
+});

@@ -1,0 +1,316 @@
+/**
+ * LmdbStore: the embedded default SessionStore, one LMDB environment under a directory.
+ *
+ * Every openGeneration/append/expire step is one LMDB transaction (a child transaction of
+ * lmdb-js's batched write transaction, so a callback that throws rolls back only its own
+ * writes). Its promise resolves after commit: that is the durability point of G1. Commits are
+ * written to the file before they resolve, so they survive `kill -9` of the process; with
+ * `durability: 'flush'` a call also waits for the fsync, which is what survives power loss.
+ * lmdb-js runs the transactions of many sessions in one batch, so concurrent sessions share
+ * commits without any batching here.
+ *
+ * Keys are ordered-binary arrays, so every per-session family is one contiguous range:
+ *
+ *   ['v']                               format version
+ *   ['m', session]                      MetaRecord
+ *   ['e', session, offset]              SessionEvent
+ *   ['r', session, priority, offset]    size        retention index, priorities 0-2 only
+ *   ['g', session, generation, seq]     offset      seq index, active generation only
+ *   ['k', session, key]                 KeyRecord   append idempotency keys
+ *   ['x', session, generation]          EndedRecord ended generations
+ *   ['t', lastWriteTs, session]         true        session expiry index
+ *   ['d', ts, session, 'k'|'x', id]     true        dedupe-window expiry index (keys, ended)
+ *
+ * The retention index sorts by priority, then offset, so "oldest event of the lowest priority
+ * present" is the first key under ['r', session]: one O(log n) lookup, no event read or decoded.
+ * The two expiry indexes sort by time, so `expire(now)` reads only what is due.
+ */
+import { open, type Key, type RootDatabase } from 'lmdb';
+import { SpoolError } from '../protocol/errors';
+import type { Offset, Priority, SessionEvent } from '../protocol/types';
+import {
+  applyAppend,
+  applyOpen,
+  normalizeOptions,
+  publicMeta,
+  type EndedRecord,
+  type KeyRecord,
+  type MetaRecord,
+  type SessionTx,
+} from './engine';
+import { assembleRead } from './read';
+import type {
+  AppendResult,
+  OpenRequest,
+  OpenResult,
+  ReadResult,
+  SessionMeta,
+  SessionStore,
+  StoreOptions,
+  TrimmedEvent,
+  WriteItem,
+} from './types';
+
+const FORMAT_VERSION = 1;
+/** Upper bound for offset and seq ranges (exclusive end keys). */
+const MAX_INDEX = Number.MAX_SAFE_INTEGER;
+/** Sessions removed per expiry transaction: keeps one transaction (and the writer lock) short. */
+const EXPIRE_SESSIONS_PER_TXN = 64;
+/** Dedupe records removed per expiry transaction. */
+const EXPIRE_RECORDS_PER_TXN = 1024;
+
+type Db = RootDatabase<unknown, Key>;
+type KeyPart = string | number;
+
+export interface LmdbStoreOptions extends Partial<StoreOptions> {
+  /** Directory of the LMDB environment; created when missing. */
+  readonly path: string;
+  /**
+   * When a write resolves. 'commit': committed and written to the OS (survives a process
+   * crash, `kill -9`). 'flush': also fsynced (survives power loss), at the cost of a disk flush
+   * per commit batch. @default 'commit'
+   */
+  readonly durability?: 'commit' | 'flush';
+}
+
+/** Opens (creating if needed) the LMDB environment at `options.path`. */
+export function openLmdbStore(options: LmdbStoreOptions): LmdbStore {
+  // noSubdir false: `path` is always a directory, even when its name contains a dot.
+  const db = open<unknown, Key>({ path: options.path, noSubdir: false, encoding: 'msgpack', keyEncoding: 'ordered-binary' });
+  const format = db.get(['v']);
+  if (format === undefined) {
+    db.putSync(['v'], FORMAT_VERSION);
+  } else if (format !== FORMAT_VERSION) {
+    void db.close();
+    throw new SpoolError('INTERNAL', `LMDB data at ${options.path} has format ${String(format)}; this spool reads format ${FORMAT_VERSION}`);
+  }
+  return new LmdbStore(db, options);
+}
+
+function hasPrefix(key: Key, prefix: readonly KeyPart[]): key is KeyPart[] {
+  if (!Array.isArray(key) || key.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** Every entry whose key starts with `prefix`, collected before the caller deletes any. */
+function entriesUnder(db: Db, prefix: readonly KeyPart[]): { key: KeyPart[]; value: unknown }[] {
+  const entries: { key: KeyPart[]; value: unknown }[] = [];
+  for (const entry of db.getRange({ start: prefix as KeyPart[] })) {
+    if (!hasPrefix(entry.key, prefix)) break;
+    entries.push({ key: entry.key, value: entry.value });
+  }
+  return entries;
+}
+
+function removeUnder(db: Db, prefix: readonly KeyPart[]): void {
+  const keys: KeyPart[][] = [];
+  for (const key of db.getKeys({ start: prefix as KeyPart[] })) {
+    if (!hasPrefix(key, prefix)) break;
+    keys.push(key);
+  }
+  for (const key of keys) db.removeSync(key);
+}
+
+/** The engine's view of one session; valid only inside a write transaction. */
+class LmdbTx implements SessionTx {
+  constructor(
+    private readonly db: Db,
+    private readonly session: string,
+  ) {}
+
+  readMeta(): MetaRecord | undefined {
+    return this.db.get(['m', this.session]) as MetaRecord | undefined;
+  }
+
+  writeMeta(meta: MetaRecord, previous: MetaRecord | undefined): void {
+    this.db.putSync(['m', this.session], meta);
+    if (previous !== undefined && previous.lastWriteTs === meta.lastWriteTs) return;
+    if (previous !== undefined) this.db.removeSync(['t', previous.lastWriteTs, this.session]);
+    this.db.putSync(['t', meta.lastWriteTs, this.session], true);
+  }
+
+  putEvent(event: SessionEvent, size: number): void {
+    this.db.putSync(['e', this.session, event.offset], event);
+    if (event.priority < 3) this.db.putSync(['r', this.session, event.priority, event.offset], size);
+  }
+
+  evictOldest(): TrimmedEvent | undefined {
+    for (const { key, value } of this.db.getRange({ start: ['r', this.session], end: ['r', this.session, 3], limit: 1 })) {
+      const [, , priority, offset] = key as [string, string, Priority, Offset];
+      this.db.removeSync(key);
+      this.db.removeSync(['e', this.session, offset]);
+      return { offset, priority, size: value as number };
+    }
+    return undefined;
+  }
+
+  seqOffset(generationId: string, seq: number): Offset | undefined {
+    return this.db.get(['g', this.session, generationId, seq]) as Offset | undefined;
+  }
+
+  putSeq(generationId: string, seq: number, offset: Offset): void {
+    this.db.putSync(['g', this.session, generationId, seq], offset);
+  }
+
+  dropSeqIndex(generationId: string): void {
+    removeUnder(this.db, ['g', this.session, generationId]);
+  }
+
+  keyRecord(key: string): KeyRecord | undefined {
+    return this.db.get(['k', this.session, key]) as KeyRecord | undefined;
+  }
+
+  putKey(key: string, record: KeyRecord): void {
+    this.db.putSync(['k', this.session, key], record);
+    this.db.putSync(['d', record.ts, this.session, 'k', key], true);
+  }
+
+  endedRecord(generationId: string): EndedRecord | undefined {
+    return this.db.get(['x', this.session, generationId]) as EndedRecord | undefined;
+  }
+
+  putEnded(generationId: string, record: EndedRecord): void {
+    this.db.putSync(['x', this.session, generationId], record);
+    this.db.putSync(['d', record.ts, this.session, 'x', generationId], true);
+  }
+}
+
+/** SessionStore on LMDB. Create it with `openLmdbStore`. */
+export class LmdbStore implements SessionStore {
+  /** Effective options (defaults filled in, dedupe window raised to at least 2 minutes). */
+  readonly options: StoreOptions;
+  private readonly durability: 'commit' | 'flush';
+  private readonly pending = new Set<Promise<unknown>>();
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly db: Db,
+    options: LmdbStoreOptions,
+  ) {
+    this.options = normalizeOptions(options);
+    this.durability = options.durability ?? 'commit';
+  }
+
+  async meta(session: string): Promise<SessionMeta> {
+    this.assertOpen();
+    return publicMeta(this.db.get(['m', session]) as MetaRecord | undefined);
+  }
+
+  openGeneration(session: string, request: OpenRequest): Promise<OpenResult> {
+    return this.transact(() => applyOpen(new LmdbTx(this.db, session), request, this.options));
+  }
+
+  append(session: string, items: readonly WriteItem[]): Promise<AppendResult> {
+    return this.transact(() => applyAppend(new LmdbTx(this.db, session), items, this.options));
+  }
+
+  async read(session: string, requestedAfter: Offset, limit: number): Promise<ReadResult> {
+    this.assertOpen();
+    // A negative offset means "from the start"; clamping keeps gaps from reaching below 1.
+    const after = Math.max(0, requestedAfter);
+    // Meta and events are read in one synchronous stretch, so from the same read snapshot:
+    // the head always matches the events it is reported with.
+    const meta = this.db.get(['m', session]) as MetaRecord | undefined;
+    const head = meta?.head ?? 0;
+    if (limit < 1) return { items: [], head, through: after };
+    const range = this.db.getRange({ start: ['e', session, after + 1], end: ['e', session, MAX_INDEX], limit });
+    const events = Array.from(range, (entry) => entry.value as SessionEvent);
+    return assembleRead(after, events, head, events.length < limit);
+  }
+
+  /**
+   * Takes due entries from the two expiry indexes in bounded transactions; never visits a
+   * session that is not due. Each session is deleted in one transaction after re-checking,
+   * inside it, that no write refreshed it since the index was read.
+   */
+  async expire(now: number): Promise<number> {
+    const sessionCutoff = now - this.options.sessionTtlMs;
+    const dedupeCutoff = now - this.options.dedupeWindowMs;
+    let removed = 0;
+    for (;;) {
+      const step = await this.transact(() => this.expireSessions(sessionCutoff));
+      removed += step.removed;
+      if (!step.more) break;
+    }
+    while (await this.transact(() => this.expireDedupeRecords(dedupeCutoff)));
+    return removed;
+  }
+
+  /** Waits for writes in flight, then releases the environment. Idempotent. */
+  close(): Promise<void> {
+    if (this.closing === null) {
+      this.closing = (async () => {
+        await Promise.allSettled([...this.pending]);
+        await this.db.close();
+      })();
+    }
+    return this.closing;
+  }
+
+  private assertOpen(): void {
+    if (this.closing !== null) throw new SpoolError('CLOSED', 'the LMDB store is closed; open it again with openLmdbStore');
+  }
+
+  /** One write transaction; resolves after commit (and fsync with durability 'flush'). */
+  private transact<T>(work: () => T): Promise<T> {
+    try {
+      this.assertOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let done: Promise<T> = this.db.childTransaction(work);
+    if (this.durability === 'flush') {
+      done = done.then(async (result) => {
+        await this.db.flushed;
+        return result;
+      });
+    }
+    this.pending.add(done);
+    const forget = (): void => void this.pending.delete(done);
+    done.then(forget, forget);
+    return done;
+  }
+
+  private expireSessions(cutoff: number): { removed: number; more: boolean } {
+    const due = Array.from(this.db.getKeys({ start: ['t'], end: ['t', cutoff], limit: EXPIRE_SESSIONS_PER_TXN }));
+    let removed = 0;
+    for (const key of due) {
+      const [, ts, session] = key as [string, number, string];
+      this.db.removeSync(key);
+      const meta = this.db.get(['m', session]) as MetaRecord | undefined;
+      // An entry whose time no longer matches the session's is stale; the live one is elsewhere.
+      if (meta === undefined || meta.lastWriteTs !== ts) continue;
+      this.deleteSession(session);
+      removed += 1;
+    }
+    return { removed, more: due.length === EXPIRE_SESSIONS_PER_TXN };
+  }
+
+  /** Every key of a session, including its entries in the dedupe expiry index. */
+  private deleteSession(session: string): void {
+    for (const kind of ['k', 'x'] as const) {
+      for (const { key, value } of entriesUnder(this.db, [kind, session])) {
+        const id = key[2] as string;
+        this.db.removeSync(['d', (value as KeyRecord | EndedRecord).ts, session, kind, id]);
+        this.db.removeSync(key);
+      }
+    }
+    removeUnder(this.db, ['e', session]);
+    removeUnder(this.db, ['r', session]);
+    removeUnder(this.db, ['g', session]);
+    this.db.removeSync(['m', session]);
+  }
+
+  private expireDedupeRecords(cutoff: number): boolean {
+    const due = Array.from(this.db.getKeys({ start: ['d'], end: ['d', cutoff], limit: EXPIRE_RECORDS_PER_TXN }));
+    for (const key of due) {
+      const [, ts, session, kind, id] = key as [string, number, string, 'k' | 'x', string];
+      this.db.removeSync(key);
+      const recordKey = [kind, session, id];
+      const record = this.db.get(recordKey) as KeyRecord | EndedRecord | undefined;
+      if (record !== undefined && record.ts === ts) this.db.removeSync(recordKey);
+    }
+    return due.length === EXPIRE_RECORDS_PER_TXN;
+  }
+}

@@ -1,0 +1,514 @@
+/**
+ * The SessionStore conformance suite: every store (memory, LMDB, Redis) runs it through
+ * `runStoreConformance` from its own `*.test.ts`. It uses only the SessionStore interface, so a
+ * store passes it or does not; nothing here knows which store it holds.
+ */
+import type { EndStatus, Gap, Offset, Priority, ReadItem, SessionEvent } from '../protocol/types';
+import type { OpenResult, Retention, SessionStore, StoreOptions, WriteItem, WriteResult } from './types';
+
+/** Builds a fresh, empty store with the given options; `cleanup` closes it and removes its data. */
+export type MakeStore = (options: StoreOptions) => Promise<{ store: SessionStore; cleanup(): Promise<void> }>;
+
+const T0 = 1_700_000_000_000;
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+interface OptionOverrides {
+  readonly retention?: Partial<Retention>;
+  readonly sessionTtlMs?: number;
+  readonly dedupeWindowMs?: number;
+}
+
+function storeOptions(over: OptionOverrides = {}): StoreOptions {
+  return {
+    retention: { maxEvents: 10_000, maxBytes: 1 << 30, criticalFactor: 2, ...over.retention },
+    sessionTtlMs: over.sessionTtlMs ?? 24 * HOUR,
+    dedupeWindowMs: over.dedupeWindowMs ?? 2 * MINUTE,
+  };
+}
+
+interface ItemExtras {
+  readonly priority?: Priority;
+  readonly size?: number;
+  readonly kind?: string;
+  readonly data?: unknown;
+  readonly ts?: number;
+}
+
+/** A chunk write item; priority 2, size 10, ts T0 unless overridden. */
+export function chunk(generationId: string, epoch: number, seq: number, extra: ItemExtras = {}): WriteItem {
+  return {
+    op: 'chunk',
+    generationId,
+    epoch,
+    seq,
+    ...(extra.kind === undefined ? {} : { kind: extra.kind }),
+    priority: extra.priority ?? 2,
+    ts: extra.ts ?? T0,
+    data: extra.data ?? `${generationId}#${seq}`,
+    size: extra.size ?? 10,
+  };
+}
+
+/** An end write item (`seq` = the generation's chunk count). */
+export function end(generationId: string, epoch: number, seq: number, status: EndStatus = 'done', extra: { error?: string; ts?: number } = {}): WriteItem {
+  return { op: 'end', generationId, epoch, seq, status, ...(extra.error === undefined ? {} : { error: extra.error }), ts: extra.ts ?? T0 };
+}
+
+/** An append write item with idempotency key `key`; priority 3 (critical) unless overridden. */
+export function keyed(key: string, extra: ItemExtras = {}): WriteItem {
+  return { op: 'append', key, kind: extra.kind ?? 'user', priority: extra.priority ?? 3, ts: extra.ts ?? T0, data: extra.data ?? { text: key }, size: extra.size ?? 10 };
+}
+
+type Opened = Extract<OpenResult, { status: 'opened' }>;
+
+async function openNew(store: SessionStore, session: string, generationId: string, takeover = false, ts = T0): Promise<Opened> {
+  const result = await store.openGeneration(session, { generationId, takeover, ts });
+  if (result.status !== 'opened') throw new Error(`expected ${generationId} to open, got ${JSON.stringify(result)}`);
+  return result;
+}
+
+/** The offset of each `ok` result, or the status of anything else. */
+function offsetsOf(results: readonly WriteResult[]): (Offset | string)[] {
+  return results.map((result) => (result.status === 'ok' ? result.offset : result.status));
+}
+
+/** Reads the whole retained log by following `through`, failing if a read makes no progress. */
+export async function readAll(store: SessionStore, session: string, limit = 1000): Promise<ReadItem[]> {
+  const items: ReadItem[] = [];
+  let after = 0;
+  for (;;) {
+    const page = await store.read(session, after, limit);
+    items.push(...page.items);
+    if (page.through >= page.head) return items;
+    if (page.through <= after) throw new Error(`read after ${after} made no progress (head ${page.head})`);
+    after = page.through;
+  }
+}
+
+function eventsIn(items: readonly ReadItem[]): SessionEvent[] {
+  return items.filter((item): item is SessionEvent => item.type !== 'gap');
+}
+
+/** A compact picture of a read: event offsets as numbers, gaps as 'from-to'. */
+function layout(items: readonly ReadItem[]): (number | string)[] {
+  return items.map((item) => (item.type === 'gap' ? `${(item as Gap).from}-${(item as Gap).to}` : (item as SessionEvent).offset));
+}
+
+const EMPTY_META = { epoch: 0, head: 0, active: null, count: 0, bytes: 0 };
+
+/** Defines the suite for one store implementation. */
+export function runStoreConformance(name: string, makeStore: MakeStore): void {
+  describe(`SessionStore conformance: ${name}`, () => {
+    const cleanups: (() => Promise<void>)[] = [];
+    afterEach(async () => {
+      for (let cleanup = cleanups.pop(); cleanup !== undefined; cleanup = cleanups.pop()) await cleanup();
+    });
+    async function open(over: OptionOverrides = {}): Promise<SessionStore> {
+      const made = await makeStore(storeOptions(over));
+      cleanups.push(made.cleanup);
+      return made.store;
+    }
+
+    describe('offsets and generations', () => {
+      it('an unknown session has epoch 0, head 0, no active generation and an empty log', async () => {
+        const store = await open();
+        expect(await store.meta('nobody')).toEqual(EMPTY_META);
+        expect(await store.read('nobody', 0, 10)).toEqual({ items: [], head: 0, through: 0 });
+      });
+
+      it('offsets are contiguous from 1 across gen.start, chunks, appends and gen.end', async () => {
+        const store = await open();
+        const opened = await openNew(store, 's', 'g1');
+        const written = await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1, { kind: 'text' }), keyed('u1'), chunk('g1', 1, 2), end('g1', 1, 3)]);
+        expect(offsetsOf(written.results)).toEqual([2, 3, 4, 5, 6]);
+        expect(written.events.map((event) => event.offset)).toEqual([2, 3, 4, 5, 6]);
+        expect(written.head).toBe(6);
+        const log = await readAll(store, 's');
+        expect(log).toEqual([...opened.events, ...written.events]);
+        expect(log[1]).toEqual({ offset: 2, type: 'chunk', generationId: 'g1', seq: 0, priority: 2, ts: T0, data: 'g1#0' });
+        expect(log[2]).toEqual({ offset: 3, type: 'chunk', generationId: 'g1', seq: 1, kind: 'text', priority: 2, ts: T0, data: 'g1#1' });
+        expect(log[3]).toEqual({ offset: 4, type: 'append', key: 'u1', kind: 'user', priority: 3, ts: T0, data: { text: 'u1' } });
+        expect(log[5]).toEqual({ offset: 6, type: 'gen.end', generationId: 'g1', seq: 3, status: 'done', priority: 3, ts: T0 });
+      });
+
+      it('opening a new generation bumps the epoch, appends gen.start and starts at seq 0', async () => {
+        const store = await open();
+        const opened = await openNew(store, 's', 'g1', false, T0 + 7);
+        expect(opened).toEqual({
+          status: 'opened', epoch: 1, nextSeq: 0, startOffset: 1, fenced: null, trimmed: [],
+          events: [{ offset: 1, type: 'gen.start', generationId: 'g1', priority: 3, ts: T0 + 7 }],
+        });
+        expect(await store.meta('s')).toEqual({
+          epoch: 1, head: 1, count: 1, bytes: 0,
+          active: { id: 'g1', epoch: 1, lastSeq: -1, startOffset: 1, lastWriteTs: T0 + 7 },
+        });
+        await store.append('s', [end('g1', 1, 0)]);
+        expect(await openNew(store, 's', 'g2')).toMatchObject({ epoch: 2, nextSeq: 0, startOffset: 3 });
+      });
+
+      it('re-opening the active generation resumes after its highest durable seq and writes nothing', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1), chunk('g1', 1, 2)]);
+        const resumed = { status: 'resumed', epoch: 1, nextSeq: 3, startOffset: 1 };
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 })).toEqual(resumed);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: true, ts: T0 })).toEqual(resumed);
+        expect(await store.meta('s')).toMatchObject({ epoch: 1, head: 4 });
+      });
+
+      it('opening while another generation is active is refused unless takeover is asked for', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        expect(await store.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 })).toEqual({ status: 'active', activeId: 'g1', epoch: 1 });
+        expect(await store.meta('s')).toMatchObject({ epoch: 1, head: 1, active: { id: 'g1' } });
+      });
+
+      it('takeover ends the displaced generation with gen.end fenced before the new gen.start', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)]);
+        const opened = await openNew(store, 's', 'g2', true, T0 + 5);
+        expect(opened).toMatchObject({ epoch: 2, nextSeq: 0, startOffset: 5, fenced: 'g1' });
+        expect(opened.events).toEqual([
+          { offset: 4, type: 'gen.end', generationId: 'g1', seq: 2, status: 'fenced', priority: 3, ts: T0 + 5 },
+          { offset: 5, type: 'gen.start', generationId: 'g2', priority: 3, ts: T0 + 5 },
+        ]);
+        expect(await store.meta('s')).toMatchObject({ epoch: 2, head: 5, active: { id: 'g2', epoch: 2, lastSeq: -1, startOffset: 5 } });
+      });
+
+      it('writes carrying a displaced epoch are fenced and never stored', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await openNew(store, 's', 'g2', true);
+        const stale = await store.append('s', [chunk('g1', 1, 0), chunk('g2', 1, 0), end('other', 1, 0)]);
+        expect(stale.results).toEqual([{ status: 'fenced', epoch: 2 }, { status: 'fenced', epoch: 2 }, { status: 'fenced', epoch: 2 }]);
+        expect(stale.events).toEqual([]);
+        expect(stale.head).toBe(3);
+        expect(layout(await readAll(store, 's'))).toEqual([1, 2, 3]);
+      });
+
+      it('opening a generation that already ended answers closed with how and where it ended', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await openNew(store, 's', 'g2', true);
+        const ended = await store.append('s', [end('g2', 2, 0, 'done')]);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: true, ts: T0 })).toEqual({ status: 'closed', endStatus: 'fenced', endOffset: 2 });
+        expect(await store.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 })).toEqual({ status: 'closed', endStatus: 'done', endOffset: ended.head });
+        expect(await store.meta('s')).toMatchObject({ epoch: 2, head: 4, active: null });
+      });
+
+      it('opening a generation applies retention and reports what it trimmed', async () => {
+        const store = await open({ retention: { maxEvents: 3 } });
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0, { priority: 0, size: 4 }), chunk('g1', 1, 1, { priority: 2, size: 6 })]);
+        const opened = await openNew(store, 's', 'g2', true);
+        expect(opened.trimmed).toEqual([{ offset: 2, priority: 0, size: 4 }, { offset: 3, priority: 2, size: 6 }]);
+        expect(await store.meta('s')).toMatchObject({ head: 5, count: 3, bytes: 0 });
+      });
+    });
+
+    describe('chunks and ends', () => {
+      it('a retransmitted chunk is stored once and answered with its original offset', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        expect(offsetsOf((await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)])).results)).toEqual([2, 3]);
+        const retry = await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1), chunk('g1', 1, 2)]);
+        expect(retry.results).toEqual([{ status: 'duplicate', offset: 2 }, { status: 'duplicate', offset: 3 }, { status: 'ok', offset: 4 }]);
+        expect(retry.events.map((event) => event.seq)).toEqual([2]);
+        const sameBatch = await store.append('s', [chunk('g1', 1, 3), chunk('g1', 1, 3)]);
+        expect(sameBatch.results).toEqual([{ status: 'ok', offset: 5 }, { status: 'duplicate', offset: 5 }]);
+        const chunks = eventsIn(await readAll(store, 's')).filter((event) => event.type === 'chunk');
+        expect(chunks.map((event) => event.seq)).toEqual([0, 1, 2, 3]);
+      });
+
+      it('a chunk that skips ahead is refused with seq_gap naming the expected seq and is not stored', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0)]);
+        const gap = await store.append('s', [chunk('g1', 1, 2), chunk('g1', 1, 3)]);
+        expect(gap.results).toEqual([{ status: 'seq_gap', expected: 1 }, { status: 'seq_gap', expected: 1 }]);
+        expect(gap.head).toBe(2);
+        expect(offsetsOf((await store.append('s', [chunk('g1', 1, 1), chunk('g1', 1, 2)])).results)).toEqual([3, 4]);
+      });
+
+      it('chunks for a generation that is not the active one are answered closed', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        const other = await store.append('s', [chunk('g9', 1, 0), chunk('g1', 2, 0)]);
+        expect(other.results).toEqual([{ status: 'closed' }, { status: 'closed' }]);
+        await store.append('s', [chunk('g1', 1, 0), end('g1', 1, 1)]);
+        const late = await store.append('s', [chunk('g1', 1, 1), chunk('g1', 1, 0)]);
+        expect(late.results).toEqual([{ status: 'closed' }, { status: 'closed' }]);
+        expect(late.head).toBe(3);
+      });
+
+      it('refused writes leave an unknown session unknown', async () => {
+        const store = await open();
+        const refused = await store.append('ghost', [chunk('g1', 1, 0), end('g1', 1, 0)]);
+        expect(refused.results).toEqual([{ status: 'closed' }, { status: 'closed' }]);
+        expect(refused.head).toBe(0);
+        expect(await store.meta('ghost')).toEqual(EMPTY_META);
+        expect(await store.expire(T0 + 1000 * HOUR)).toBe(0);
+      });
+
+      it('end stores gen.end at the chunk count and clears the active generation', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        const written = await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1), end('g1', 1, 2, 'error', { error: 'model overloaded', ts: T0 + 9 })]);
+        expect(written.results[2]).toEqual({ status: 'ok', offset: 4 });
+        expect(written.events[2]).toEqual({ offset: 4, type: 'gen.end', generationId: 'g1', seq: 2, status: 'error', error: 'model overloaded', priority: 3, ts: T0 + 9 });
+        expect(await store.meta('s')).toMatchObject({ epoch: 1, head: 4, active: null });
+      });
+
+      it('end with a seq other than the chunk count is refused with seq_gap', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)]);
+        const refused = await store.append('s', [end('g1', 1, 5), end('g1', 1, 1)]);
+        expect(refused.results).toEqual([{ status: 'seq_gap', expected: 2 }, { status: 'seq_gap', expected: 2 }]);
+        expect(await store.meta('s')).toMatchObject({ head: 3, active: { id: 'g1', lastSeq: 1 } });
+      });
+
+      it('a repeated end is a duplicate with the original offset and end status, even after a newer generation opened', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [end('g1', 1, 0, 'done')]);
+        const again = await store.append('s', [end('g1', 1, 0, 'aborted')]);
+        expect(again.results).toEqual([{ status: 'duplicate', offset: 2, endStatus: 'done' }]);
+        expect(again.events).toEqual([]);
+        await openNew(store, 's', 'g2');
+        expect((await store.append('s', [end('g1', 1, 0, 'done')])).results).toEqual([{ status: 'duplicate', offset: 2, endStatus: 'done' }]);
+      });
+
+      it('items of one batch apply in order, each with its own result', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        const batch = await store.append('s', [
+          chunk('g1', 1, 0), chunk('g1', 1, 2), chunk('g1', 1, 1), chunk('g1', 1, 1), keyed('k'), end('g1', 1, 2), chunk('g1', 1, 2),
+        ]);
+        expect(batch.results).toEqual([
+          { status: 'ok', offset: 2 }, { status: 'seq_gap', expected: 1 }, { status: 'ok', offset: 3 }, { status: 'duplicate', offset: 3 },
+          { status: 'ok', offset: 4 }, { status: 'ok', offset: 5 }, { status: 'closed' },
+        ]);
+        expect(batch.events.map((event) => event.type)).toEqual(['chunk', 'chunk', 'append', 'gen.end']);
+      });
+    });
+
+    describe('append keys', () => {
+      it('an append with a key seen before is stored once and answered with the original offset', async () => {
+        const store = await open();
+        expect(offsetsOf((await store.append('s', [keyed('k1'), keyed('k2')])).results)).toEqual([1, 2]);
+        expect((await store.append('s', [keyed('k1')])).results).toEqual([{ status: 'duplicate', offset: 1 }]);
+        expect((await store.append('s', [keyed('k3'), keyed('k3')])).results).toEqual([{ status: 'ok', offset: 3 }, { status: 'duplicate', offset: 3 }]);
+        expect(layout(await readAll(store, 's'))).toEqual([1, 2, 3]);
+        expect(await store.meta('s')).toMatchObject({ epoch: 0, head: 3, active: null });
+      });
+
+      it('append keys and ended generations are forgotten after the dedupe window', async () => {
+        const store = await open({ dedupeWindowMs: 2 * MINUTE, sessionTtlMs: 24 * HOUR });
+        await store.append('s', [keyed('k1', { ts: T0 })]);
+        await openNew(store, 's', 'g1', false, T0);
+        await store.append('s', [end('g1', 1, 0, 'done', { ts: T0 })]);
+        expect(await store.expire(T0 + MINUTE)).toBe(0);
+        expect((await store.append('s', [keyed('k1', { ts: T0 + MINUTE })])).results).toEqual([{ status: 'duplicate', offset: 1 }]);
+        expect(await store.expire(T0 + 2 * MINUTE + 1)).toBe(0);
+        expect((await store.append('s', [keyed('k1', { ts: T0 + 3 * MINUTE })])).results).toEqual([{ status: 'ok', offset: 4 }]);
+        expect(await openNew(store, 's', 'g1', false, T0 + 3 * MINUTE)).toMatchObject({ epoch: 2, startOffset: 5 });
+      });
+
+      it('a dedupe window under two minutes is raised to two minutes', async () => {
+        const store = await open({ dedupeWindowMs: 1000 });
+        await store.append('s', [keyed('k1', { ts: T0 })]);
+        await store.expire(T0 + MINUTE);
+        expect((await store.append('s', [keyed('k1', { ts: T0 + MINUTE })])).results).toEqual([{ status: 'duplicate', offset: 1 }]);
+      });
+    });
+
+    describe('retention', () => {
+      it('trims debug first, then low, then normal, and never critical; reads report the trimmed ranges as gaps', async () => {
+        const store = await open({ retention: { maxEvents: 3 } });
+        await openNew(store, 's', 'g1');
+        const priorities: Priority[] = [2, 1, 0, 3, 2, 1, 0, 2];
+        const first = await store.append('s', priorities.map((priority, seq) => chunk('g1', 1, seq, { priority, size: 10 + seq })));
+        expect(first.events.map((event) => event.offset)).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
+        expect(first.trimmed).toEqual([
+          { offset: 4, priority: 0, size: 12 }, { offset: 8, priority: 0, size: 16 },
+          { offset: 3, priority: 1, size: 11 }, { offset: 7, priority: 1, size: 15 },
+          { offset: 2, priority: 2, size: 10 }, { offset: 6, priority: 2, size: 14 },
+        ]);
+        expect(layout(await readAll(store, 's'))).toEqual([1, '2-4', 5, '6-8', 9]);
+        expect(await store.meta('s')).toMatchObject({ count: 3, bytes: 13 + 17 });
+
+        const critical = await store.append('s', [8, 9, 10].map((seq) => chunk('g1', 1, seq, { priority: 3, size: 1 })));
+        expect(critical.trimmed).toEqual([{ offset: 9, priority: 2, size: 17 }]);
+        expect(await store.meta('s')).toMatchObject({ head: 12, count: 5, bytes: 13 + 3 });
+        expect(layout(await readAll(store, 's'))).toEqual([1, '2-4', 5, '6-9', 10, 11, 12]);
+      });
+
+      it('an event trimmed by the call that stored it is reported in both events and trimmed, and read ends with its gap', async () => {
+        const store = await open({ retention: { maxEvents: 2 } });
+        await openNew(store, 's', 'g1');
+        const written = await store.append('s', [chunk('g1', 1, 0, { priority: 2 }), chunk('g1', 1, 1, { priority: 0, size: 3 })]);
+        expect(written.events.map((event) => event.offset)).toEqual([2, 3]);
+        expect(written.trimmed).toEqual([{ offset: 3, priority: 0, size: 3 }]);
+        const page = await store.read('s', 0, 10);
+        expect(page.items).toEqual([expect.objectContaining({ offset: 1 }), expect.objectContaining({ offset: 2 }), { type: 'gap', from: 3, to: 3, reason: 'trimmed' }]);
+        expect(page).toMatchObject({ head: 3, through: 3 });
+      });
+
+      it('trims oldest-lowest-priority first until retained bytes fit maxBytes', async () => {
+        const store = await open({ retention: { maxBytes: 100 } });
+        await openNew(store, 's', 'g1');
+        const written = await store.append('s', [0, 1, 2, 3].map((seq) => chunk('g1', 1, seq, { size: 40 })));
+        expect(written.trimmed).toEqual([{ offset: 2, priority: 2, size: 40 }, { offset: 3, priority: 2, size: 40 }]);
+        expect(await store.meta('s')).toMatchObject({ head: 5, count: 3, bytes: 80 });
+      });
+
+      it('when critical events reach the hard cap, chunks, appends and opens are refused with full while gen.end is still stored', async () => {
+        const store = await open({ retention: { maxEvents: 2, criticalFactor: 2 } });
+        await openNew(store, 's', 'g1');
+        await store.append('s', [keyed('k1'), keyed('k2'), keyed('k3')]);
+        const refused = await store.append('s', [chunk('g1', 1, 0), keyed('k4'), keyed('k1'), end('g1', 1, 0, 'error')]);
+        expect(refused.results).toEqual([{ status: 'full' }, { status: 'full' }, { status: 'duplicate', offset: 2 }, { status: 'ok', offset: 5 }]);
+        expect(refused.events).toEqual([expect.objectContaining({ type: 'gen.end', generationId: 'g1', status: 'error' })]);
+        expect(await store.openGeneration('s', { generationId: 'g2', takeover: true, ts: T0 })).toEqual({ status: 'full' });
+        expect(await store.meta('s')).toMatchObject({ epoch: 1, head: 5, active: null });
+      });
+
+      it('critical bytes at the hard cap refuse new writes with full', async () => {
+        const store = await open({ retention: { maxBytes: 100, criticalFactor: 2 } });
+        await store.append('s', [keyed('k1', { size: 120 }), keyed('k2', { size: 80 })]);
+        expect((await store.append('s', [keyed('k3', { size: 1 }), keyed('k4', { priority: 2, size: 1 })])).results).toEqual([{ status: 'full' }, { status: 'full' }]);
+      });
+
+      it('a retransmitted chunk is answered with its original offset even when the session is full', async () => {
+        const store = await open({ retention: { maxEvents: 2, criticalFactor: 2 } });
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0), keyed('k1'), keyed('k2'), keyed('k3')]);
+        const retry = await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)]);
+        expect(retry.results).toEqual([{ status: 'duplicate', offset: 2 }, { status: 'full' }]);
+      });
+    });
+
+    describe('reads', () => {
+      it('paging by through covers every offset up to the head exactly once, in order', async () => {
+        // 25 critical events (gen.start, 9 keys, 15 chunks of priority 3) and room for 15 more.
+        const store = await open({ retention: { maxEvents: 40 } });
+        await openNew(store, 's', 'g1');
+        for (let seq = 0; seq < 63; seq += 7) {
+          const items: WriteItem[] = [];
+          for (let i = seq; i < seq + 7; i++) items.push(chunk('g1', 1, i, { priority: (i % 4) as Priority, size: 1 }));
+          items.push(keyed(`k${seq}`));
+          await store.append('s', items);
+        }
+        const { head } = await store.meta('s');
+        const covered: number[] = [];
+        const events: SessionEvent[] = [];
+        let after = 0;
+        for (let pages = 0; after < head; pages++) {
+          if (pages > 200) throw new Error('paging did not reach the head');
+          const page = await store.read('s', after, 5);
+          expect(eventsIn(page.items).length).toBeLessThanOrEqual(5);
+          for (const item of page.items) {
+            const from = item.type === 'gap' ? (item as Gap).from : (item as SessionEvent).offset;
+            const to = item.type === 'gap' ? (item as Gap).to : (item as SessionEvent).offset;
+            for (let offset = from; offset <= to; offset++) covered.push(offset);
+            if (item.type !== 'gap') events.push(item as SessionEvent);
+          }
+          expect(page.through).toBe(covered[covered.length - 1]);
+          after = page.through;
+        }
+        expect(covered).toEqual(Array.from({ length: head }, (_, i) => i + 1));
+        expect(events).toEqual(eventsIn(await readAll(store, 's')));
+        expect(events.length).toBe(40);
+      });
+
+      it('a read from inside a trimmed range starts with the rest of that gap', async () => {
+        const store = await open({ retention: { maxEvents: 2 } });
+        await openNew(store, 's', 'g1');
+        await store.append('s', [0, 1, 2, 3].map((seq) => chunk('g1', 1, seq)));
+        expect(layout(await readAll(store, 's'))).toEqual([1, '2-4', 5]);
+        expect(layout((await store.read('s', 2, 10)).items)).toEqual(['3-4', 5]);
+      });
+
+      it('a read at or past the head returns nothing', async () => {
+        const store = await open();
+        await store.append('s', [keyed('k1'), keyed('k2')]);
+        expect(await store.read('s', 2, 10)).toEqual({ items: [], head: 2, through: 2 });
+      });
+    });
+
+    describe('expiry', () => {
+      it('expire removes sessions idle past the TTL with all their state and keeps recently written ones', async () => {
+        const store = await open({ sessionTtlMs: HOUR, dedupeWindowMs: 24 * HOUR });
+        await openNew(store, 'old', 'g1', false, T0);
+        await store.append('old', [chunk('g1', 1, 0, { ts: T0 }), keyed('k1', { ts: T0 }), end('g1', 1, 1, 'done', { ts: T0 })]);
+        await openNew(store, 'old', 'g2', false, T0);
+        await openNew(store, 'recent', 'g1', false, T0 + 30 * MINUTE);
+        expect(await store.expire(T0 + HOUR)).toBe(0);
+        expect(await store.expire(T0 + HOUR + 1)).toBe(1);
+        expect(await store.meta('old')).toEqual(EMPTY_META);
+        expect(await store.read('old', 0, 10)).toEqual({ items: [], head: 0, through: 0 });
+        expect(await store.meta('recent')).toMatchObject({ epoch: 1, head: 1, active: { id: 'g1' } });
+        // Nothing of the old session survives: its generation ids and keys are new again.
+        expect(await openNew(store, 'old', 'g1', false, T0 + 2 * HOUR)).toMatchObject({ epoch: 1, startOffset: 1 });
+        expect((await store.append('old', [keyed('k1', { ts: T0 + 2 * HOUR })])).results).toEqual([{ status: 'ok', offset: 2 }]);
+      });
+
+      it('every stored write refreshes the session TTL; refused writes do not', async () => {
+        const store = await open({ sessionTtlMs: HOUR });
+        await openNew(store, 's', 'g1', false, T0);
+        await store.append('s', [chunk('g1', 1, 0, { ts: T0 + 50 * MINUTE })]);
+        expect(await store.expire(T0 + HOUR + 1)).toBe(0);
+        await store.append('s', [chunk('g9', 1, 0, { ts: T0 + 100 * MINUTE }), chunk('g1', 1, 5, { ts: T0 + 100 * MINUTE })]);
+        expect(await store.expire(T0 + 110 * MINUTE + 1)).toBe(1);
+        expect(await store.meta('s')).toEqual(EMPTY_META);
+      });
+    });
+
+    describe('concurrency and lifecycle', () => {
+      it('concurrent appends to many sessions keep each session contiguous and store every key once', async () => {
+        const store = await open();
+        const sessions = Array.from({ length: 8 }, (_, i) => `s${i}`);
+        const calls = sessions.flatMap((session) =>
+          Array.from({ length: 10 }, (_, call) => store.append(session, [0, 1, 2].map((i) => keyed(`k${call}.${i}`)))),
+        );
+        const results = await Promise.all(calls);
+        expect(results.flatMap((result) => result.results).every((result) => result.status === 'ok')).toBe(true);
+        for (const session of sessions) {
+          const events = eventsIn(await readAll(store, session));
+          expect(events.map((event) => event.offset)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+          expect(new Set(events.map((event) => event.key)).size).toBe(30);
+        }
+      });
+
+      it('generations in many sessions stream concurrently with every seq stored once, in order', async () => {
+        const store = await open();
+        const sessions = Array.from({ length: 6 }, (_, i) => `s${i}`);
+        await Promise.all(
+          sessions.map(async (session) => {
+            const { epoch } = await openNew(store, session, 'g');
+            for (let seq = 0; seq < 40; seq += 4) await store.append(session, [0, 1, 2, 3].map((i) => chunk('g', epoch, seq + i)));
+            await store.append(session, [end('g', epoch, 40)]);
+          }),
+        );
+        for (const session of sessions) {
+          const events = eventsIn(await readAll(store, session));
+          expect(events.filter((event) => event.type === 'chunk').map((event) => event.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+          expect(events.map((event) => event.offset)).toEqual(Array.from({ length: 42 }, (_, i) => i + 1));
+        }
+      });
+
+      it('close is idempotent and calls after close are rejected with CLOSED', async () => {
+        const store = await open();
+        await store.append('s', [keyed('k1')]);
+        await store.close();
+        await store.close();
+        await expect(store.meta('s')).rejects.toMatchObject({ code: 'CLOSED' });
+        await expect(store.append('s', [keyed('k2')])).rejects.toMatchObject({ code: 'CLOSED' });
+        await expect(store.read('s', 0, 10)).rejects.toMatchObject({ code: 'CLOSED' });
+      });
+    });
+  });
+}
