@@ -1,0 +1,252 @@
+/**
+ * SpoolClient: the SDK's entry point. It holds the options, one shared connection (opened
+ * lazily) for subscriptions and appends, and creates generations, each with its own upload
+ * connection (DESIGN §5).
+ */
+import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, SpoolError, isSessionId, type GenerationId, type ServerFrame, type SessionId } from '../protocol';
+import { Appender, type AppendInput, type AppendResult } from './append';
+import { Connection, resolveWebSocket, type ConnectionOptions, type WebSocketConstructor } from './connection';
+import { DEFAULT_HIGH_WATER_MARK, Generation, type GenerationOptions, type HighWaterMark } from './generation';
+import { Subscription, type SubscribeOptions, type SubscriptionChannel } from './subscription';
+import { log, randomId, resolveBackoff, type Backoff, type Logger, type ReconnectOptions } from './util';
+
+/** Options of `new SpoolClient()`; every one but `url` has a documented default. */
+export interface SpoolClientOptions {
+  /** The gateway's WebSocket endpoint, e.g. `ws://127.0.0.1:8080/v1`. */
+  readonly url: string;
+  /** Sent in `hello`; required when the gateway is configured with an auth token. */
+  readonly token?: string;
+  /**
+   * WebSocket implementation. @default globalThis.WebSocket, else the `ws` package (Node 20)
+   */
+  readonly WebSocket?: WebSocketConstructor;
+  /** Reconnect backoff (full jitter), or false to treat any drop as final. @default {initialDelayMs: 100, maxDelayMs: 5000} */
+  readonly reconnect?: ReconnectOptions | false;
+  /** Wire encoding: msgpack binary frames (`spool.v1`) or JSON text (`spool.v1.json`, for debugging). @default 'msgpack' */
+  readonly protocol?: 'msgpack' | 'json';
+  /**
+   * Per generation: unacknowledged bytes / chunks past which `write()` returns false. A number
+   * means bytes. The gateway's credit lowers it further. @default {bytes: 1 MiB, items: 4096}
+   */
+  readonly highWaterMark?: HighWaterMark | number;
+  /** Receives state transitions (debug) and trouble (warn/error). */
+  readonly logger?: Logger;
+  /** Socket open + welcome must happen within this long, else the attempt is retried. @default 10000 */
+  readonly connectTimeoutMs?: number;
+}
+
+function checkSession(sessionId: string): SessionId {
+  if (!isSessionId(sessionId)) throw new SpoolError('BAD_FRAME', 'session id must be 1-128 chars of [A-Za-z0-9._:-]');
+  return sessionId;
+}
+
+/**
+ * A connection plus the routing of its frames to the subscriptions (by session) and appends
+ * riding on it. The client has one shared channel; a second subscription to a session that
+ * already has one gets a channel of its own, since the wire keys subscriptions by session.
+ */
+class Channel implements SubscriptionChannel {
+  readonly connection: Connection;
+  readonly subscriptions = new Map<string, Subscription>();
+  readonly appender: Appender;
+
+  constructor(
+    options: ConnectionOptions,
+    retry: Backoff,
+    private readonly logger: Logger | undefined,
+    private readonly onEmpty: ((channel: Channel) => void) | undefined,
+  ) {
+    this.connection = new Connection(options, {
+      onOpen: () => {
+        for (const subscription of [...this.subscriptions.values()]) subscription.onOpen();
+        this.appender.onOpen();
+      },
+      onFrame: (frame) => this.route(frame),
+      onDown: (fatal) => {
+        for (const subscription of [...this.subscriptions.values()]) subscription.onDown(fatal);
+        this.appender.onDown(fatal);
+      },
+    });
+    this.appender = new Appender(this.connection, retry, logger);
+  }
+
+  add(subscription: Subscription): void {
+    this.subscriptions.set(subscription.session, subscription);
+    const dead = this.connection.failure;
+    if (dead !== undefined) {
+      subscription.onDown(dead); // fails it: next() rejects with why the connection died
+      return;
+    }
+    this.connection.start();
+    if (this.connection.isOpen) subscription.onOpen();
+  }
+
+  release(subscription: Subscription): void {
+    if (this.subscriptions.get(subscription.session) !== subscription) return;
+    this.subscriptions.delete(subscription.session);
+    if (this.subscriptions.size === 0) this.onEmpty?.(this);
+  }
+
+  private route(frame: ServerFrame): void {
+    switch (frame.type) {
+      case 'events':
+      case 'gap':
+      case 'live':
+        this.subscriptions.get(frame.session)?.onFrame(frame);
+        return;
+      case 'error': {
+        // Request errors come back by id; one without id names its session in `ref`.
+        const subscription = frame.ref === undefined ? undefined : this.subscriptions.get(frame.ref);
+        if (subscription !== undefined) subscription.onFrame(frame);
+        else log(this.logger, 'warn', `spool: gateway error ${frame.code} not tied to a request`, { ref: frame.ref, message: frame.message });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+}
+
+/**
+ * Client of a spool gateway.
+ *
+ * ```ts
+ * const client = new SpoolClient({ url: 'ws://127.0.0.1:8080/v1' });
+ * const gen = client.generation('chat-1');
+ * gen.write('Hello');
+ * await gen.finish();
+ * for await (const item of client.subscribe('chat-1', { from: 0 })) { … }
+ * ```
+ */
+export class SpoolClient {
+  private readonly connectionOptions: Omit<ConnectionOptions, 'name'>;
+  private readonly highWaterMark: Required<HighWaterMark>;
+  private readonly retry: Backoff;
+  private readonly logger: Logger | undefined;
+  private shared: Channel | undefined;
+  private readonly extraChannels = new Set<Channel>();
+  private readonly generations = new Set<Generation>();
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: SpoolClientOptions) {
+    if (typeof options.url !== 'string' || !/^wss?:\/\//i.test(options.url)) {
+      throw new TypeError(`url must be a ws:// or wss:// URL, got ${String(options.url)}`);
+    }
+    this.logger = options.logger;
+    this.retry = resolveBackoff(options.reconnect);
+    const hwm = typeof options.highWaterMark === 'number' ? { bytes: options.highWaterMark } : (options.highWaterMark ?? {});
+    this.highWaterMark = { bytes: hwm.bytes ?? DEFAULT_HIGH_WATER_MARK.bytes, items: hwm.items ?? DEFAULT_HIGH_WATER_MARK.items };
+    this.connectionOptions = {
+      url: options.url,
+      WebSocket: resolveWebSocket(options.WebSocket),
+      reconnect: options.reconnect === false ? false : this.retry,
+      subprotocol: options.protocol === 'json' ? SUBPROTOCOL_JSON : SUBPROTOCOL_MSGPACK,
+      ...(options.token !== undefined ? { token: options.token } : {}),
+      ...(options.logger !== undefined ? { logger: options.logger } : {}),
+      ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+    };
+  }
+
+  /**
+   * Starts a generation in `sessionId` and returns it at once: its upload connection opens in
+   * the background and writes queue until the gateway has opened the generation.
+   */
+  generation(sessionId: string, options: GenerationOptions = {}): Generation {
+    this.assertOpen();
+    const session = checkSession(sessionId);
+    const id = options.id ?? randomId();
+    if (!isSessionId(id)) throw new SpoolError('BAD_FRAME', 'generation id must be 1-128 chars of [A-Za-z0-9._:-]');
+    const hwm = options.highWaterMark ?? {};
+    const generation = new Generation(session, id as string as GenerationId, options.takeover === true, {
+      connection: this.connectionOptions,
+      highWaterMark: { bytes: hwm.bytes ?? this.highWaterMark.bytes, items: hwm.items ?? this.highWaterMark.items },
+      retry: this.retry,
+      ...(this.logger !== undefined ? { logger: this.logger } : {}),
+      onSettled: (settled) => this.generations.delete(settled),
+    });
+    this.generations.add(generation);
+    return generation;
+  }
+
+  /** Follows `sessionId` from `options.from` (default 0: the whole retained log). */
+  subscribe(sessionId: string, options: SubscribeOptions = {}): Subscription {
+    this.assertOpen();
+    const session = checkSession(sessionId);
+    const sharedChannel = this.sharedChannel();
+    const channel = sharedChannel.subscriptions.has(session)
+      ? this.newChannel(`subscription ${session}`, (empty) => {
+          this.extraChannels.delete(empty);
+          void empty.connection.close();
+        })
+      : sharedChannel;
+    if (channel !== sharedChannel) this.extraChannels.add(channel);
+    const subscription = new Subscription(session, options, channel, this.retry, this.logger);
+    channel.add(subscription);
+    return subscription;
+  }
+
+  /**
+   * Appends one event outside any generation (a user message, a control event). Idempotent by
+   * `key`: a retry, or a re-send after a reconnect, is stored once and answered with the
+   * original offset and `duplicate: true`.
+   */
+  append(sessionId: string, input: AppendInput): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new SpoolError('CLOSED', 'client is closed'));
+    let session: SessionId;
+    try {
+      session = checkSession(sessionId);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.sharedChannel().appender.append(session, input);
+  }
+
+  /**
+   * Graceful and idempotent: refuses new work, waits until pending appends are answered and
+   * unfinished generations have flushed what was written (finishing ones until they finish),
+   * ends subscriptions, then closes every connection. Generations that were not finished are
+   * then destroyed (CLOSED); the gateway ends them with `timeout`. Use `destroy()` to stop at once.
+   */
+  close(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    this.closed = true;
+    this.closing = (async () => {
+      const waits: Array<Promise<unknown>> = [];
+      if (this.shared !== undefined) waits.push(this.shared.appender.settled());
+      for (const generation of this.generations) {
+        waits.push((generation.state === 'finishing' ? generation.finish() : generation.flush()).catch(() => undefined));
+      }
+      await Promise.all(waits);
+      this.destroy(new SpoolError('CLOSED', 'client closed'));
+    })();
+    return this.closing;
+  }
+
+  /** Stops everything now: pending appends, flushes and finishes reject with `error`. */
+  destroy(error: SpoolError = new SpoolError('CLOSED', 'client destroyed')): void {
+    this.closed = true;
+    for (const generation of [...this.generations]) generation.destroy(error);
+    this.generations.clear();
+    for (const channel of [this.shared, ...this.extraChannels]) {
+      if (channel === undefined) continue;
+      for (const subscription of [...channel.subscriptions.values()]) subscription.close();
+      channel.appender.failAll(error);
+      void channel.connection.close();
+    }
+    this.extraChannels.clear();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new SpoolError('CLOSED', 'client is closed');
+  }
+
+  private sharedChannel(): Channel {
+    this.shared ??= this.newChannel('shared', undefined);
+    return this.shared;
+  }
+
+  private newChannel(name: string, onEmpty: ((channel: Channel) => void) | undefined): Channel {
+    return new Channel({ ...this.connectionOptions, name }, this.retry, this.logger, onEmpty);
+  }
+}

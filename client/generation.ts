@@ -1,0 +1,614 @@
+/**
+ * The producer: one generation's upload channel. Each Generation owns its own Connection, so a
+ * reconnect of that socket is exactly this generation's resume and one slow upload never
+ * blocks another (DESIGN §5).
+ *
+ *   client.generation()
+ *        │
+ *        ▼      opened               finish()                 finished
+ *    opening ──────────▶ open ─────────────▶ finishing ───────────────────▶ finished
+ *        ▲                 │                  │    ▲
+ *        └── socket drop ──┘                  └────┘ socket drop: reconnect, open{resume},
+ *            (reconnect, open{resume},               resend from nextSeq, finish again
+ *             resend from opened.nextSeq)
+ *
+ *    opening | open | finishing ──▶ failed   on FENCED, GENERATION_CLOSED, GENERATION_ACTIVE,
+ *                                            SESSION_FULL, any other non-retryable error, a
+ *                                            fatal close, finish timeout or destroy()
+ *
+ * The unacked chunks live in a ChunkWindow and are never dropped: a reconnect resends from the
+ * gateway's `opened.nextSeq`, a SEQ_GAP from its `expectedSeq`, a retryable error from the last
+ * ack. No promise or timer per chunk: writes only push, one microtask per tick sends what is
+ * queued, in as few `chunks` frames as the limits and the credit allow.
+ */
+import {
+  DEFAULT_LIMITS,
+  SpoolError,
+  formatBytes,
+  type ChunkItem,
+  type ClientFrame,
+  type EndStatus,
+  type GenerationId,
+  type Offset,
+  type Priority,
+  type ServerFrame,
+  type SessionId,
+  type WelcomeFrame,
+} from '../protocol';
+import { ChunkWindow, FRAME_OVERHEAD, ITEM_OVERHEAD } from './chunk-window';
+import { Connection, errorFromFrame, type ConnectionOptions } from './connection';
+import { deferred, jitteredDelay, log, sizeOf, type Backoff, type Deferred, type Logger, type Timer } from './util';
+
+/** Lifecycle of a generation; see the diagram at the top of this file. */
+export type GenerationState = 'opening' | 'open' | 'finishing' | 'finished' | 'failed';
+
+/** Bounds on what a producer may have written but not yet seen acknowledged. */
+export interface HighWaterMark {
+  /** @default 1 MiB */
+  readonly bytes?: number;
+  /** @default 4096 */
+  readonly items?: number;
+}
+
+/** Defaults of the producer high-water mark (the gateway's credit may lower them). */
+export const DEFAULT_HIGH_WATER_MARK: Required<HighWaterMark> = { bytes: 1024 * 1024, items: 4096 };
+
+/** Options of `SpoolClient.generation()`. */
+export interface GenerationOptions {
+  /** The generation id; a random one by default. 1–128 chars of `[A-Za-z0-9._:-]`. */
+  readonly id?: string;
+  /** Displace the session's active generation (it ends with `gen.end fenced`). */
+  readonly takeover?: boolean;
+  /** Overrides the client's high-water mark for this generation. */
+  readonly highWaterMark?: HighWaterMark;
+}
+
+/** Options of `Generation.write()`. */
+export interface WriteOptions {
+  readonly kind?: string;
+  /** 0 debug · 1 low · 2 normal (the gateway's default) · 3 critical. */
+  readonly priority?: Priority;
+}
+
+/** The cumulative ack that covers everything written before `flush()` was called. */
+export interface FlushResult {
+  /** Highest durable seq (-1 when nothing had been written). */
+  readonly seq: number;
+  /** Offset of chunk `seq` (of the generation's `gen.start` when nothing had been written). */
+  readonly offset: Offset;
+}
+
+/** Options of `Generation.finish()`. */
+export interface FinishOptions {
+  /** @default 'done' */
+  readonly status?: 'done' | 'error' | 'aborted';
+  /** What went wrong, for status 'error' (or the reason of an abort). */
+  readonly error?: string;
+  /** Reject with SpoolError('TIMEOUT') if the gateway has not confirmed the end by then. */
+  readonly timeoutMs?: number;
+}
+
+/** What `finish()` resolves with. */
+export interface FinishResult {
+  /** Offset of the generation's `gen.end`. */
+  readonly offset: Offset;
+  readonly status: EndStatus;
+}
+
+/** What a Generation needs from the client that created it. */
+export interface GenerationContext {
+  readonly connection: Omit<ConnectionOptions, 'name'>;
+  readonly highWaterMark: Required<HighWaterMark>;
+  /** Backoff for retryable errors (STORE_UNAVAILABLE, RATE_LIMITED …). */
+  readonly retry: Backoff;
+  readonly logger?: Logger;
+  /** Called once when the generation reaches finished or failed. */
+  readonly onSettled?: (generation: Generation) => void;
+}
+
+/**
+ * One generation being written into a session. Created by `SpoolClient.generation()`; writes
+ * are accepted at once and queued until the gateway has opened the generation.
+ */
+export class Generation {
+  private stateValue: GenerationState = 'opening';
+  private readonly connection: Connection;
+  private token: string | undefined;
+  private startOffset: Offset | undefined;
+  /** `opened` received on the current socket: chunks may flow. */
+  private channelOpen = false;
+  private firstOpenAnswered = false;
+
+  private readonly window = new ChunkWindow();
+  private lastAck: { seq: number; offset: Offset } | undefined;
+  /** The expectedSeq of the SEQ_GAP already being resent, so repeats of it are not resent again. */
+  private rewoundTo = -1;
+
+  private flushWaiters: Array<{ target: number; waiter: Deferred<FlushResult> }> = [];
+  private drainWaiters: Array<Deferred<void>> = [];
+  private finishRequest: { status: 'done' | 'error' | 'aborted'; error?: string } | undefined;
+  private finishWaiter: Deferred<FinishResult> | undefined;
+  private finishInFlight = false;
+  private finishTimer: Timer | undefined;
+  /** Set when a reopen was refused with GENERATION_CLOSED while finishing (see onOpenError). */
+  private closedOnReopen: SpoolError | undefined;
+  private result: FinishResult | undefined;
+  private failure: SpoolError | undefined;
+
+  private retryTimer: Timer | undefined;
+  private retryFailures = 0;
+  private sendScheduled = false;
+  private readonly sendPassBound = (): void => this.sendPass();
+
+  constructor(
+    readonly session: SessionId,
+    private readonly idValue: GenerationId,
+    private readonly takeover: boolean,
+    private readonly context: GenerationContext,
+  ) {
+    this.connection = new Connection(
+      { ...context.connection, name: `generation ${idValue}` },
+      {
+        onOpen: (welcome) => this.onConnectionOpen(welcome),
+        onFrame: (frame) => this.onFrame(frame),
+        onDown: (fatal) => this.onConnectionDown(fatal),
+      },
+    );
+    this.connection.start();
+  }
+
+  /** The generation id (chosen by the client, so streaming needs no round trip first). */
+  get id(): GenerationId {
+    return this.idValue;
+  }
+
+  get state(): GenerationState {
+    return this.stateValue;
+  }
+
+  /** Offset of the generation's `gen.start`, once the gateway has opened it. */
+  get offset(): Offset | undefined {
+    return this.startOffset;
+  }
+
+  /**
+   * Queues one chunk and assigns it the next seq. Returns false once the unacknowledged bytes or
+   * chunks exceed the high-water mark (or the gateway's credit): keep writing only after
+   * `await drained()`. The chunk is queued either way; nothing is ever dropped.
+   * Throws the generation's SpoolError once it failed, GENERATION_CLOSED after finish().
+   */
+  write(data: unknown, options: WriteOptions = {}): boolean {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.finishRequest !== undefined) {
+      throw new SpoolError('GENERATION_CLOSED', `generation ${this.idValue} is finishing: write() after finish()`, { generation: this.idValue });
+    }
+    const { kind, priority } = options;
+    if (kind !== undefined && (typeof kind !== 'string' || kind.length === 0 || kind.length > DEFAULT_LIMITS.maxKindLength)) {
+      throw new SpoolError('BAD_FRAME', `kind must be a string of 1-${DEFAULT_LIMITS.maxKindLength} chars`);
+    }
+    if (priority !== undefined && priority !== 0 && priority !== 1 && priority !== 2 && priority !== 3) {
+      throw new SpoolError('BAD_FRAME', 'priority must be 0, 1, 2 or 3');
+    }
+    if (ArrayBuffer.isView(data) || Object.prototype.toString.call(data) === '[object ArrayBuffer]') {
+      // The gateway stores JSON data only (an event written over msgpack is read over JSON too).
+      throw new SpoolError('BAD_FRAME', 'data must be JSON data (string, number, boolean, null, array, object), not binary');
+    }
+    const bytes = sizeOf(data);
+    const maxFrameBytes = this.connection.limits.maxFrameBytes;
+    if (bytes + ITEM_OVERHEAD + FRAME_OVERHEAD > maxFrameBytes) {
+      throw new SpoolError('FRAME_TOO_LARGE', `chunk of ${formatBytes(bytes)} exceeds maxFrameBytes (${formatBytes(maxFrameBytes)}); split it into smaller writes`);
+    }
+    const item: ChunkItem =
+      kind === undefined
+        ? priority === undefined
+          ? { data }
+          : { priority, data }
+        : priority === undefined
+          ? { kind, data }
+          : { kind, priority, data };
+    this.window.push(item, bytes);
+    if (this.channelOpen) this.scheduleSend();
+    return !this.overHighWaterMark();
+  }
+
+  /** Resolves once the unacknowledged chunks are back under the high-water mark. */
+  drained(): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (!this.overHighWaterMark()) return Promise.resolve();
+    const waiter = deferred<void>();
+    this.drainWaiters.push(waiter);
+    return waiter.promise;
+  }
+
+  /** Resolves once everything written so far is durable (G1), with the ack that says so. */
+  flush(): Promise<FlushResult> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const target = this.window.assigned;
+    const ready = this.flushResultFor(target);
+    if (ready !== undefined) return Promise.resolve(ready);
+    const waiter = deferred<FlushResult>();
+    this.flushWaiters.push({ target, waiter });
+    return waiter.promise;
+  }
+
+  /**
+   * Ends the generation after every chunk written so far. Resolves with the `gen.end` offset once
+   * the gateway confirms everything is durable (G6); rejects with the SpoolError that prevented
+   * it, or TIMEOUT after `timeoutMs`. Calling it again returns the same promise.
+   */
+  finish(options: FinishOptions = {}): Promise<FinishResult> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.result !== undefined) return Promise.resolve(this.result);
+    if (this.finishWaiter !== undefined) return this.finishWaiter.promise;
+    const status = options.status ?? 'done';
+    // Diagnostic text only: cut it to the wire limit rather than fail the whole end over it.
+    const error = options.error === undefined || options.error === '' ? undefined : options.error.slice(0, DEFAULT_LIMITS.maxErrorLength);
+    this.finishRequest = error === undefined ? { status } : { status, error };
+    this.finishWaiter = deferred<FinishResult>();
+    const { timeoutMs } = options;
+    if (timeoutMs !== undefined) {
+      this.finishTimer = setTimeout(() => {
+        this.finishTimer = undefined;
+        this.fail(new SpoolError('TIMEOUT', `finish of generation ${this.idValue} not confirmed within ${timeoutMs} ms`, { generation: this.idValue }));
+      }, timeoutMs);
+    }
+    this.setState('finishing');
+    if (this.channelOpen) this.scheduleSend();
+    return this.finishWaiter.promise;
+  }
+
+  /** Ends the generation with status 'aborted' (after the chunks already written). */
+  abort(reason?: string): Promise<FinishResult> {
+    return this.finish(reason === undefined ? { status: 'aborted' } : { status: 'aborted', error: reason });
+  }
+
+  /**
+   * Gives up at once: pending flush/finish/drained reject with `error` (CLOSED by default) and
+   * the connection closes. The gateway ends the generation with `timeout` if it was open.
+   */
+  destroy(error: SpoolError = new SpoolError('CLOSED', `generation ${this.idValue} was destroyed`)): void {
+    this.fail(error);
+  }
+
+  // ------------------------------------------------------------------ connection events
+
+  private onConnectionOpen(_welcome: WelcomeFrame): void {
+    if (this.isSettled()) return;
+    this.sendOpen();
+  }
+
+  private onConnectionDown(fatal: SpoolError | undefined): void {
+    this.channelOpen = false;
+    this.finishInFlight = false;
+    this.clearRetry();
+    this.window.rewind(this.window.durable);
+    if (fatal !== undefined) {
+      this.fail(fatal);
+      return;
+    }
+    if (this.stateValue === 'open') this.setState('opening');
+  }
+
+  private onFrame(frame: ServerFrame): void {
+    if (this.isSettled()) return;
+    switch (frame.type) {
+      case 'ack':
+        if (frame.generation === this.idValue) this.onAck(frame.seq, frame.offset, frame.dropped);
+        return;
+      case 'error':
+        this.onStreamError(errorFromFrame(frame));
+        return;
+      default:
+        log(this.context.logger, 'debug', `spool generation ${this.idValue}: unexpected ${frame.type} frame ignored`);
+    }
+  }
+
+  // ------------------------------------------------------------------ open
+
+  private sendOpen(): void {
+    const base = { type: 'open' as const, session: this.session, generation: this.idValue };
+    // A reconnect resumes with the token and never takes over again. An open that was never
+    // answered is the same request retried, so it keeps the takeover the caller asked for.
+    const frame: ClientFrame =
+      this.token !== undefined
+        ? { ...base, resume: { token: this.token } }
+        : this.takeover && !this.firstOpenAnswered
+          ? { ...base, takeover: true }
+          : base;
+    this.connection.request(frame, {
+      resolve: (reply) => this.onOpened(reply),
+      reject: (error) => this.onOpenError(error),
+    });
+  }
+
+  private onOpened(reply: ServerFrame): void {
+    if (this.isSettled()) return;
+    if (reply.type !== 'opened') {
+      this.fail(new SpoolError('INTERNAL', `gateway answered open with ${reply.type}`));
+      return;
+    }
+    this.firstOpenAnswered = true;
+    const next = reply.nextSeq;
+    const { assigned, durable } = this.window;
+    if (next > assigned || next < durable) {
+      // The gateway holds chunks this producer never wrote, or lost acknowledged ones: two
+      // producers share this generation id, or the store broke G1. Resending cannot repair it.
+      this.fail(
+        new SpoolError('INTERNAL', `gateway reports nextSeq ${next} for generation ${this.idValue}, but ${assigned} chunks were written and ${durable} acknowledged`, {
+          generation: this.idValue,
+        }),
+      );
+      return;
+    }
+    this.token = reply.token;
+    this.startOffset ??= reply.offset;
+    this.channelOpen = true;
+    // Chunks below nextSeq are durable but their offsets unknown; they stay queued (counted as in
+    // flight) until the next cumulative ack. When nothing follows them, resend the last one: the
+    // gateway stores it once and acks it with its original offset (G2), which releases them all.
+    this.window.rewind(next > durable && next === assigned ? next - 1 : next);
+    if (this.stateValue === 'opening') this.setState('open');
+    this.resolveFlushWaiters();
+    this.scheduleSend();
+  }
+
+  private onOpenError(error: SpoolError): void {
+    if (this.isSettled()) return;
+    if (error.code === 'GENERATION_CLOSED' && this.finishRequest !== undefined && this.token !== undefined) {
+      // The generation ended while this producer was away, possibly by its own finish whose
+      // `finished` got lost. The refusal names how it ended; without that, the token proves
+      // ownership: ask once more, a repeated finish is answered with the original `finished`.
+      const { status, offset } = error.details;
+      if (status !== undefined && typeof offset === 'number') {
+        this.onFinished({ type: 'finished', generation: this.idValue, status, offset });
+        return;
+      }
+      this.closedOnReopen = error;
+      this.sendFinish();
+      return;
+    }
+    if (error.retryable) this.scheduleRetry();
+    else this.fail(error);
+  }
+
+  // ------------------------------------------------------------------ chunks
+
+  private scheduleSend(): void {
+    if (this.sendScheduled) return;
+    this.sendScheduled = true;
+    queueMicrotask(this.sendPassBound);
+  }
+
+  /** Sends what is queued, in as few frames as the limits and the credit allow. */
+  private sendPass(): void {
+    this.sendScheduled = false;
+    const token = this.token;
+    if (!this.channelOpen || this.retryTimer !== undefined || this.isSettled() || token === undefined) return;
+    const { maxBatchItems, maxFrameBytes } = this.connection.limits;
+    const limits = { maxBatchItems, maxFrameBytes, credit: this.connection.credit, envelopeBytes: token.length };
+    for (let batch = this.window.nextBatch(limits); batch !== undefined; batch = this.window.nextBatch(limits)) {
+      if (!this.connection.send({ type: 'chunks', token, seq: batch.seq, items: batch.items })) {
+        this.window.rewind(batch.seq); // the socket is going down; onDown resets the rest
+        return;
+      }
+    }
+    if (this.finishRequest !== undefined && !this.finishInFlight && this.window.allSent) this.sendFinish();
+  }
+
+  private onAck(seq: number, offset: Offset, dropped: number | undefined): void {
+    if (seq >= this.window.assigned || seq < 0) {
+      log(this.context.logger, 'warn', `spool generation ${this.idValue}: ack for seq ${seq} never written, ignored`);
+      return;
+    }
+    if (this.lastAck === undefined || seq >= this.lastAck.seq) this.lastAck = { seq, offset };
+    if (seq + 1 > this.window.durable) this.window.release(seq + 1);
+    if (this.rewoundTo < this.window.durable) this.rewoundTo = -1;
+    if (dropped !== undefined && dropped > 0) {
+      log(this.context.logger, 'warn', `spool generation ${this.idValue}: gateway dropped ${dropped} debug chunks under load`);
+    }
+    this.retryFailures = 0;
+    this.resolveFlushWaiters();
+    this.resolveDrainWaiters();
+    this.scheduleSend();
+  }
+
+  private onStreamError(error: SpoolError): void {
+    if (this.finishInFlight && (error.retryable || error.code === 'GENERATION_CLOSED')) {
+      // Errors drawn by chunks sent before the finish. The finish's own answer is authoritative
+      // (finished, or SEQ_GAP naming what is missing); resending chunks behind it would only
+      // meet "generation is finishing".
+      log(this.context.logger, 'debug', `spool generation ${this.idValue}: ${error.code} while finishing, awaiting the finish answer`);
+      return;
+    }
+    if (error.code === 'SEQ_GAP') {
+      const expected = error.details.expectedSeq;
+      if (typeof expected !== 'number') {
+        this.scheduleRetry();
+        return;
+      }
+      // Each frame sent after the missing one draws its own SEQ_GAP with the same expectedSeq;
+      // the first one already rewound. Only ever move back: resending is safe (G2), skipping is not.
+      if (expected === this.rewoundTo || expected >= this.window.sent) return;
+      this.rewoundTo = expected;
+      this.window.rewind(expected);
+      this.scheduleSend();
+      return;
+    }
+    if (error.retryable) {
+      log(this.context.logger, 'warn', `spool generation ${this.idValue}: ${error.code}, resending unacknowledged chunks after backoff`, { message: error.message });
+      this.scheduleRetry();
+      return;
+    }
+    this.fail(error);
+  }
+
+  /** One backoff timer for the whole generation, however many errors arrive meanwhile. */
+  private scheduleRetry(): void {
+    if (this.retryTimer !== undefined || this.isSettled()) return;
+    const delay = jitteredDelay(this.retryFailures++, this.context.retry);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.isSettled()) return;
+      if (this.channelOpen) {
+        if (this.finishInFlight) return; // its answer decides what to resend
+        this.window.rewind(this.window.durable);
+        this.scheduleSend();
+      } else if (this.connection.isOpen) {
+        this.sendOpen();
+      }
+    }, delay);
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  // ------------------------------------------------------------------ finish
+
+  private sendFinish(): void {
+    const request = this.finishRequest;
+    if (request === undefined || this.token === undefined) return;
+    this.finishInFlight = true;
+    const frame: ClientFrame = {
+      type: 'finish',
+      token: this.token,
+      seq: this.window.assigned,
+      status: request.status,
+      ...(request.error !== undefined ? { error: request.error } : {}),
+    };
+    this.connection.request(frame, {
+      resolve: (reply) => this.onFinished(reply),
+      reject: (error) => this.onFinishError(error),
+    });
+  }
+
+  private onFinished(reply: ServerFrame): void {
+    if (this.isSettled()) return;
+    if (reply.type !== 'finished') {
+      this.fail(new SpoolError('INTERNAL', `gateway answered finish with ${reply.type}`));
+      return;
+    }
+    const asked = this.finishRequest?.status ?? 'done';
+    if (reply.status !== asked) {
+      // A repeated finish of a generation that ended some other way (fenced, idle timeout).
+      const code = reply.status === 'fenced' ? 'FENCED' : 'GENERATION_CLOSED';
+      this.fail(new SpoolError(code, `generation ${this.idValue} ended with status ${reply.status}, not ${asked}`, { generation: this.idValue }));
+      return;
+    }
+    const result: FinishResult = { offset: reply.offset, status: reply.status };
+    this.result = result;
+    this.window.release(this.window.assigned);
+    this.clearTimers();
+    this.setState('finished');
+    this.settleFlushWaiters(reply.offset);
+    this.resolveDrainWaiters();
+    this.finishWaiter?.resolve(result);
+    this.context.onSettled?.(this);
+    void this.connection.close();
+  }
+
+  private onFinishError(error: SpoolError): void {
+    if (this.isSettled()) return;
+    this.finishInFlight = false;
+    if (this.closedOnReopen !== undefined && !error.retryable) {
+      this.fail(this.closedOnReopen);
+      return;
+    }
+    if (error.code === 'SEQ_GAP' && typeof error.details.expectedSeq === 'number') {
+      // The gateway misses chunks before the end: resend them, then the finish again.
+      this.window.rewind(error.details.expectedSeq);
+      this.scheduleSend();
+      return;
+    }
+    if (error.retryable) this.scheduleRetry();
+    else this.fail(error);
+  }
+
+  // ------------------------------------------------------------------ waiters and state
+
+  private overHighWaterMark(): boolean {
+    const credit = this.connection.credit;
+    const hwm = this.context.highWaterMark;
+    return this.window.unackedItems > Math.min(hwm.items, credit.frames) || this.window.unackedBytes > Math.min(hwm.bytes, credit.bytes);
+  }
+
+  private flushResultFor(target: number): FlushResult | undefined {
+    if (target === 0) return this.startOffset === undefined ? undefined : { seq: -1, offset: this.startOffset };
+    if (this.lastAck !== undefined && this.lastAck.seq >= target - 1) return { seq: this.lastAck.seq, offset: this.lastAck.offset };
+    return undefined;
+  }
+
+  private resolveFlushWaiters(): void {
+    // Targets only grow, so the satisfied waiters are a prefix.
+    let done = 0;
+    for (const { target, waiter } of this.flushWaiters) {
+      const result = this.flushResultFor(target);
+      if (result === undefined) break;
+      waiter.resolve(result);
+      done++;
+    }
+    if (done > 0) this.flushWaiters = this.flushWaiters.slice(done);
+  }
+
+  /** After `finished` every chunk is durable even if its ack never arrived. */
+  private settleFlushWaiters(endOffset: Offset): void {
+    const last = this.window.assigned - 1;
+    for (const { target, waiter } of this.flushWaiters) {
+      waiter.resolve(this.flushResultFor(target) ?? { seq: last, offset: this.lastAck?.seq === last ? this.lastAck.offset : endOffset });
+    }
+    this.flushWaiters = [];
+  }
+
+  private resolveDrainWaiters(): void {
+    if (this.drainWaiters.length === 0 || this.overHighWaterMark()) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const waiter of waiters) waiter.resolve();
+  }
+
+  private fail(error: SpoolError): void {
+    if (this.isSettled()) return;
+    this.failure = error;
+    const wasOpen = this.channelOpen;
+    this.channelOpen = false;
+    this.clearTimers();
+    this.setState('failed');
+    log(this.context.logger, 'error', `spool generation ${this.idValue} failed: ${error.code}`, {
+      session: this.session,
+      generation: this.idValue,
+      message: error.message,
+    });
+    if (error.code === 'SESSION_FULL' && wasOpen && this.token !== undefined) {
+      // The gateway still holds the generation open; end it now so readers see gen.end error at
+      // once rather than after the idle timeout. Best effort: the socket closes right after.
+      this.connection.send({ type: 'finish', token: this.token, seq: this.window.assigned, status: 'error', error: 'SESSION_FULL' });
+    }
+    const flushWaiters = this.flushWaiters;
+    const drainWaiters = this.drainWaiters;
+    this.flushWaiters = [];
+    this.drainWaiters = [];
+    for (const { waiter } of flushWaiters) waiter.reject(error);
+    for (const waiter of drainWaiters) waiter.reject(error);
+    this.finishWaiter?.reject(error);
+    this.context.onSettled?.(this);
+    void this.connection.close();
+  }
+
+  private isSettled(): boolean {
+    return this.failure !== undefined || this.result !== undefined;
+  }
+
+  private clearTimers(): void {
+    this.clearRetry();
+    if (this.finishTimer !== undefined) clearTimeout(this.finishTimer);
+    this.finishTimer = undefined;
+  }
+
+  private setState(next: GenerationState): void {
+    const previous = this.stateValue;
+    if (previous === next) return;
+    this.stateValue = next;
+    log(this.context.logger, 'debug', `spool generation ${this.idValue}: ${previous} -> ${next}`, { session: this.session });
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * spool/client: the SDK producers and readers use. Runs in Node (with the `ws` package on
+ * Node 20) and in a browser or Electron renderer. Imports only the protocol.
+ */
+export { SpoolClient, type SpoolClientOptions } from './client';
+export {
+  Generation,
+  DEFAULT_HIGH_WATER_MARK,
+  type GenerationOptions,
+  type GenerationState,
+  type HighWaterMark,
+  type WriteOptions,
+  type FlushResult,
+  type FinishOptions,
+  type FinishResult,
+} from './generation';
+export { Subscription, DEFAULT_MAX_BUFFERED_ITEMS, type SubscribeOptions, type SubscriptionItem } from './subscription';
+export type { AppendInput, AppendResult } from './append';
+export type { ConnectionState, WebSocketConstructor, WebSocketLike } from './connection';
+export type { Logger, ReconnectOptions } from './util';
+export {
+  SpoolError,
+  ERROR_REGISTRY,
+  isGap,
+  type ErrorCode,
+  type ErrorDetails,
+  type SessionEvent,
+  type Gap,
+  type ReadItem,
+  type Offset,
+  type Priority,
+  type EndStatus,
+  type SessionId,
+  type GenerationId,
+} from '../protocol';

@@ -1,0 +1,134 @@
+/**
+ * Small helpers shared by the SDK's modules. Everything here runs in Node and in a browser or
+ * Electron renderer: no Buffer, no process, timers' `unref` only where it exists.
+ */
+
+/** Where the SDK reports state changes and trouble. Console-compatible: `(message, fields)`. */
+export interface Logger {
+  debug?(message: string, fields?: Record<string, unknown>): void;
+  info?(message: string, fields?: Record<string, unknown>): void;
+  warn?(message: string, fields?: Record<string, unknown>): void;
+  error?(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Logger method names the SDK calls. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Logs through an optional, possibly partial logger; never throws. */
+export function log(logger: Logger | undefined, level: LogLevel, message: string, fields?: Record<string, unknown>): void {
+  const fn = logger?.[level];
+  if (fn === undefined) return;
+  // A throwing logger must never break the protocol state machine that called it.
+  try {
+    if (fields === undefined) fn.call(logger, message);
+    else fn.call(logger, message, fields);
+  } catch {
+    /* ignored on purpose */
+  }
+}
+
+/** Backoff for reconnects and retries of retryable errors. */
+export interface ReconnectOptions {
+  /** First backoff ceiling. @default 100 */
+  readonly initialDelayMs?: number;
+  /** Largest backoff ceiling. @default 5000 */
+  readonly maxDelayMs?: number;
+}
+
+/** Resolved backoff delays. */
+export interface Backoff {
+  readonly initialDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+/** The documented reconnect defaults. */
+export const DEFAULT_BACKOFF: Backoff = { initialDelayMs: 100, maxDelayMs: 5000 };
+
+/** Fills in the defaults of a `reconnect` option. */
+export function resolveBackoff(options: ReconnectOptions | false | undefined): Backoff {
+  if (options === false || options === undefined) return DEFAULT_BACKOFF;
+  return {
+    initialDelayMs: options.initialDelayMs ?? DEFAULT_BACKOFF.initialDelayMs,
+    maxDelayMs: options.maxDelayMs ?? DEFAULT_BACKOFF.maxDelayMs,
+  };
+}
+
+/**
+ * Full-jitter exponential backoff: a uniform delay in [0, min(max, initial * 2^failures)).
+ * Full jitter spreads a crowd of clients that lost the same gateway at the same instant.
+ */
+export function jitteredDelay(failures: number, backoff: Backoff, random: () => number = Math.random): number {
+  const ceiling = Math.min(backoff.maxDelayMs, backoff.initialDelayMs * 2 ** Math.min(failures, 30));
+  return Math.floor(random() * ceiling);
+}
+
+/** A timer handle in Node or a browser. */
+export type Timer = ReturnType<typeof setTimeout>;
+
+/** A timer that does not keep a Node process alive (no-op in browsers, which have no unref). */
+export function unrefTimer<T>(timer: T): T {
+  (timer as { unref?: () => void }).unref?.();
+  return timer;
+}
+
+/** A promise with its settle functions, for one waiter of many (flush, drain, finish). */
+export interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+/** Creates a Deferred. */
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** A random generation id inside the protocol's id alphabet (`[A-Za-z0-9._:-]`). */
+export function randomId(): string {
+  const uuid = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto?.randomUUID?.();
+  if (uuid !== undefined) return uuid;
+  // Fallback for old runtimes: 128 bits from Math.random is fine for a collision-free id, not a secret.
+  let id = '';
+  for (let i = 0; i < 4; i++) id += Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0');
+  return id;
+}
+
+/** UTF-8 byte length of a string without allocating (TextEncoder per write would). */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      bytes += 4; // surrogate pair: one 4-byte code point
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * Bytes a chunk's data counts for against credit and the high-water mark. Exact for strings and
+ * binary (what chat streams carry); an estimate via JSON for structured data, which is close to
+ * (and for msgpack a little over) its encoded size, so the SDK errs on the safe side of credit.
+ */
+export function sizeOf(data: unknown): number {
+  if (typeof data === 'string') return utf8Length(data);
+  if (data === null || data === undefined || typeof data === 'boolean') return 1;
+  if (typeof data === 'number') return 9;
+  if (ArrayBuffer.isView(data)) return data.byteLength;
+  if (Object.prototype.toString.call(data) === '[object ArrayBuffer]') return (data as ArrayBuffer).byteLength;
+  try {
+    const json = JSON.stringify(data);
+    return json === undefined ? 1 : utf8Length(json);
+  } catch {
+    return 64; // not JSON-able (BigInt, cycles): the codec decides; count a nominal size
+  }
+}
