@@ -448,7 +448,13 @@ export class SessionActor {
         reply.reject(new SpoolError('GENERATION_ACTIVE', `generation ${result.activeId} is active in session ${this.session}; open with takeover to displace it`, { generation: result.activeId, epoch: result.epoch }));
         return;
       case 'closed':
-        reply.reject(new SpoolError('GENERATION_CLOSED', `generation ${op.generationId} already ended (${result.endStatus}) at offset ${result.endOffset}`, { generation: op.generationId }));
+        reply.reject(
+          new SpoolError('GENERATION_CLOSED', `generation ${op.generationId} already ended (${result.endStatus}) at offset ${result.endOffset}`, {
+            generation: op.generationId,
+            status: result.endStatus,
+            offset: result.endOffset,
+          }),
+        );
         return;
       case 'full':
         reply.reject(new SpoolError('SESSION_FULL', `session ${this.session} holds the most critical events retention allows`, { session: this.session }));

@@ -161,7 +161,7 @@ describe('producing', () => {
     expect(await c.open('s', 'b')).toMatchObject({ type: 'error', code: 'GENERATION_ACTIVE' });
     c.send({ type: 'finish', token, seq: 0 });
     await c.next((f) => f.type === 'finished');
-    expect(await c.open('s', 'a')).toMatchObject({ type: 'error', code: 'GENERATION_CLOSED' });
+    expect(await c.open('s', 'a')).toMatchObject({ type: 'error', code: 'GENERATION_CLOSED', details: { status: 'done', offset: 2 } });
   });
 
   it('takeover fences the old writer: FENCED on its next write, gen.end fenced before the new gen.start, nothing of it after', async () => {
