@@ -22,6 +22,7 @@
  * queued, in as few `chunks` frames as the limits and the credit allow.
  */
 import {
+  portableData,
   DEFAULT_LIMITS,
   SpoolError,
   formatBytes,
@@ -189,10 +190,9 @@ export class Generation {
     if (priority !== undefined && priority !== 0 && priority !== 1 && priority !== 2 && priority !== 3) {
       throw new SpoolError('BAD_FRAME', 'priority must be 0, 1, 2 or 3');
     }
-    if (ArrayBuffer.isView(data) || Object.prototype.toString.call(data) === '[object ArrayBuffer]') {
-      // The gateway stores JSON data only (an event written over msgpack is read over JSON too).
-      throw new SpoolError('BAD_FRAME', 'data must be JSON data (string, number, boolean, null, array, object), not binary');
-    }
+    // The gateway stores JSON data only (an event written over msgpack is read over JSON too);
+    // refusing here, where the caller can fix it, beats a frame the gateway refuses later.
+    portableData(data, 'data', DEFAULT_LIMITS.maxDataDepth);
     const bytes = sizeOf(data);
     const maxFrameBytes = this.connection.limits.maxFrameBytes;
     if (bytes + ITEM_OVERHEAD + FRAME_OVERHEAD > maxFrameBytes) {

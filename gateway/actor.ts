@@ -70,7 +70,7 @@ type Op =
   | { readonly kind: 'chunk'; readonly item: WriteItem; readonly gen: GenState }
   | { readonly kind: 'end'; readonly item: WriteItem & { op: 'end' }; readonly gen: GenState | null; readonly reply: Reply<FinishedFrame> | null }
   | { readonly kind: 'append'; readonly item: WriteItem; readonly reply: Reply<AppendedFrame>; readonly requestId: number | undefined }
-  | { readonly kind: 'open'; readonly generationId: string; readonly takeover: boolean; readonly link: Link; readonly reply: Reply<OpenedFrame>; readonly requestId: number | undefined };
+  | { readonly kind: 'open'; readonly generationId: string; readonly takeover: boolean; readonly resume: boolean; readonly link: Link; readonly reply: Reply<OpenedFrame>; readonly requestId: number | undefined };
 
 type SubscriberState = 'catching-up' | 'live' | 'paused' | 'closed';
 
@@ -157,11 +157,16 @@ export class SessionActor {
 
   // ------------------------------------------------------------------ producers
 
-  open(link: Link, generationId: string, takeover: boolean, requestId: number | undefined): Promise<OpenedFrame> {
+  /**
+   * Opens a generation, or re-binds the producer of the active one. With `resume` (the token
+   * of an earlier open) it never creates a generation: a displaced one answers FENCED, an ended
+   * or unknown one GENERATION_CLOSED (with how it ended, when the store still remembers).
+   */
+  open(link: Link, generationId: string, takeover: boolean, resume: boolean, requestId: number | undefined): Promise<OpenedFrame> {
     this.touch();
     return new Promise<OpenedFrame>((resolve, reject) => {
       if (this.rejectIfUnavailable(reject)) return;
-      this.flusher.enqueue({ kind: 'open', generationId, takeover, link, reply: { resolve, reject }, requestId });
+      this.flusher.enqueue({ kind: 'open', generationId, takeover: takeover && !resume, resume, link, reply: { resolve, reject }, requestId });
     });
   }
 
@@ -395,7 +400,8 @@ export class SessionActor {
     const metrics = this.deps.metrics;
     const started = performance.now();
     if (first.kind === 'open') {
-      const result = await store.openGeneration(this.session, { generationId: first.generationId, takeover: first.takeover, ts: this.deps.config.clock() });
+      const request = { generationId: first.generationId, takeover: first.takeover, ts: this.deps.config.clock() };
+      const result = await store.openGeneration(this.session, first.resume ? { ...request, resumeOnly: true } : request);
       metrics.persistenceLatency.observe((performance.now() - started) / 1000);
       metrics.persistenceSuccess.inc();
       this.applyOpen(first, result);
@@ -447,7 +453,14 @@ export class SessionActor {
       case 'active':
         reply.reject(new SpoolError('GENERATION_ACTIVE', `generation ${result.activeId} is active in session ${this.session}; open with takeover to displace it`, { generation: result.activeId, epoch: result.epoch }));
         return;
+      case 'unknown':
+        reply.reject(new SpoolError('GENERATION_CLOSED', `generation ${op.generationId} is not open in session ${this.session}`, { generation: op.generationId }));
+        return;
       case 'closed':
+        if (result.endStatus === 'fenced') {
+          reply.reject(new SpoolError('FENCED', `generation ${op.generationId} was displaced by a newer one`, { generation: op.generationId, epoch: this.epoch, status: 'fenced', offset: result.endOffset }));
+          return;
+        }
         reply.reject(
           new SpoolError('GENERATION_CLOSED', `generation ${op.generationId} already ended (${result.endStatus}) at offset ${result.endOffset}`, {
             generation: op.generationId,

@@ -23,6 +23,8 @@ export interface GatewayConfig {
   readonly limits: ProtocolLimits;
   /** Per-generation unacked chunks/bytes a producer may have in flight. @default 1024 frames, 1 MiB */
   readonly credit: Credit;
+  /** A connection that sends no hello within this long is closed with HANDSHAKE_REQUIRED. @default 10000 */
+  readonly handshakeTimeoutMs: number;
   /** Transport ping interval; a silent socket is dropped after two. @default 15000 */
   readonly heartbeatMs: number;
   /** A generation with no frame for this long ends with `gen.end timeout`. @default 30000 */
@@ -67,6 +69,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   data: './data',
   limits: DEFAULT_LIMITS,
   credit: { frames: 1024, bytes: 1024 * 1024 },
+  handshakeTimeoutMs: 10_000,
   heartbeatMs: 15_000,
   generationIdleTimeoutMs: 30_000,
   sessionIdleMs: 60_000,

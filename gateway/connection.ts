@@ -48,12 +48,20 @@ export class Connection implements Link, SocketHandlers {
   /** Sessions this connection has touched (to detach from on close). */
   private readonly sessions = new Set<SessionId>();
 
+  private handshakeTimer: NodeJS.Timeout | undefined;
+
   constructor(private readonly deps: ConnectionDeps) {
     this.id = deps.id;
     this.protocol = deps.socket.protocol ?? SUBPROTOCOL_JSON;
     if (deps.socket.protocol === null) {
       this.sendError(new SpoolError('UNSUPPORTED_PROTOCOL', "offer the WebSocket subprotocol 'spool.v1' (msgpack) or 'spool.v1.json'"));
+      return;
     }
+    // A socket that never says hello holds resources without being accountable for them.
+    this.handshakeTimer = setTimeout(() => {
+      if (this.state === 'awaiting-hello') this.sendError(new SpoolError('HANDSHAKE_REQUIRED', `no hello within ${deps.config.handshakeTimeoutMs} ms`));
+    }, deps.config.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
   }
 
   // ------------------------------------------------------------------ Link
@@ -114,6 +122,7 @@ export class Connection implements Link, SocketHandlers {
   onClose(code: number, reason: string): void {
     if (this.state === 'closed') return;
     this.setState('closed');
+    clearTimeout(this.handshakeTimer);
     this.deps.logger.debug({ connection: this.id, code, reason }, 'connection closed');
     for (const session of this.sessions) {
       this.deps.registry.with(session, (actor) => actor.detach(this), () => {});
@@ -158,7 +167,7 @@ export class Connection implements Link, SocketHandlers {
           }
         }
         this.onActor(session, id, async (actor) => {
-          const opened = await actor.open(this, generation, frame.takeover === true, id);
+          const opened = await actor.open(this, generation, frame.takeover === true, frame.resume !== undefined, id);
           this.channels.set(opened.token, { epoch: parseToken(opened.token)?.epoch ?? 0, session, generation });
           this.send(opened);
         });
@@ -203,6 +212,7 @@ export class Connection implements Link, SocketHandlers {
       throw new SpoolError('UNAUTHORIZED', token === undefined ? 'hello.token is required' : 'hello.token is not valid');
     }
     this.setState('open');
+    clearTimeout(this.handshakeTimer);
     const c = this.deps.config;
     this.send({
       type: 'welcome',

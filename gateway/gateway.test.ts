@@ -164,6 +164,16 @@ describe('producing', () => {
     expect(await c.open('s', 'a')).toMatchObject({ type: 'error', code: 'GENERATION_CLOSED', details: { status: 'done', offset: 2 } });
   });
 
+  it('a resume never creates a generation: displaced answers FENCED, unknown answers GENERATION_CLOSED', async () => {
+    const gw = await gateway();
+    const c = await client(gw);
+    const a = await c.open('s', 'A');
+    await c.open('s', 'B', { takeover: true });
+    expect(await c.open('s', 'A', { resume: { token: a['token'] } })).toMatchObject({ type: 'error', code: 'FENCED', details: { status: 'fenced' } });
+    expect(await c.open('t', 'ghost', { resume: { token: 'v1/3/t/ghost' } })).toMatchObject({ type: 'error', code: 'GENERATION_CLOSED' });
+    expect((await gw.store.meta('t')).head).toBe(0);
+  });
+
   it('takeover fences the old writer: FENCED on its next write, gen.end fenced before the new gen.start, nothing of it after', async () => {
     const events: DomainEvent[] = [];
     const gw = await gateway({ telemetry: { emit: (e) => events.push(e) } });
@@ -331,6 +341,13 @@ describe('bad input', () => {
     const gw = await gateway();
     const c = await client(gw, SUBPROTOCOL_MSGPACK, false);
     c.send({ type: 'subscribe', session: 's', from: 0 });
+    expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'HANDSHAKE_REQUIRED' });
+    expect((await c.waitClosed()).code).toBe(closeCodeOf('HANDSHAKE_REQUIRED'));
+  });
+
+  it('closes a connection that sends no hello within handshakeTimeoutMs', async () => {
+    const gw = await gateway({ handshakeTimeoutMs: 50 });
+    const c = await client(gw, SUBPROTOCOL_MSGPACK, false);
     expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'HANDSHAKE_REQUIRED' });
     expect((await c.waitClosed()).code).toBe(closeCodeOf('HANDSHAKE_REQUIRED'));
   });

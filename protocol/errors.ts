@@ -39,6 +39,13 @@ export interface ErrorDetails {
   readonly limit?: number;
   readonly generation?: string;
   readonly session?: string;
+  /**
+   * GENERATION_CLOSED: how the generation ended and the offset of its `gen.end`, when known,
+   * so a producer whose `finished` was lost learns the outcome by re-opening. (The status union
+   * is spelled out rather than imported: types.ts imports this file.)
+   */
+  readonly status?: 'done' | 'error' | 'aborted' | 'fenced' | 'timeout';
+  readonly offset?: number;
 }
 
 /** The one error class of spool: gateway, store and client all throw it, tests assert on `code`. */

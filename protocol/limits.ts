@@ -13,6 +13,11 @@ export interface ProtocolLimits {
   readonly maxKeyLength: number;
   /** Longest `error` text on `finish`. @default 1024 */
   readonly maxErrorLength: number;
+  /**
+   * Deepest nesting of arrays/objects inside one `data` value (`"text"` is 0, `{"a":[1]}` is 2).
+   * Bounds the recursion of every later encode (store, fanout, the other subprotocol). @default 64
+   */
+  readonly maxDataDepth: number;
 }
 
 export const DEFAULT_LIMITS: ProtocolLimits = {
@@ -21,4 +26,5 @@ export const DEFAULT_LIMITS: ProtocolLimits = {
   maxKindLength: 64,
   maxKeyLength: 256,
   maxErrorLength: 1024,
+  maxDataDepth: 64,
 };

@@ -50,7 +50,7 @@ function shortString(frame: Obj, field: string, max: number, optional: boolean):
   if (typeof value !== 'string' || value.length === 0 || value.length > max) {
     bad(`${field} must be a string of 1-${max} chars`);
   }
-  return value;
+  return wellFormed(value, field);
 }
 
 function priority(frame: Obj, field = 'priority'): Priority | undefined {
@@ -66,6 +66,70 @@ function token(frame: Obj): string {
   return value;
 }
 
+/** Matches a lone (unpaired) UTF-16 surrogate; with the `u` flag a proper pair is one code point. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/**
+ * Text that is stored must be well-formed Unicode: UTF-8 (msgpack, the stores) cannot carry a
+ * lone surrogate, so it would silently become U+FFFD, and two different idempotency keys could
+ * collapse into one.
+ */
+function wellFormed(value: string, field: string): string {
+  if (LONE_SURROGATE.test(value)) bad(`${field} holds a lone UTF-16 surrogate (not valid Unicode)`);
+  return value;
+}
+
+const NOT_JSON = 'must be JSON data (null, boolean, finite number, string, array, object)';
+
+/**
+ * `data` must be plain JSON (null, boolean, finite number, well-formed string, array, object
+ * without a `__proto__` key) nested at most `maxDepth` deep, whatever the subprotocol: an event
+ * written over msgpack is read over JSON too, and the store, the fanout and the size estimate
+ * all re-encode it. msgpack can carry more (binary, bigint, NaN, undefined, timestamps,
+ * msgpackr extensions such as Error or RegExp) that one of those steps would throw on or turn
+ * into something else; msgpackr renames a `__proto__` key; JSON can nest deeper than any
+ * recursive encoder survives. Iterative, so hostile nesting cannot overflow the stack here.
+ *
+ * Exported so the SDK can refuse bad data in `write()`, where the caller can fix it, instead of
+ * sending a chunk the gateway will refuse. Returns `value`; throws SpoolError(BAD_FRAME).
+ */
+export function portableData(value: unknown, field: string, maxDepth: number): unknown {
+  if (typeof value === 'string') return wellFormed(value, field); // the common case: a text delta
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
+  while (values.length > 0) {
+    const v = values.pop();
+    const depth = depths.pop() as number;
+    if (v === null || typeof v === 'boolean') continue;
+    if (typeof v === 'string') {
+      wellFormed(v, field);
+      continue;
+    }
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) bad(`${field} ${NOT_JSON}: ${v} is not a finite number`);
+      continue;
+    }
+    if (typeof v !== 'object') bad(`${field} ${NOT_JSON}, not ${v === undefined ? 'undefined' : typeof v}`);
+    if (depth >= maxDepth) bad(`${field} nests deeper than maxDataDepth (${maxDepth})`);
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        values.push(v[i]);
+        depths.push(depth + 1);
+      }
+      continue;
+    }
+    const proto: unknown = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) bad(`${field} ${NOT_JSON}, not binary or an extension type`);
+    for (const key of Object.keys(v)) {
+      if (key === '__proto__') bad(`${field} must not hold a "__proto__" key`);
+      wellFormed(key, field);
+      values.push((v as Obj)[key]);
+      depths.push(depth + 1);
+    }
+  }
+  return value;
+}
+
 function withOptional<T extends object>(base: T, extra: Obj): T {
   for (const [key, value] of Object.entries(extra)) if (value !== undefined) (base as Obj)[key] = value;
   return base;
@@ -74,9 +138,10 @@ function withOptional<T extends object>(base: T, extra: Obj): T {
 function chunkItem(raw: unknown, index: number, limits: ProtocolLimits): ChunkItem {
   if (!isObject(raw)) bad(`items[${index}] must be an object`);
   if (!('data' in raw)) bad(`items[${index}].data is required`);
+  const data = portableData(raw['data'], `items[${index}].data`, limits.maxDataDepth);
   const kind = shortString(raw, 'kind', limits.maxKindLength, true);
   const prio = priority(raw);
-  return withOptional({ data: raw['data'] } as ChunkItem, { kind, priority: prio });
+  return withOptional({ data } as ChunkItem, { kind, priority: prio });
 }
 
 const decoders: { [T in ClientFrameType]: (frame: Obj, limits: ProtocolLimits) => Extract<ClientFrame, { type: T }> } = {
@@ -106,7 +171,7 @@ const decoders: { [T in ClientFrameType]: (frame: Obj, limits: ProtocolLimits) =
   chunk(frame, limits) {
     if (!('data' in frame)) bad('data is required');
     return withOptional(
-      { type: 'chunk', token: token(frame), seq: nonNegativeInt(frame, 'seq'), data: frame['data'] },
+      { type: 'chunk', token: token(frame), seq: nonNegativeInt(frame, 'seq'), data: portableData(frame['data'], 'data', limits.maxDataDepth) },
       { kind: shortString(frame, 'kind', limits.maxKindLength, true), priority: priority(frame) },
     );
   },
@@ -141,7 +206,7 @@ const decoders: { [T in ClientFrameType]: (frame: Obj, limits: ProtocolLimits) =
         session: id(frame, 'session') as SessionId,
         key: shortString(frame, 'key', limits.maxKeyLength, false) as string,
         kind: shortString(frame, 'kind', limits.maxKindLength, false) as string,
-        data: frame['data'],
+        data: portableData(frame['data'], 'data', limits.maxDataDepth),
       },
       { id: requestId(frame), priority: priority(frame) },
     );

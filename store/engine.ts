@@ -222,6 +222,7 @@ export function applyOpen(tx: SessionTx, request: OpenRequest, options: StoreOpt
   }
   const ended = tx.endedRecord(request.generationId);
   if (ended !== undefined) return { status: 'closed', endStatus: ended.endStatus, endOffset: ended.endOffset };
+  if (request.resumeOnly) return { status: 'unknown' };
   if (current !== null && !request.takeover) return { status: 'active', activeId: current.id, epoch: meta.epoch };
   if (op.isFull()) return { status: 'full' };
 

@@ -157,6 +157,16 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
         expect(await store.meta('s')).toMatchObject({ epoch: 1, head: 4 });
       });
 
+      it('a resumeOnly open never creates a generation: unknown when neither active nor ended', async () => {
+        const store = await open();
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, ts: T0 })).toEqual({ status: 'unknown' });
+        expect(await store.meta('s')).toMatchObject({ epoch: 0, head: 0, active: null });
+        await openNew(store, 's', 'g1');
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, ts: T0 })).toMatchObject({ status: 'resumed', nextSeq: 0 });
+        await openNew(store, 's', 'g2', true);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, ts: T0 })).toMatchObject({ status: 'closed', endStatus: 'fenced' });
+      });
+
       it('opening while another generation is active is refused unless takeover is asked for', async () => {
         const store = await open();
         await openNew(store, 's', 'g1');

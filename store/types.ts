@@ -63,6 +63,11 @@ export interface OpenRequest {
   readonly generationId: string;
   /** Displace an active generation of another id (it ends with `gen.end fenced`). */
   readonly takeover: boolean;
+  /**
+   * A producer resuming a generation it opened before: never create it. When it is neither
+   * active nor remembered as ended, the answer is `unknown`.
+   */
+  readonly resumeOnly?: boolean;
   readonly ts: number;
 }
 
@@ -84,7 +89,9 @@ export type OpenResult =
   /** This generation id already ended (within the dedupe window). */
   | { readonly status: 'closed'; readonly endStatus: EndStatus; readonly endOffset: Offset }
   /** Critical events alone are at the hard cap. */
-  | { readonly status: 'full' };
+  | { readonly status: 'full' }
+  /** `resumeOnly` and the generation is neither active nor remembered as ended. */
+  | { readonly status: 'unknown' };
 
 /** One write of a batch. Items are applied in order; each gets its own result. */
 export type WriteItem =

@@ -1,0 +1,27 @@
+'use strict';
+/**
+ * Runs a TypeScript entry point in a plain `node` child process without a build step:
+ *   node chaos/run-ts.js gateway/cli.ts serve --port 1234
+ * A require hook compiles .ts with @swc/core, the compiler jest already uses. Chaos tests start
+ * gateways through it so that they always run the source under test, never a stale dist/.
+ */
+const fs = require('fs');
+const path = require('path');
+const { transformSync } = require('@swc/core');
+
+require.extensions['.ts'] = function compileTypeScript(module, filename) {
+  const { code } = transformSync(fs.readFileSync(filename, 'utf8'), {
+    filename,
+    jsc: { target: 'es2022', parser: { syntax: 'typescript' } },
+    module: { type: 'commonjs' },
+  });
+  module._compile(code, filename);
+};
+
+const entry = process.argv[2];
+if (!entry) {
+  process.stderr.write('usage: node chaos/run-ts.js <entry.ts> [args...]\n');
+  process.exit(2);
+}
+process.argv.splice(1, 1); // the entry sees itself as argv[1], as under plain node
+require(path.resolve(entry));
