@@ -61,13 +61,15 @@ interface GenState {
   ending: boolean;
   /** A chunk was refused for good (SESSION_FULL): the generation ends with error. */
   failedCode: ErrorCode | null;
+  /** Data bytes of accepted chunks not yet durable, for credit enforcement (§7.6). */
+  unackedBytes: number;
   /** Scratch for building one ack per generation per batch. */
   ackSeq: number;
   ackOffset: Offset;
 }
 
 type Op =
-  | { readonly kind: 'chunk'; readonly item: WriteItem; readonly gen: GenState }
+  | { readonly kind: 'chunk'; readonly item: WriteItem & { op: 'chunk' }; readonly gen: GenState; readonly counted: boolean }
   | { readonly kind: 'end'; readonly item: WriteItem & { op: 'end' }; readonly gen: GenState | null; readonly reply: Reply<FinishedFrame> | null }
   | { readonly kind: 'append'; readonly item: WriteItem; readonly reply: Reply<AppendedFrame>; readonly requestId: number | undefined }
   | { readonly kind: 'open'; readonly generationId: string; readonly takeover: boolean; readonly resume: boolean; readonly link: Link; readonly reply: Reply<OpenedFrame>; readonly requestId: number | undefined };
@@ -183,14 +185,24 @@ export class SessionActor {
       this.sendError(link, 'STORE_UNAVAILABLE', 'store unavailable; retry', gen.id);
       return;
     }
+    if (this.overCredit(gen, seq, items)) {
+      const credit = this.deps.config.credit;
+      this.sendError(link, 'FLOW_CONTROL', `generation ${gen.id} exceeded its credit (${credit.frames} chunks / ${credit.bytes} bytes unacknowledged)`, gen.id, { limit: credit.frames });
+      return;
+    }
     gen.lastActivity = now;
     for (let i = 0; i < items.length; i++) {
       const item = items[i] as ChunkItem;
       const s = seq + i;
       // A seq below nextSeq is a retransmission: it still goes to the store, which answers it
       // with the original offset (after the original, since the queue is ordered).
-      if (s === gen.nextSeq) gen.nextSeq += 1;
-      const write: WriteItem = {
+      const counted = s === gen.nextSeq;
+      const size = dataSize(item.data);
+      if (counted) {
+        gen.nextSeq += 1;
+        gen.unackedBytes += size;
+      }
+      const write: WriteItem & { op: 'chunk' } = {
         op: 'chunk',
         generationId: gen.id,
         epoch: gen.epoch,
@@ -198,11 +210,27 @@ export class SessionActor {
         priority: item.priority ?? 2,
         ts: now,
         data: item.data,
-        size: dataSize(item.data),
+        size,
         ...(item.kind !== undefined ? { kind: item.kind } : {}),
       };
-      this.flusher.enqueue({ kind: 'chunk', item: write, gen });
+      this.flusher.enqueue({ kind: 'chunk', item: write, gen, counted });
     }
+  }
+
+  /**
+   * Whether accepting these chunks would put the generation past its credit. The gateway's count
+   * of unacked chunks never exceeds the producer's (acks leave here before they arrive there),
+   * so a producer that respects `welcome.credit` is never refused; §7.6 allows `bytes` plus one
+   * frame of slack for size estimates that differ.
+   */
+  private overCredit(gen: GenState, seq: number, items: readonly ChunkItem[]): boolean {
+    const fresh = seq + items.length - gen.nextSeq;
+    if (fresh <= 0) return false;
+    const credit = this.deps.config.credit;
+    if (gen.nextSeq - 1 - gen.durableSeq + fresh > credit.frames) return true;
+    let bytes = gen.unackedBytes;
+    for (let i = items.length - fresh; i < items.length; i++) bytes += dataSize((items[i] as ChunkItem).data);
+    return bytes > credit.bytes + this.deps.config.limits.maxFrameBytes;
   }
 
   finish(link: Link, token: TokenParts, seq: number, status: 'done' | 'error' | 'aborted', error: string | undefined): Promise<FinishedFrame> {
@@ -234,6 +262,10 @@ export class SessionActor {
     const now = this.touch();
     return new Promise<AppendedFrame>((resolve, reject) => {
       if (this.rejectIfUnavailable(reject)) return;
+      if (this.flusher.depth >= this.deps.config.maxQueuedWrites) {
+        reject(new SpoolError('RATE_LIMITED', `session ${this.session} has ${this.flusher.depth} writes waiting for the store; retry shortly`, { limit: this.deps.config.maxQueuedWrites }));
+        return;
+      }
       const item: WriteItem = { op: 'append', key: frame.key, kind: frame.kind, priority: frame.priority ?? 3, ts: now, data: frame.data, size: dataSize(frame.data) };
       this.flusher.enqueue({ kind: 'append', item, reply: { resolve, reject }, requestId: frame.id });
     });
@@ -358,6 +390,7 @@ export class SessionActor {
       lastActivity: this.deps.config.clock(),
       ending: false,
       failedCode: null,
+      unackedBytes: 0,
       ackSeq: -1,
       ackOffset: 0,
     };
@@ -500,7 +533,8 @@ export class SessionActor {
       switch (op.kind) {
         case 'chunk': {
           const gen = op.gen;
-          const seq = (op.item as { seq: number }).seq;
+          const seq = op.item.seq;
+          if (op.counted) gen.unackedBytes = Math.max(0, gen.unackedBytes - op.item.size);
           if (r.status === 'ok' || r.status === 'duplicate') {
             if (gen.ackSeq < 0) touched.push(gen);
             if (seq >= gen.ackSeq) {
@@ -664,7 +698,20 @@ export class SessionActor {
 
   private pause(sub: Subscriber): void {
     sub.state = 'paused';
+    const timeoutMs = this.deps.config.slowReaderTimeoutMs;
+    // One timer per paused reader: a reader whose socket never drains is told to come back
+    // (SLOW_CONSUMER, retryable) instead of holding its buffer forever.
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            if (sub.state !== 'paused') return;
+            this.unsubscribe(sub.link);
+            this.sendError(sub.link, 'SLOW_CONSUMER', `reader did not drain ${this.deps.config.maxReaderBufferedBytes} buffered bytes within ${timeoutMs} ms; resubscribe from your offset`, this.session);
+          }, timeoutMs)
+        : undefined;
+    timer?.unref();
     sub.link.onceDrained(this.deps.config.maxReaderBufferedBytes / 2, () => {
+      clearTimeout(timer);
       if (sub.state === 'paused') this.catchUp(sub);
     });
   }
@@ -715,6 +762,7 @@ export class SessionActor {
           const gen = op.gen;
           // Not durable: the producer resends from the last acked seq.
           gen.nextSeq = Math.min(gen.nextSeq, gen.durableSeq + 1);
+          if (op.counted) gen.unackedBytes = Math.max(0, gen.unackedBytes - op.item.size);
           if (!notified.has(gen)) {
             notified.add(gen);
             if (gen.link) this.sendError(gen.link, spoolError.code, spoolError.message, gen.id);
@@ -740,7 +788,6 @@ export class SessionActor {
   }
 
   private sendError(link: Link, code: ErrorCode, message: string, ref: string, details: ErrorDetails = {}, id?: number): void {
-    this.deps.metrics.errorsSent.inc(1, { code });
     link.sendError(new SpoolError(code, message, details), ref, id);
   }
 }

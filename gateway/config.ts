@@ -46,6 +46,13 @@ export interface GatewayConfig {
   readonly hotBufferBytes: number;
   /** Past this many bytes buffered toward a reader, live pushes stop until it drains. @default 1 MiB */
   readonly maxReaderBufferedBytes: number;
+  /**
+   * A reader paused past maxReaderBufferedBytes whose socket does not drain within this long is
+   * closed with SLOW_CONSUMER (retryable; it resubscribes from its offset). 0 = never. @default 60000
+   */
+  readonly slowReaderTimeoutMs: number;
+  /** Writes one session may have waiting for the store; appends past it get RATE_LIMITED. @default 16384 */
+  readonly maxQueuedWrites: number;
   /** Events per store read while a reader catches up. @default 512 */
   readonly readPageEvents: number;
   readonly retention: Retention;
@@ -81,6 +88,8 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   hotBufferEvents: 1024,
   hotBufferBytes: 1024 * 1024,
   maxReaderBufferedBytes: 1024 * 1024,
+  slowReaderTimeoutMs: 60_000,
+  maxQueuedWrites: 16_384,
   readPageEvents: 512,
   retention: DEFAULT_STORE_OPTIONS.retention,
   sessionTtlMs: DEFAULT_STORE_OPTIONS.sessionTtlMs,

@@ -1,0 +1,161 @@
+/**
+ * The bounds of G8 at the gateway: producer credit, slow readers, the per-session write queue.
+ */
+import pino from 'pino';
+import type WebSocket from 'ws';
+import { closeCodeOf } from '../protocol/errors';
+import { MemoryStore } from '../store/memory';
+import { startGateway, type Gateway, type GatewayOptions } from './index';
+import { RawClient, type AnyFrame } from './test-helpers/raw-client';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+/** Gates to open before anything closes, so shutdown never waits on a held store call. */
+const gates: Array<() => void> = [];
+afterEach(async () => {
+  for (const release of gates.splice(0)) release();
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+async function gateway(options: GatewayOptions = {}): Promise<Gateway> {
+  const gw = await startGateway({ port: 0, store: new MemoryStore(), logger: pino({ level: 'silent' }), ...options });
+  cleanups.push(() => gw.close());
+  return gw;
+}
+
+async function client(gw: Gateway): Promise<RawClient> {
+  const c = await RawClient.connect(gw.url);
+  cleanups.push(() => c.close());
+  return c;
+}
+
+/** A store whose appends wait until released, so nothing gets acked meanwhile. */
+function gatedStore(): { store: MemoryStore; release: () => void } {
+  const inner = new MemoryStore();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  gates.push(() => release());
+  const store = Object.assign(Object.create(inner) as MemoryStore, {
+    append: async (session: string, items: Parameters<MemoryStore['append']>[1]) => {
+      await gate;
+      return inner.append(session, items);
+    },
+  });
+  return { store, release };
+}
+
+/** Stops reading from the socket at the TCP level, so the gateway's send buffer toward it fills. */
+function stopReading(c: RawClient): () => void {
+  const socket = (c.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+  socket.pause();
+  return () => socket.resume();
+}
+
+describe('producer credit', () => {
+  it('closes a producer that ignores its credit with FLOW_CONTROL, and accepts one that stays inside it', async () => {
+    const { store, release } = gatedStore();
+    const gw = await gateway({ store, credit: { frames: 10, bytes: 1 << 20 } });
+    const c = await client(gw);
+    const { token } = await c.open('s', 'g');
+    c.send({ type: 'chunks', token, seq: 0, items: Array.from({ length: 10 }, (_, i) => ({ data: i })) });
+    c.send({ type: 'ping', id: 1 });
+    await c.next((f) => f.type === 'pong');
+    expect(c.frames.some((f) => f.type === 'error')).toBe(false);
+    c.send({ type: 'chunk', token, seq: 10, data: 'one too many' });
+    expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'FLOW_CONTROL', retryable: false });
+    expect((await c.waitClosed()).code).toBe(closeCodeOf('FLOW_CONTROL'));
+    release();
+    // The generation stays open: a well-behaved producer resumes it.
+    const again = await client(gw);
+    const resumed = await again.open('s', 'g', { resume: { token } });
+    expect(resumed).toMatchObject({ type: 'opened', resumed: true, nextSeq: 10 });
+  });
+
+  it('counts data bytes too, allowing credit.bytes plus one frame of slack', async () => {
+    const { store } = gatedStore();
+    const gw = await gateway({ store, credit: { frames: 1000, bytes: 1000 }, limits: { maxFrameBytes: 3000 } });
+    const c = await client(gw);
+    const { token } = await c.open('s', 'g');
+    c.send({ type: 'chunk', token, seq: 0, data: 'x'.repeat(1900) });
+    c.send({ type: 'chunk', token, seq: 1, data: 'x'.repeat(1900) });
+    c.send({ type: 'ping', id: 1 });
+    await c.next((f) => f.type === 'pong');
+    expect(c.frames.some((f) => f.type === 'error')).toBe(false);
+    c.send({ type: 'chunk', token, seq: 2, data: 'x'.repeat(300) });
+    expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'FLOW_CONTROL' });
+  });
+});
+
+describe('slow readers', () => {
+  const chunk = 'y'.repeat(1000);
+
+  async function stream(p: RawClient, token: string, from: number, count: number): Promise<void> {
+    for (let seq = from; seq < from + count; seq += 100) {
+      p.send({ type: 'chunks', token, seq, items: Array.from({ length: 100 }, (_, i) => ({ data: `${seq + i}:${chunk}` })) });
+      await p.next((f) => f.type === 'ack' && f['seq'] === seq + 99, 20_000);
+    }
+  }
+
+  it('a reader that stops reading is paused, not buffered without bound, and gets everything exactly once when it reads again', async () => {
+    const gw = await gateway({ maxReaderBufferedBytes: 64 * 1024, hotBufferEvents: 256, credit: { frames: 4096, bytes: 8 << 20 } });
+    const p = await client(gw);
+    const r = await client(gw);
+    const { token } = await p.open('s', 'g');
+    r.send({ type: 'subscribe', session: 's', from: 0 });
+    await r.next((f) => f.type === 'live');
+    const resume = stopReading(r);
+    await stream(p, token, 0, 20_000); // ~20 MB: far past socket buffers and the reader bound
+    p.send({ type: 'finish', token, seq: 20_000 });
+    await p.next((f) => f.type === 'finished');
+    resume();
+    const seqs: number[] = [];
+    let last = 1; // gen.start arrived before live
+    for (;;) {
+      const f = await r.next((x) => x.type === 'events' || x.type === 'gap', 20_000);
+      expect(f.type).toBe('events');
+      for (const e of f['events'] as AnyFrame[]) {
+        expect(e['offset']).toBe(last + 1);
+        last = e['offset'];
+        if (e.type === 'chunk') seqs.push(e['seq']);
+      }
+      if ((f['events'] as AnyFrame[]).some((e) => e.type === 'gen.end')) break;
+    }
+    expect(seqs).toEqual(Array.from({ length: 20_000 }, (_, i) => i));
+  });
+
+  it('a reader whose socket never drains is closed with SLOW_CONSUMER after slowReaderTimeoutMs', async () => {
+    const gw = await gateway({ maxReaderBufferedBytes: 64 * 1024, slowReaderTimeoutMs: 200, credit: { frames: 4096, bytes: 8 << 20 } });
+    const p = await client(gw);
+    const r = await client(gw);
+    const { token } = await p.open('s', 'g');
+    r.send({ type: 'subscribe', session: 's', from: 0 });
+    await r.next((f) => f.type === 'live');
+    const resume = stopReading(r);
+    const closed = new Promise<number>((resolve) => (r.ws as WebSocket).once('close', (code) => resolve(code)));
+    // Kernel socket buffers absorb megabytes first: stream until the gateway gave up on the
+    // reader (bounded), then let the reader read what was sent, ending with the close.
+    const slow = (): number => gw.metrics.errorsSent.get({ code: 'SLOW_CONSUMER' });
+    for (let seq = 0; slow() === 0 && seq < 200_000; seq += 1000) await stream(p, token, seq, 1000);
+    expect(slow()).toBe(1);
+    resume();
+    expect(await closed).toBe(closeCodeOf('SLOW_CONSUMER'));
+  });
+});
+
+describe('session write queue', () => {
+  it('answers appends past maxQueuedWrites with RATE_LIMITED and stores every accepted one', async () => {
+    const { store, release } = gatedStore();
+    const gw = await gateway({ store, maxQueuedWrites: 5 });
+    const c = await client(gw);
+    for (let i = 0; i < 8; i++) c.send({ type: 'append', id: i, session: 's', key: `k${i}`, kind: 'user', data: i });
+    const firstRefusal = await c.next((f) => f.type === 'error');
+    expect(firstRefusal).toMatchObject({ code: 'RATE_LIMITED', retryable: true });
+    release();
+    const answered = (): AnyFrame[] => c.frames.filter((f) => f.type === 'appended' || f.type === 'error');
+    while (answered().length < 8) await c.next((f) => f.type === 'appended');
+    const appended = answered().filter((f) => f.type === 'appended');
+    const limited = answered().filter((f) => f.type === 'error' && f['code'] === 'RATE_LIMITED');
+    expect(appended.length + limited.length).toBe(8);
+    expect(appended.length).toBeGreaterThanOrEqual(5);
+    expect((await store.read('s', 0, 100)).items.map((e) => (e as AnyFrame)['key'])).toEqual(appended.map((a) => a['key']));
+  });
+});

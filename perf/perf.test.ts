@@ -1,0 +1,54 @@
+/**
+ * The benchmark and the demo at toy sizes, asserting correctness only: every chunk reaches its
+ * reader exactly once and every figure is a finite number. Speed is never asserted here.
+ */
+import { runConcurrentSessions, runLoneWrites, runRawBaseline, runSingleSession, type ScenarioResult } from './bench-quick';
+import { runDemo } from './demo';
+
+function expectSane(result: ScenarioResult, chunks: number): void {
+  expect(result.problems).toEqual([]);
+  expect(result.chunks).toBe(chunks);
+  expect(result.ack.count).toBe(chunks);
+  expect(result.delivery.count).toBe(chunks);
+  for (const value of [result.seconds, result.chunksPerSec, result.storeBatch, result.ack.p50, result.ack.p99, result.ack.max, result.delivery.p50, result.delivery.p99, result.delivery.max]) {
+    expect(Number.isFinite(value)).toBe(true);
+    expect(value).toBeGreaterThan(0);
+  }
+}
+
+describe('bench:quick at toy sizes', () => {
+  it('one session: the reader gets all 200 chunks exactly once and every figure is finite', async () => {
+    expectSane(await runSingleSession(200), 200);
+  });
+
+  it('five concurrent sessions of 50 chunks: every reader gets its chunks exactly once', async () => {
+    expectSane(await runConcurrentSessions(5, 50), 250);
+  });
+
+  it('lone writes: each write is acked and delivered', async () => {
+    expectSane(await runLoneWrites(20), 20);
+  });
+
+  it('the raw LMDB baseline stores every chunk', async () => {
+    const raw = await runRawBaseline({ sessions: 3, perSession: 100, batch: 64 });
+    expect(raw.problems).toEqual([]);
+    expect(raw.chunks).toBe(300);
+    expect(Number.isFinite(raw.chunksPerSec)).toBe(true);
+    expect(raw.chunksPerSec).toBeGreaterThan(0);
+  });
+});
+
+describe('demo', () => {
+  it('a reader cut halfway resumes by itself with nothing lost and nothing duplicated', async () => {
+    const report = await runDemo({ tokenDelayMs: 1, outageMs: 100 });
+    expect(report.problems).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.duplicates).toBe(0);
+    expect(report.gaps).toBe(0);
+    expect(report.contiguous).toBe(true);
+    expect(report.eventsReceived).toBe(report.expectedEvents);
+    expect(report.reconnects).toBeGreaterThanOrEqual(1);
+    expect(report.cutAtOffset).toBeDefined();
+    expect(report.assistantText.length).toBeGreaterThan(0);
+  });
+});
