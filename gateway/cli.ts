@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 /**
- * The `spool` command. `spool serve [--host H] [--port P] [--data DIR]`; flags win over the
- * SPOOL_* environment variables, which win over the defaults.
+ * The `spool` command. `spool serve [--host H] [--port P] [--data DIR] [--transport ws|uws]`;
+ * flags win over the SPOOL_* environment variables, which win over the defaults.
  */
 import { parseArgs } from 'node:util';
 import { configFromEnv, type GatewayOptions } from './config';
 import { startGateway } from './gateway';
+import { parseTransportName } from './transport';
 
-const USAGE = `usage: spool serve [--host 127.0.0.1] [--port 8080] [--data ./data] [--auth-token TOKEN]
+const USAGE = `usage: spool serve [--host 127.0.0.1] [--port 8080] [--data ./data] [--auth-token TOKEN] [--transport ws|uws]
 
-environment: SPOOL_HOST, SPOOL_PORT, SPOOL_DATA, SPOOL_AUTH_TOKEN, SPOOL_GENERATION_IDLE_TIMEOUT_MS,
+environment: SPOOL_HOST, SPOOL_PORT, SPOOL_DATA, SPOOL_TRANSPORT, SPOOL_AUTH_TOKEN, SPOOL_GENERATION_IDLE_TIMEOUT_MS,
              SPOOL_SESSION_TTL_MS, SPOOL_DEDUPE_WINDOW_MS, SPOOL_HEARTBEAT_MS,
              SPOOL_RETENTION_EVENTS, SPOOL_RETENTION_BYTES, SPOOL_LOG_LEVEL`;
 
@@ -22,6 +23,7 @@ async function main(argv: string[]): Promise<void> {
       port: { type: 'string' },
       data: { type: 'string' },
       'auth-token': { type: 'string' },
+      transport: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -39,6 +41,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (values.data !== undefined) options['data'] = values.data;
   if (values['auth-token'] !== undefined) options['authToken'] = values['auth-token'];
+  if (values.transport !== undefined) options['transport'] = parseTransportName(values.transport, '--transport');
   const gateway = await startGateway(options as GatewayOptions);
   // Printed for scripts and tests that start the CLI on port 0.
   process.stdout.write(`spool listening on ${gateway.url}\n`);

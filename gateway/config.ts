@@ -6,7 +6,7 @@ import { DEFAULT_LIMITS, type ProtocolLimits } from '../protocol/limits';
 import type { Credit } from '../protocol/types';
 import { DEFAULT_STORE_OPTIONS, type Retention, type SessionStore } from '../store/types';
 import type { TelemetrySink } from './telemetry';
-import type { Transport } from './transport';
+import { parseTransportName, type Transport, type TransportName } from './transport';
 
 export interface GatewayConfig {
   /** @default '127.0.0.1' */
@@ -17,7 +17,11 @@ export interface GatewayConfig {
   readonly data: string;
   /** A store to use instead of opening LMDB under `data` (tests, Redis). */
   readonly store?: SessionStore;
-  readonly transport?: Transport;
+  /**
+   * 'ws' (the `ws` package), 'uws' (uWebSockets.js; falls back to ws with a warning when it
+   * cannot load here) or a Transport object. @default 'ws'
+   */
+  readonly transport: Transport | TransportName;
   /** When set, `hello.token` must equal it. @default unset (no auth) */
   readonly authToken?: string;
   readonly limits: ProtocolLimits;
@@ -74,6 +78,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   host: '127.0.0.1',
   port: 8080,
   data: './data',
+  transport: 'ws',
   limits: DEFAULT_LIMITS,
   credit: { frames: 1024, bytes: 1024 * 1024 },
   handshakeTimeoutMs: 10_000,
@@ -127,6 +132,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
     host: env['SPOOL_HOST'] || undefined,
     port: num('SPOOL_PORT'),
     data: env['SPOOL_DATA'] || undefined,
+    transport: env['SPOOL_TRANSPORT'] ? parseTransportName(env['SPOOL_TRANSPORT'], 'SPOOL_TRANSPORT') : undefined,
     authToken: env['SPOOL_AUTH_TOKEN'] || undefined,
     generationIdleTimeoutMs: num('SPOOL_GENERATION_IDLE_TIMEOUT_MS'),
     sessionTtlMs: num('SPOOL_SESSION_TTL_MS'),

@@ -12,7 +12,7 @@ import { Connection } from './connection';
 import { ActorRegistry } from './registry';
 import { Metrics, noopSink } from './telemetry';
 import type { HttpResponse, TransportServer } from './transport';
-import { wsTransport } from './transport-ws';
+import { selectTransport } from './transports';
 
 export type GatewayState = 'starting' | 'running' | 'closing' | 'closed';
 
@@ -68,7 +68,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     }
   };
 
-  const transport = config.transport ?? wsTransport;
+  const transport = selectTransport(config.transport, logger);
   let server: TransportServer;
   try {
     server = await transport.listen({

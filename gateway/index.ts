@@ -2,5 +2,7 @@
 export { startGateway, type Gateway, type GatewayState } from './gateway';
 export { DEFAULT_CONFIG, resolveConfig, configFromEnv, type GatewayConfig, type GatewayOptions } from './config';
 export type { TelemetrySink, DomainEvent } from './telemetry';
-export type { Transport, TransportSocket, TransportServer } from './transport';
+export type { Transport, TransportName, TransportSocket, TransportServer } from './transport';
 export { wsTransport } from './transport-ws';
+export { createUwsTransport, loadUwsTransport } from './transport-uws';
+export { selectTransport } from './transports';

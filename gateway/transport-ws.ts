@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Subprotocol } from '../protocol/types';
-import type { ListenOptions, Transport, TransportServer, TransportSocket } from './transport';
+import { negotiateSubprotocol, type ListenOptions, type Transport, type TransportServer, type TransportSocket } from './transport';
 
 const DRAIN_POLL_MS = 10;
 
@@ -71,11 +71,7 @@ export const wsTransport: Transport = {
       maxPayload: options.maxPayloadBytes,
       perMessageDeflate: false,
       // Accept the socket even without a spool subprotocol, so the client is told why it is refused.
-      handleProtocols: (offered) => {
-        if (offered.has(SUBPROTOCOL_MSGPACK)) return SUBPROTOCOL_MSGPACK;
-        if (offered.has(SUBPROTOCOL_JSON)) return SUBPROTOCOL_JSON;
-        return false;
-      },
+      handleProtocols: (offered) => negotiateSubprotocol(offered) ?? false,
     });
     const sockets = new Set<WsSocket>();
     wss.on('connection', (ws, req) => {
@@ -111,10 +107,18 @@ export const wsTransport: Transport = {
     }, Math.max(50, Math.floor(options.idleTimeoutMs / 2)));
     heartbeat.unref();
 
+    // ws re-emits the http server's errors on the WebSocketServer; unheard, a failed listen
+    // (EADDRINUSE) would become an uncaught exception instead of the rejection below.
+    wss.on('error', () => {});
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (error: Error): void => {
+        clearInterval(heartbeat);
+        wss.close();
+        reject(error);
+      };
+      server.once('error', failed);
       server.listen(options.port, options.host, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve();
       });
     });
