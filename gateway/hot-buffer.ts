@@ -14,6 +14,8 @@ const EVENT_OVERHEAD = 64;
 interface Entry {
   readonly event: SessionEvent;
   readonly bytes: number;
+  /** Trimmed by retention after it entered the buffer: skipped, reads as part of a gap. */
+  removed: boolean;
 }
 
 export class HotBuffer {
@@ -21,6 +23,8 @@ export class HotBuffer {
   private entries: Entry[] = [];
   private start = 0;
   private bytes = 0;
+  /** Entries at or after `start` flagged removed. */
+  private removedCount = 0;
   private floorOffset: Offset;
   private headOffset: Offset;
 
@@ -38,8 +42,9 @@ export class HotBuffer {
     return this.headOffset;
   }
 
+  /** Events held (trimmed ones excluded). */
   get size(): number {
-    return this.entries.length - this.start;
+    return this.entries.length - this.start - this.removedCount;
   }
 
   get byteSize(): number {
@@ -53,11 +58,12 @@ export class HotBuffer {
   push(events: readonly SessionEvent[], head: Offset, sizeOf: (event: SessionEvent) => number): void {
     for (const event of events) {
       const bytes = sizeOf(event) + EVENT_OVERHEAD;
-      this.entries.push({ event, bytes });
+      this.entries.push({ event, bytes, removed: false });
       this.bytes += bytes;
     }
     if (head > this.headOffset) this.headOffset = head;
     while (this.size > this.maxEvents || (this.bytes > this.maxBytes && this.size > 1)) this.dropFront();
+    // Amortised O(1): compact once the dead front is at least half the array.
     if (this.start > 1024 && this.start * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.start);
       this.start = 0;
@@ -71,22 +77,26 @@ export class HotBuffer {
       this.entries = [];
       this.start = 0;
       this.bytes = 0;
+      this.removedCount = 0;
       this.floorOffset = head;
       this.headOffset = head;
     }
   }
 
-  /** Removes events retention trimmed from the store, so this buffer never serves them. */
-  remove(offsets: ReadonlySet<Offset>): void {
-    if (offsets.size === 0) return;
-    const kept: Entry[] = [];
-    for (let i = this.start; i < this.entries.length; i++) {
-      const entry = this.entries[i] as Entry;
-      if (offsets.has(entry.event.offset)) this.bytes -= entry.bytes;
-      else kept.push(entry);
+  /**
+   * Marks events retention trimmed from the store, so this buffer never serves them: a binary
+   * search and a flag each, O(log n) per trimmed event, no copying of the buffer.
+   */
+  remove(offsets: Iterable<Offset>): void {
+    for (const offset of offsets) {
+      const i = this.firstIndexAfter(offset - 1);
+      const entry = this.entries[i];
+      if (entry && !entry.removed && entry.event.offset === offset) {
+        entry.removed = true;
+        this.bytes -= entry.bytes;
+        this.removedCount += 1;
+      }
     }
-    this.entries = kept;
-    this.start = 0;
   }
 
   /** Every item after `after` up to head: events, with gaps for trimmed holes. Needs after >= floor. */
@@ -94,7 +104,9 @@ export class HotBuffer {
     const items: ReadItem[] = [];
     let cursor = after;
     for (let i = this.firstIndexAfter(after); i < this.entries.length; i++) {
-      const event = (this.entries[i] as Entry).event;
+      const entry = this.entries[i] as Entry;
+      if (entry.removed) continue;
+      const event = entry.event;
       if (event.offset > cursor + 1) items.push(trimmedGap(cursor + 1, event.offset - 1));
       items.push(event);
       cursor = event.offset;
@@ -115,7 +127,13 @@ export class HotBuffer {
   }
 
   private dropFront(): void {
-    const entry = this.entries[this.start] as Entry;
+    // Trimmed entries at the front go with it; they hold no bytes any more.
+    let entry = this.entries[this.start] as Entry;
+    while (entry.removed) {
+      this.start += 1;
+      this.removedCount -= 1;
+      entry = this.entries[this.start] as Entry;
+    }
     this.start += 1;
     this.bytes -= entry.bytes;
     // A reader at the dropped offset still finds everything after it here (holes read as gaps).
