@@ -5,10 +5,12 @@
  */
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, SpoolError, isSessionId, type GenerationId, type ServerFrame, type SessionId } from '../protocol';
 import { Appender, type AppendInput, type AppendResult } from './append';
-import { Connection, resolveWebSocket, type ConnectionOptions, type WebSocketConstructor } from './connection';
-import { DEFAULT_HIGH_WATER_MARK, Generation, type GenerationOptions, type HighWaterMark } from './generation';
+import { resolveCoalesce, type CoalesceOptions } from './coalescer';
+import { Connection, resolveWebSocket, type ConnectionOptions, type ConnectionObserver, type ConnectionState, type WebSocketConstructor } from './connection';
+import { Generation } from './generation';
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_QUEUED_BYTES, type GenerationOptions, type HighWaterMark } from './generation-types';
 import { Subscription, type SubscribeOptions, type SubscriptionChannel } from './subscription';
-import { log, randomId, resolveBackoff, type Backoff, type Logger, type ReconnectOptions } from './util';
+import { Emitter, log, randomId, resolveBackoff, type Backoff, type Listener, type Logger, type ReconnectOptions } from './util';
 
 /** Options of `new SpoolClient()`; every one but `url` has a documented default. */
 export interface SpoolClientOptions {
@@ -29,10 +31,58 @@ export interface SpoolClientOptions {
    * means bytes. The gateway's credit lowers it further. @default {bytes: 1 MiB, items: 4096}
    */
   readonly highWaterMark?: HighWaterMark | number;
+  /**
+   * Merge adjacent string writes of a generation (same kind and priority, within `windowMs` of
+   * the first, at most `maxBytes` together) into one chunk: fewer events to store, fan out and
+   * retain, at the price of up to `windowMs` of added latency and different chunk boundaries
+   * (readers see fewer, larger chunks; their concatenation is what was written). Anything else
+   * written, `flush()`, `finish()`, `abort()` and a `drained()` that must wait close the merge
+   * first, so order is kept exactly. Off by default because chunk boundaries are visible to apps
+   * (per-chunk rendering, token counting, seqs); 10–50 ms suits token streams. Overridable per
+   * generation. @default {windowMs: 0 (off), maxBytes: 16 KiB}
+   */
+  readonly coalesce?: CoalesceOptions;
+  /**
+   * Per generation: hard cap on unacknowledged chunk data (queued, in flight, in an open merge).
+   * The high-water mark is the caller's contract (stop at `write() === false`); this cap is for
+   * callers that ignore it: a write past it throws SpoolError `RATE_LIMITED` and queues nothing.
+   * Never below highWaterMark.bytes + maxFrameBytes, so a caller that honours `false` never
+   * meets it. `Infinity` turns it off. @default 64 MiB
+   */
+  readonly maxQueuedBytes?: number;
   /** Receives state transitions (debug) and trouble (warn/error). */
   readonly logger?: Logger;
   /** Socket open + welcome must happen within this long, else the attempt is retried. @default 10000 */
   readonly connectTimeoutMs?: number;
+}
+
+/** A state transition of one of the client's connections (`SpoolClient.on('state')`). */
+export interface ConnectionStateChange {
+  /** Which connection: `shared`, `generation <id>` or `subscription <session>`. */
+  readonly connection: string;
+  readonly previous: ConnectionState;
+  readonly state: ConnectionState;
+}
+
+/** A connection of the client is open again after a loss (`SpoolClient.on('reconnect')`). */
+export interface ReconnectEvent {
+  readonly connection: string;
+  /** The client's reconnects so far, this one included (`SpoolClient.reconnects`). */
+  readonly reconnects: number;
+}
+
+/** Events of a SpoolClient and their payloads. */
+export interface ClientEvents {
+  state: ConnectionStateChange;
+  reconnect: ReconnectEvent;
+}
+
+const CLIENT_EVENTS: ReadonlyArray<keyof ClientEvents> = ['state', 'reconnect'];
+
+function checkMaxQueuedBytes(value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 1) throw new TypeError(`maxQueuedBytes must be a number of bytes >= 1 (or Infinity), got ${String(value)}`);
+  return value;
 }
 
 function checkSession(sessionId: string): SessionId {
@@ -121,6 +171,10 @@ class Channel implements SubscriptionChannel {
 export class SpoolClient {
   private readonly connectionOptions: Omit<ConnectionOptions, 'name'>;
   private readonly highWaterMark: Required<HighWaterMark>;
+  private readonly coalesce: Required<CoalesceOptions>;
+  private readonly maxQueuedBytes: number;
+  private readonly events: Emitter<ClientEvents>;
+  private reconnectCount = 0;
   private readonly retry: Backoff;
   private readonly logger: Logger | undefined;
   private shared: Channel | undefined;
@@ -137,7 +191,21 @@ export class SpoolClient {
     this.retry = resolveBackoff(options.reconnect);
     const hwm = typeof options.highWaterMark === 'number' ? { bytes: options.highWaterMark } : (options.highWaterMark ?? {});
     this.highWaterMark = { bytes: hwm.bytes ?? DEFAULT_HIGH_WATER_MARK.bytes, items: hwm.items ?? DEFAULT_HIGH_WATER_MARK.items };
+    this.coalesce = resolveCoalesce(options.coalesce);
+    this.maxQueuedBytes = checkMaxQueuedBytes(options.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES);
+    this.events = new Emitter(CLIENT_EVENTS, 'spool client', options.logger);
+    // Counting costs an increment; the state payload is built only while somebody listens.
+    const observer: ConnectionObserver = {
+      onState: (connection, previous, state) => {
+        if (this.events.has('state')) this.events.emit('state', { connection, previous, state });
+      },
+      onReconnect: (connection) => {
+        this.reconnectCount++;
+        if (this.events.has('reconnect')) this.events.emit('reconnect', { connection, reconnects: this.reconnectCount });
+      },
+    };
     this.connectionOptions = {
+      observer,
       url: options.url,
       WebSocket: resolveWebSocket(options.WebSocket),
       reconnect: options.reconnect === false ? false : this.retry,
@@ -146,6 +214,27 @@ export class SpoolClient {
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
       ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
     };
+  }
+
+  /**
+   * Reconnects of this client's connections so far (the shared one, each generation's upload
+   * channel and extra subscription channels): how often a lost connection was open again.
+   */
+  get reconnects(): number {
+    return this.reconnectCount;
+  }
+
+  /**
+   * Adds a listener (`'state'`: every state transition of every connection of the client;
+   * `'reconnect'`: a connection is open again after a loss); returns the function that removes
+   * it. Listeners run synchronously inside the SDK: keep them short.
+   */
+  on<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents[K]>): () => void {
+    return this.events.on(event, listener);
+  }
+
+  off<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents[K]>): void {
+    this.events.off(event, listener);
   }
 
   /**
@@ -161,6 +250,9 @@ export class SpoolClient {
     const generation = new Generation(session, id as string as GenerationId, options.takeover === true, {
       connection: this.connectionOptions,
       highWaterMark: { bytes: hwm.bytes ?? this.highWaterMark.bytes, items: hwm.items ?? this.highWaterMark.items },
+      coalesce: resolveCoalesce(options.coalesce, this.coalesce),
+      maxQueuedBytes: checkMaxQueuedBytes(options.maxQueuedBytes, this.maxQueuedBytes),
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
       retry: this.retry,
       ...(this.logger !== undefined ? { logger: this.logger } : {}),
       onSettled: (settled) => this.generations.delete(settled),

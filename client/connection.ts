@@ -85,6 +85,13 @@ export const DEFAULT_CREDIT: Credit = { frames: 1024, bytes: 1024 * 1024 };
 /** Lifecycle of a Connection; see the diagram at the top of this file. */
 export type ConnectionState = 'idle' | 'connecting' | 'handshaking' | 'open' | 'backoff' | 'closing' | 'closed';
 
+/** Told of a connection's state changes and reconnects (the client's events and counters). */
+export interface ConnectionObserver {
+  onState(connection: string, previous: ConnectionState, state: ConnectionState): void;
+  /** The connection is open again after it had been open and was lost. */
+  onReconnect(connection: string): void;
+}
+
 /** Everything a Connection needs, resolved by the client from its options. */
 export interface ConnectionOptions {
   readonly url: string;
@@ -98,6 +105,7 @@ export interface ConnectionOptions {
   readonly name: string;
   /** Socket open + welcome must happen within this long, else the attempt is dropped. @default 10000 */
   readonly connectTimeoutMs?: number;
+  readonly observer?: ConnectionObserver;
 }
 
 /** What a connection tells its owner. */
@@ -161,6 +169,8 @@ export class Connection {
   private closingError: SpoolError | undefined;
   private closeWaiters: Array<() => void> = [];
   private fatalError: SpoolError | undefined;
+  /** A welcome was received before: the next one is a reconnect. */
+  private wasOpen = false;
 
   constructor(
     private readonly options: ConnectionOptions,
@@ -252,6 +262,7 @@ export class Connection {
     if (previous === next) return;
     this.stateValue = next;
     log(this.options.logger, 'debug', `spool connection ${this.options.name}: ${previous} -> ${next}`);
+    this.options.observer?.onState(this.options.name, previous, next);
   }
 
   private connect(): void {
@@ -355,6 +366,8 @@ export class Connection {
     this.failures = 0;
     this.closingError = undefined;
     this.setState('open');
+    if (this.wasOpen) this.options.observer?.onReconnect(this.options.name);
+    this.wasOpen = true;
     this.startHeartbeat(this.attempt, welcome.heartbeatMs);
     this.owner.onOpen(welcome);
   }

@@ -1,5 +1,6 @@
 import { SpoolClient, SpoolError, type Generation } from './index';
-import { FakeGateway, settle, within, type FakeSocket, type Seen } from './test-helpers/fake-gateway';
+import { FakeGateway, settle, within } from './test-helpers/fake-gateway';
+import { ack, answerOpen, rejection, seqsOf } from './test-helpers/producer';
 
 let gateway: FakeGateway;
 let client: SpoolClient;
@@ -13,48 +14,6 @@ afterEach(async () => {
   client?.destroy();
   await gateway?.close();
 });
-
-function tokenOf(open: Seen): string {
-  return `v1/1/${open['session']}/${open['generation']}`;
-}
-
-/** Plays the gateway's side of `open`: answers with `opened {nextSeq}`. */
-async function answerOpen(socket: FakeSocket, nextSeq = 0, offset = 1): Promise<Seen> {
-  const open = await socket.next('open');
-  socket.send({
-    type: 'opened',
-    id: open['id'],
-    session: open['session'],
-    generation: open['generation'],
-    token: open['resume']?.token ?? tokenOf(open),
-    nextSeq,
-    offset,
-    resumed: nextSeq > 0,
-  });
-  return open;
-}
-
-function ack(socket: FakeSocket, generation: string, seq: number, offset: number): void {
-  socket.send({ type: 'ack', generation, seq, offset });
-}
-
-/** Every chunk seq carried by `chunks` frames. */
-function seqsOf(frames: Seen[]): number[] {
-  return frames.flatMap((frame) => (frame['items'] as unknown[]).map((_, i) => (frame['seq'] as number) + i));
-}
-
-function rejection(promise: Promise<unknown>): Promise<SpoolError> {
-  return within(
-    promise.then(
-      () => {
-        throw new Error('expected a rejection');
-      },
-      (error: unknown) => error as SpoolError,
-    ),
-    3000,
-    'a rejection',
-  );
-}
 
 describe('generation', () => {
   test('writes queued before the open are sent after opened as one chunks frame with contiguous seqs', async () => {

@@ -16,10 +16,18 @@
  *                                            SESSION_FULL, any other non-retryable error, a
  *                                            fatal close, finish timeout or destroy()
  *
+ *    opening | open ──signal abort──▶ finishing (status aborted; flush/drained waiters reject
+ *                                    CLOSED, write() throws it)
+ *
  * The unacked chunks live in a ChunkWindow and are never dropped: a reconnect resends from the
  * gateway's `opened.nextSeq`, a SEQ_GAP from its `expectedSeq`, a retryable error from the last
- * ack. No promise or timer per chunk: writes only push, one microtask per tick sends what is
- * queued, in as few `chunks` frames as the limits and the credit allow.
+ * ack. No promise or timer per chunk: writes only push (through the Coalescer when coalescing
+ * is on), one microtask per tick sends what is queued, in as few `chunks` frames as the limits
+ * and the credit allow.
+ *
+ * Memory: what the window holds is bounded by the high-water mark for a caller that stops at
+ * `false` (the SDK never drops a written chunk to enforce it), and by `maxQueuedBytes` for one
+ * that does not: past it write() throws RATE_LIMITED and queues nothing.
  */
 import {
   portableData,
@@ -28,7 +36,6 @@ import {
   formatBytes,
   type ChunkItem,
   type ClientFrame,
-  type EndStatus,
   type GenerationId,
   type Offset,
   type Priority,
@@ -37,69 +44,43 @@ import {
   type WelcomeFrame,
 } from '../protocol';
 import { ChunkWindow, FRAME_OVERHEAD, ITEM_OVERHEAD } from './chunk-window';
+import { Coalescer, type CoalesceOptions } from './coalescer';
+import {
+  GENERATION_EVENTS,
+  type FinishOptions,
+  type FinishResult,
+  type FlushResult,
+  type GenerationEvents,
+  type GenerationState,
+  type HighWaterMark,
+  type WriteOptions,
+} from './generation-types';
 import { Connection, errorFromFrame, type ConnectionOptions } from './connection';
-import { deferred, jitteredDelay, log, sizeOf, type Backoff, type Deferred, type Logger, type Timer } from './util';
-
-/** Lifecycle of a generation; see the diagram at the top of this file. */
-export type GenerationState = 'opening' | 'open' | 'finishing' | 'finished' | 'failed';
-
-/** Bounds on what a producer may have written but not yet seen acknowledged. */
-export interface HighWaterMark {
-  /** @default 1 MiB */
-  readonly bytes?: number;
-  /** @default 4096 */
-  readonly items?: number;
-}
-
-/** Defaults of the producer high-water mark (the gateway's credit may lower them). */
-export const DEFAULT_HIGH_WATER_MARK: Required<HighWaterMark> = { bytes: 1024 * 1024, items: 4096 };
-
-/** Options of `SpoolClient.generation()`. */
-export interface GenerationOptions {
-  /** The generation id; a random one by default. 1–128 chars of `[A-Za-z0-9._:-]`. */
-  readonly id?: string;
-  /** Displace the session's active generation (it ends with `gen.end fenced`). */
-  readonly takeover?: boolean;
-  /** Overrides the client's high-water mark for this generation. */
-  readonly highWaterMark?: HighWaterMark;
-}
-
-/** Options of `Generation.write()`. */
-export interface WriteOptions {
-  readonly kind?: string;
-  /** 0 debug · 1 low · 2 normal (the gateway's default) · 3 critical. */
-  readonly priority?: Priority;
-}
-
-/** The cumulative ack that covers everything written before `flush()` was called. */
-export interface FlushResult {
-  /** Highest durable seq (-1 when nothing had been written). */
-  readonly seq: number;
-  /** Offset of chunk `seq` (of the generation's `gen.start` when nothing had been written). */
-  readonly offset: Offset;
-}
-
-/** Options of `Generation.finish()`. */
-export interface FinishOptions {
-  /** @default 'done' */
-  readonly status?: 'done' | 'error' | 'aborted';
-  /** What went wrong, for status 'error' (or the reason of an abort). */
-  readonly error?: string;
-  /** Reject with SpoolError('TIMEOUT') if the gateway has not confirmed the end by then. */
-  readonly timeoutMs?: number;
-}
-
-/** What `finish()` resolves with. */
-export interface FinishResult {
-  /** Offset of the generation's `gen.end`. */
-  readonly offset: Offset;
-  readonly status: EndStatus;
-}
+import {
+  Emitter,
+  deferred,
+  jitteredDelay,
+  log,
+  reasonText,
+  sizeOf,
+  wireText,
+  type AbortSignalLike,
+  type Backoff,
+  type Deferred,
+  type Listener,
+  type Logger,
+  type Timer,
+} from './util';
 
 /** What a Generation needs from the client that created it. */
 export interface GenerationContext {
   readonly connection: Omit<ConnectionOptions, 'name'>;
   readonly highWaterMark: Required<HighWaterMark>;
+  /** Coalescing of adjacent string writes (windowMs 0: off). */
+  readonly coalesce: Required<CoalesceOptions>;
+  /** Hard cap on unacknowledged chunk data; see `SpoolClientOptions.maxQueuedBytes`. */
+  readonly maxQueuedBytes: number;
+  readonly signal?: AbortSignalLike;
   /** Backoff for retryable errors (STORE_UNAVAILABLE, RATE_LIMITED …). */
   readonly retry: Backoff;
   readonly logger?: Logger;
@@ -121,6 +102,8 @@ export class Generation {
   private firstOpenAnswered = false;
 
   private readonly window = new ChunkWindow();
+  /** Present only when coalescing is on. */
+  private readonly coalescer: Coalescer | undefined;
   private lastAck: { seq: number; offset: Offset } | undefined;
   /** The expectedSeq of the SEQ_GAP already being resent, so repeats of it are not resent again. */
   private rewoundTo = -1;
@@ -135,6 +118,12 @@ export class Generation {
   private closedOnReopen: SpoolError | undefined;
   private result: FinishResult | undefined;
   private failure: SpoolError | undefined;
+  /** Set when the AbortSignal fired: what write(), flush() and drained() fail with from then on. */
+  private abortError: SpoolError | undefined;
+  private signal: AbortSignalLike | undefined;
+  private readonly onSignalAbort = (): void => this.abortBySignal();
+  /** Created by the first `on()`: a generation nobody observes carries no listener state. */
+  private events: Emitter<GenerationEvents> | undefined;
 
   private retryTimer: Timer | undefined;
   private retryFailures = 0;
@@ -155,7 +144,14 @@ export class Generation {
         onDown: (fatal) => this.onConnectionDown(fatal),
       },
     );
+    if (context.coalesce.windowMs > 0) this.coalescer = new Coalescer(context.coalesce, () => this.closeMerge());
     this.connection.start();
+    const signal = context.signal;
+    if (signal !== undefined) {
+      this.signal = signal;
+      if (signal.aborted) this.abortBySignal();
+      else signal.addEventListener('abort', this.onSignalAbort, { once: true });
+    }
   }
 
   /** The generation id (chosen by the client, so streaming needs no round trip first). */
@@ -173,13 +169,36 @@ export class Generation {
   }
 
   /**
-   * Queues one chunk and assigns it the next seq. Returns false once the unacknowledged bytes or
+   * Adds a listener (`'ack'`: every ack that advanced the durable point; `'state'`: lifecycle
+   * transitions); returns the function that removes it. Listeners run synchronously inside the
+   * SDK's frame handling: keep them short. Nothing is computed for an event nobody listens to.
+   */
+  on<K extends keyof GenerationEvents>(event: K, listener: Listener<GenerationEvents[K]>): () => void {
+    this.events ??= new Emitter(GENERATION_EVENTS, `spool generation ${this.idValue}`, this.context.logger);
+    return this.events.on(event, listener);
+  }
+
+  off<K extends keyof GenerationEvents>(event: K, listener: Listener<GenerationEvents[K]>): void {
+    this.events?.off(event, listener);
+  }
+
+  /**
+   * Queues one chunk and assigns it the next seq (with coalescing on, a string may instead join
+   * the open merge: one chunk for several writes). Returns false once the unacknowledged bytes or
    * chunks exceed the high-water mark (or the gateway's credit): keep writing only after
    * `await drained()`. The chunk is queued either way; nothing is ever dropped.
-   * Throws the generation's SpoolError once it failed, GENERATION_CLOSED after finish().
+   *
+   * The high-water mark is the caller's contract: the SDK queues whatever is written despite
+   * `false`, up to `maxQueuedBytes` (default 64 MiB) of unacknowledged data; a write past that
+   * throws SpoolError `RATE_LIMITED` (retryable: `await drained()`, then write it again) and
+   * queues nothing, so a caller that ignores `false` meets an error rather than unbounded memory.
+   *
+   * Throws the generation's SpoolError once it failed, CLOSED once its signal aborted,
+   * GENERATION_CLOSED after finish().
    */
   write(data: unknown, options: WriteOptions = {}): boolean {
     if (this.failure !== undefined) throw this.failure;
+    if (this.abortError !== undefined) throw this.abortError;
     if (this.finishRequest !== undefined) {
       throw new SpoolError('GENERATION_CLOSED', `generation ${this.idValue} is finishing: write() after finish()`, { generation: this.idValue });
     }
@@ -198,23 +217,37 @@ export class Generation {
     if (bytes + ITEM_OVERHEAD + FRAME_OVERHEAD > maxFrameBytes) {
       throw new SpoolError('FRAME_TOO_LARGE', `chunk of ${formatBytes(bytes)} exceeds maxFrameBytes (${formatBytes(maxFrameBytes)}); split it into smaller writes`);
     }
-    const item: ChunkItem =
-      kind === undefined
-        ? priority === undefined
-          ? { data }
-          : { priority, data }
-        : priority === undefined
-          ? { kind, data }
-          : { kind, priority, data };
-    this.window.push(item, bytes);
-    if (this.channelOpen) this.scheduleSend();
+    const queued = this.queuedBytes();
+    const cap = this.queueCap(maxFrameBytes);
+    if (queued > 0 && queued + bytes > cap) {
+      throw new SpoolError(
+        'RATE_LIMITED',
+        `generation ${this.idValue} holds ${formatBytes(queued)} unacknowledged, a write of ${formatBytes(bytes)} would pass maxQueuedBytes (${formatBytes(cap)}); await drained() before writing more`,
+        { generation: this.idValue, limit: cap },
+      );
+    }
+    const coalescer = this.coalescer;
+    if (coalescer !== undefined && typeof data === 'string') {
+      // What one merged chunk may hold so that its frame still fits (as write() checks above).
+      const fits = maxFrameBytes - ITEM_OVERHEAD - FRAME_OVERHEAD - (kind?.length ?? 0);
+      if (!coalescer.join(data, bytes, kind, priority, fits)) {
+        this.closeMerge();
+        if (!coalescer.begin(data, bytes, kind, priority, fits)) this.enqueue(chunkItem(data, kind, priority), bytes);
+      }
+    } else {
+      this.closeMerge(); // anything else ends the merge first: order is kept exactly
+      this.enqueue(chunkItem(data, kind, priority), bytes);
+    }
     return !this.overHighWaterMark();
   }
 
   /** Resolves once the unacknowledged chunks are back under the high-water mark. */
   drained(): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.abortError !== undefined) return Promise.reject(this.abortError);
     if (!this.overHighWaterMark()) return Promise.resolve();
+    // The caller waits before writing more, so nothing would join the open merge: send it now.
+    this.closeMerge();
     const waiter = deferred<void>();
     this.drainWaiters.push(waiter);
     return waiter.promise;
@@ -223,6 +256,8 @@ export class Generation {
   /** Resolves once everything written so far is durable (G1), with the ack that says so. */
   flush(): Promise<FlushResult> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.abortError !== undefined) return Promise.reject(this.abortError);
+    this.closeMerge();
     const target = this.window.assigned;
     const ready = this.flushResultFor(target);
     if (ready !== undefined) return Promise.resolve(ready);
@@ -235,14 +270,21 @@ export class Generation {
    * Ends the generation after every chunk written so far. Resolves with the `gen.end` offset once
    * the gateway confirms everything is durable (G6); rejects with the SpoolError that prevented
    * it, or TIMEOUT after `timeoutMs`. Calling it again returns the same promise.
+   *
+   * After TIMEOUT the generation is failed for this producer (the upload channel closes, a late
+   * `finished` is ignored) and its outcome is unknown to it: readers see the `gen.end` the gateway
+   * wrote, the requested one if the finish got through, else `timeout` after the gateway's
+   * generation idle timeout.
    */
   finish(options: FinishOptions = {}): Promise<FinishResult> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.result !== undefined) return Promise.resolve(this.result);
     if (this.finishWaiter !== undefined) return this.finishWaiter.promise;
+    this.closeMerge();
     const status = options.status ?? 'done';
-    // Diagnostic text only: cut it to the wire limit rather than fail the whole end over it.
-    const error = options.error === undefined || options.error === '' ? undefined : options.error.slice(0, DEFAULT_LIMITS.maxErrorLength);
+    // Diagnostic text only: fit it to the wire (length, well-formed) rather than fail the end over it.
+    const text = typeof options.error === 'string' ? wireText(options.error, DEFAULT_LIMITS.maxErrorLength) : '';
+    const error = text === '' ? undefined : text;
     this.finishRequest = error === undefined ? { status } : { status, error };
     this.finishWaiter = deferred<FinishResult>();
     const { timeoutMs } = options;
@@ -260,6 +302,30 @@ export class Generation {
   /** Ends the generation with status 'aborted' (after the chunks already written). */
   abort(reason?: string): Promise<FinishResult> {
     return this.finish(reason === undefined ? { status: 'aborted' } : { status: 'aborted', error: reason });
+  }
+
+  /** The AbortSignal fired (or had fired): abort, and wake everyone waiting to write more. */
+  private abortBySignal(): void {
+    const signal = this.signal;
+    this.releaseSignal();
+    if (signal === undefined || this.isSettled() || this.finishRequest !== undefined) return;
+    const reason = reasonText(signal.reason);
+    const error = new SpoolError('CLOSED', `generation ${this.idValue} was aborted${reason === '' ? '' : `: ${reason}`}`, { generation: this.idValue });
+    error.cause = signal.reason;
+    this.abortError = error;
+    // The outcome stays available through finish(); nobody may be awaiting this promise.
+    this.abort(reason === '' ? undefined : reason).catch(() => undefined);
+    const flushWaiters = this.flushWaiters;
+    const drainWaiters = this.drainWaiters;
+    this.flushWaiters = [];
+    this.drainWaiters = [];
+    for (const { waiter } of flushWaiters) waiter.reject(error);
+    for (const waiter of drainWaiters) waiter.reject(error);
+  }
+
+  private releaseSignal(): void {
+    this.signal?.removeEventListener('abort', this.onSignalAbort);
+    this.signal = undefined;
   }
 
   /**
@@ -373,6 +439,17 @@ export class Generation {
 
   // ------------------------------------------------------------------ chunks
 
+  private enqueue(item: ChunkItem, bytes: number): void {
+    this.window.push(item, bytes);
+    if (this.channelOpen) this.scheduleSend();
+  }
+
+  /** Queues the open merge, if any, as one chunk (called before anything else is queued). */
+  private closeMerge(): void {
+    const merged = this.coalescer?.take();
+    if (merged !== undefined) this.enqueue(chunkItem(merged.text, merged.kind, merged.priority), merged.bytes);
+  }
+
   private scheduleSend(): void {
     if (this.sendScheduled) return;
     this.sendScheduled = true;
@@ -401,7 +478,8 @@ export class Generation {
       return;
     }
     if (this.lastAck === undefined || seq >= this.lastAck.seq) this.lastAck = { seq, offset };
-    if (seq + 1 > this.window.durable) this.window.release(seq + 1);
+    const advanced = seq + 1 > this.window.durable;
+    if (advanced) this.window.release(seq + 1);
     if (this.rewoundTo < this.window.durable) this.rewoundTo = -1;
     if (dropped !== undefined && dropped > 0) {
       log(this.context.logger, 'warn', `spool generation ${this.idValue}: gateway dropped ${dropped} debug chunks under load`);
@@ -410,6 +488,7 @@ export class Generation {
     this.resolveFlushWaiters();
     this.resolveDrainWaiters();
     this.scheduleSend();
+    if (advanced && this.events?.has('ack')) this.events.emit('ack', { seq, offset, dropped: dropped ?? 0 });
   }
 
   private onStreamError(error: SpoolError): void {
@@ -504,6 +583,7 @@ export class Generation {
     this.settleFlushWaiters(reply.offset);
     this.resolveDrainWaiters();
     this.finishWaiter?.resolve(result);
+    this.releaseSignal();
     this.context.onSettled?.(this);
     void this.connection.close();
   }
@@ -527,10 +607,24 @@ export class Generation {
 
   // ------------------------------------------------------------------ waiters and state
 
+  /** Unacknowledged chunk data, the open merge included. */
+  private queuedBytes(): number {
+    return this.window.unackedBytes + (this.coalescer?.bytes ?? 0);
+  }
+
+  /**
+   * The hard cap of write(): maxQueuedBytes, but never so low that a caller who stops at `false`
+   * could meet it (at most the mark plus one frame's worth of chunk is queued then).
+   */
+  private queueCap(maxFrameBytes: number): number {
+    return Math.max(this.context.maxQueuedBytes, this.context.highWaterMark.bytes + maxFrameBytes);
+  }
+
   private overHighWaterMark(): boolean {
     const credit = this.connection.credit;
     const hwm = this.context.highWaterMark;
-    return this.window.unackedItems > Math.min(hwm.items, credit.frames) || this.window.unackedBytes > Math.min(hwm.bytes, credit.bytes);
+    const items = this.window.unackedItems + (this.coalescer?.isOpen === true ? 1 : 0);
+    return items > Math.min(hwm.items, credit.frames) || this.queuedBytes() > Math.min(hwm.bytes, credit.bytes);
   }
 
   private flushResultFor(target: number): FlushResult | undefined {
@@ -591,6 +685,8 @@ export class Generation {
     for (const { waiter } of flushWaiters) waiter.reject(error);
     for (const waiter of drainWaiters) waiter.reject(error);
     this.finishWaiter?.reject(error);
+    this.coalescer?.dispose();
+    this.releaseSignal();
     this.context.onSettled?.(this);
     void this.connection.close();
   }
@@ -610,5 +706,11 @@ export class Generation {
     if (previous === next) return;
     this.stateValue = next;
     log(this.context.logger, 'debug', `spool generation ${this.idValue}: ${previous} -> ${next}`, { session: this.session });
+    if (this.events?.has('state')) this.events.emit('state', { previous, state: next });
   }
+}
+
+function chunkItem(data: unknown, kind: string | undefined, priority: Priority | undefined): ChunkItem {
+  if (kind === undefined) return priority === undefined ? { data } : { priority, data };
+  return priority === undefined ? { kind, data } : { kind, priority, data };
 }

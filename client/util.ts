@@ -132,3 +132,97 @@ export function sizeOf(data: unknown): number {
     return 64; // not JSON-able (BigInt, cycles): the codec decides; count a nominal size
   }
 }
+
+/** Receives one kind of event of an Emitter. */
+export type Listener<T> = (event: T) => void;
+
+/**
+ * A tiny typed listener set for the SDK's observability events (no Node EventEmitter: the SDK
+ * runs in browsers). Unused, it costs one field and one undefined check per emit; emitters
+ * also test `has()` before building a payload, so an event nobody listens to allocates nothing.
+ * A listener that throws is logged and never breaks the protocol state machine that emitted.
+ */
+export class Emitter<Events extends object> {
+  private listeners: Map<keyof Events, Set<Listener<never>>> | undefined;
+
+  constructor(
+    private readonly names: ReadonlyArray<keyof Events>,
+    private readonly owner: string,
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  /** Adds a listener; returns the function that removes it. */
+  on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
+    if (!this.names.includes(event)) throw new TypeError(`${this.owner} has no event ${String(event)} (events: ${this.names.join(', ')})`);
+    if (typeof listener !== 'function') throw new TypeError('listener must be a function');
+    this.listeners ??= new Map();
+    let set = this.listeners.get(event);
+    if (set === undefined) this.listeners.set(event, (set = new Set()));
+    set.add(listener as Listener<never>);
+    return () => this.off(event, listener);
+  }
+
+  off<K extends keyof Events>(event: K, listener: Listener<Events[K]>): void {
+    this.listeners?.get(event)?.delete(listener as Listener<never>);
+  }
+
+  /** Whether anybody listens to `event`: test it before building an event's payload. */
+  has(event: keyof Events): boolean {
+    const set = this.listeners?.get(event);
+    return set !== undefined && set.size > 0;
+  }
+
+  emit<K extends keyof Events>(event: K, payload: Events[K]): void {
+    const set = this.listeners?.get(event);
+    if (set === undefined || set.size === 0) return;
+    for (const listener of [...set] as Array<Listener<Events[K]>>) {
+      try {
+        listener(payload);
+      } catch (error) {
+        log(this.logger, 'warn', `${this.owner}: a ${String(event)} listener threw`, { error: String(error) });
+      }
+    }
+  }
+}
+
+/**
+ * The part of `AbortSignal` the SDK uses (browser, Node and polyfills all fit): typed
+ * structurally so the SDK needs neither DOM nor Node typings of its own.
+ */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+const LONE_SURROGATE_GLOBAL = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * Diagnostic text fit for the wire: lone surrogates replaced (the gateway refuses them) and cut
+ * to `max` UTF-16 units without splitting a surrogate pair. '' stays '' (callers omit it).
+ */
+export function wireText(text: string, max: number): string {
+  let clean = text.replace(LONE_SURROGATE_GLOBAL, '\ufffd');
+  if (clean.length > max) {
+    const cut = clean.charCodeAt(max - 1);
+    clean = clean.slice(0, cut >= 0xd800 && cut <= 0xdbff ? max - 1 : max);
+  }
+  return clean;
+}
+
+/** The text of an abort reason: an Error's message, a string as is, anything else stringified. */
+export function reasonText(reason: unknown): string {
+  if (reason === undefined || reason === null) return '';
+  if (typeof reason === 'string') return reason;
+  if (typeof reason === 'object') {
+    const { name, message } = reason as { name?: unknown; message?: unknown };
+    if (typeof message === 'string' && message !== '') return message;
+    if (typeof name === 'string') return name;
+  }
+  try {
+    return String(reason);
+  } catch {
+    return ''; // an object whose toString throws has no text worth sending
+  }
+}
