@@ -72,6 +72,8 @@ type Op =
   | { readonly kind: 'chunk'; readonly item: WriteItem & { op: 'chunk' }; readonly gen: GenState; readonly counted: boolean }
   | { readonly kind: 'end'; readonly item: WriteItem & { op: 'end' }; readonly gen: GenState | null; readonly reply: Reply<FinishedFrame> | null }
   | { readonly kind: 'append'; readonly item: WriteItem; readonly reply: Reply<AppendedFrame>; readonly requestId: number | undefined }
+  /** Another process stored up to `head`: read what this actor has not seen and fan it out. */
+  | { readonly kind: 'sync'; head: Offset }
   | { readonly kind: 'open'; readonly generationId: string; readonly takeover: boolean; readonly resume: boolean; readonly link: Link; readonly reply: Reply<OpenedFrame>; readonly requestId: number | undefined };
 
 type SubscriberState = 'catching-up' | 'live' | 'paused' | 'closed';
@@ -106,6 +108,10 @@ export class SessionActor {
   private idleTimer: NodeJS.Timeout | undefined;
   private lastUsed: number;
   private closed = false;
+  /** The queued sync op, if any: notices arriving meanwhile raise its target instead of queueing more. */
+  private pendingSync: Extract<Op, { kind: 'sync' }> | null = null;
+  /** Stops change notices; set while this actor has readers. */
+  private unwatch: (() => void) | null = null;
   private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly deps: ActorDeps) {
@@ -122,8 +128,8 @@ export class SessionActor {
         clock: c.clock,
       },
       {
-        batchable: (op) => op.kind !== 'open',
-        weight: (op) => (op.kind === 'open' ? 0 : 'size' in op.item ? op.item.size : 0),
+        batchable: (op) => op.kind !== 'open' && op.kind !== 'sync',
+        weight: (op) => (op.kind === 'open' || op.kind === 'sync' ? 0 : 'size' in op.item ? op.item.size : 0),
         execute: (batch) => this.execute(batch),
         giveUp: (batch, error) => this.giveUp(batch, error),
         onRetry: (error, attempt) => {
@@ -286,6 +292,8 @@ export class SessionActor {
     const resumed = typeof from === 'number' && from > 0;
     const sub: Subscriber = { link, offset: start, state: 'catching-up', startedAt: this.deps.config.clock(), resumed };
     this.subscribers.set(link, sub);
+    // Readers need to hear of writes made by other processes; one watch per actor, not per reader.
+    this.unwatch ??= this.deps.store.watch(this.session, (notice) => this.onNotice(notice.head));
     link.send({ type: 'subscribed', ...(requestId !== undefined ? { id: requestId } : {}), session: this.session, from: start, head });
     if (resumed) {
       this.deps.metrics.resumeAttempts.inc();
@@ -299,6 +307,10 @@ export class SessionActor {
     if (!sub) return false;
     sub.state = 'closed';
     this.subscribers.delete(link);
+    if (this.subscribers.size === 0 && this.unwatch) {
+      this.unwatch();
+      this.unwatch = null;
+    }
     return true;
   }
 
@@ -335,6 +347,8 @@ export class SessionActor {
     this.giveUp(this.flusher.drainQueue(), new SpoolError('SHUTTING_DOWN', 'gateway is shutting down'));
     for (const sub of this.subscribers.values()) sub.state = 'closed';
     this.subscribers.clear();
+    this.unwatch?.();
+    this.unwatch = null;
   }
 
   // ------------------------------------------------------------------ internals
@@ -432,20 +446,54 @@ export class SessionActor {
     const store = this.deps.store;
     const metrics = this.deps.metrics;
     const started = performance.now();
+    if (first.kind === 'sync') {
+      this.pendingSync = null;
+      await this.readUpTo(first.head);
+      return;
+    }
     if (first.kind === 'open') {
       const request = { generationId: first.generationId, takeover: first.takeover, ts: this.deps.config.clock() };
       const result = await store.openGeneration(this.session, first.resume ? { ...request, resumeOnly: true } : request);
       metrics.persistenceLatency.observe((performance.now() - started) / 1000);
       metrics.persistenceSuccess.inc();
+      if (result.status === 'opened' && result.events[0]) await this.readUpTo(result.events[0].offset - 1);
       this.applyOpen(first, result);
       return;
     }
-    const items = batch.map((op) => (op as Exclude<Op, { kind: 'open' }>).item);
+    const items = batch.map((op) => (op as Extract<Op, { item: WriteItem }>).item);
     const result = await store.append(this.session, items);
     metrics.persistenceLatency.observe((performance.now() - started) / 1000);
     metrics.persistenceBatchSize.observe(items.length);
     metrics.persistenceSuccess.inc();
+    // Other processes may have written since this actor last looked: fan their events out first,
+    // so every offset up to ours is accounted for before ours are published.
+    await this.readUpTo(result.events[0] ? result.events[0].offset - 1 : result.head);
     this.applyAppend(batch, result);
+  }
+
+  /**
+   * Brings the hot buffer (and live readers) up to `target` from the store. Only does work when
+   * another process wrote to this session; for a session written only here it returns at once.
+   */
+  private async readUpTo(target: Offset): Promise<void> {
+    while (this.hot.head < target && !this.closed) {
+      const before = this.hot.head;
+      const page = await this.deps.store.read(this.session, before, this.deps.config.readPageEvents);
+      if (page.through <= before) return;
+      const events = page.items.filter((item): item is SessionEvent => item.type !== 'gap');
+      this.publish(events, [], page.through);
+    }
+  }
+
+  /** A change notice from the store (this process's writes or another's). */
+  private onNotice(head: Offset): void {
+    if (head <= this.hot.head || this.closed) return;
+    if (this.pendingSync) {
+      this.pendingSync.head = Math.max(this.pendingSync.head, head);
+      return;
+    }
+    this.pendingSync = { kind: 'sync', head };
+    this.flusher.enqueue(this.pendingSync);
   }
 
   private applyOpen(op: Extract<Op, { kind: 'open' }>, result: OpenResult): void {
@@ -463,7 +511,7 @@ export class SessionActor {
         const gen = this.newGen(op.generationId, result.epoch, -1, result.startOffset);
         gen.link = op.link;
         this.active = gen;
-        this.publish(result.events, result.trimmed, this.hot.head, result.events.at(-1)?.offset ?? this.hot.head);
+        this.publish(result.events, result.trimmed, result.events.at(-1)?.offset ?? this.hot.head);
         this.armIdleTimer();
         reply.resolve(this.opened(op, gen, false));
         return;
@@ -522,11 +570,10 @@ export class SessionActor {
   }
 
   private applyAppend(batch: Op[], result: AppendResult): void {
-    const prevHead = this.hot.head;
     const touched: GenState[] = [];
     const metrics = this.deps.metrics;
     for (let i = 0; i < batch.length; i++) {
-      const op = batch[i] as Exclude<Op, { kind: 'open' }>;
+      const op = batch[i] as Extract<Op, { item: WriteItem }>;
       const r = result.results[i];
       if (!r) throw new Error(`store answered ${result.results.length} results for ${batch.length} items`);
       if (r.status === 'duplicate') metrics.duplicateWrites.inc();
@@ -588,7 +635,7 @@ export class SessionActor {
       if (gen.link) gen.link.send({ type: 'ack', generation: gen.id as GenerationId, seq: gen.ackSeq, offset: gen.ackOffset });
       gen.ackSeq = -1;
     }
-    this.publish(result.events, result.trimmed, prevHead, result.head);
+    this.publish(result.events, result.trimmed, result.head);
   }
 
   private applyEnd(op: Extract<Op, { kind: 'end' }>, r: AppendResult['results'][number]): void {
@@ -627,7 +674,9 @@ export class SessionActor {
    * Newly durable events: into the hot buffer, then out to live readers. `trimmed` are offsets
    * retention removed in the same store call (they become gaps, never deliveries).
    */
-  private publish(events: readonly SessionEvent[], trimmed: AppendResult['trimmed'], prevHead: Offset, head: Offset): void {
+  private publish(events: readonly SessionEvent[], trimmed: AppendResult['trimmed'], head: Offset): void {
+    // Every offset in (prevHead, head] is in `events` or was trimmed: readUpTo made sure of it.
+    const prevHead = this.hot.head;
     let removed: Set<Offset> | null = null;
     if (trimmed.length > 0) {
       removed = new Set();
@@ -637,7 +686,7 @@ export class SessionActor {
         this.deps.telemetry.emit({ name: 'buffer.trimmed', session: this.session, offset: t.offset, priority: t.priority });
       }
     }
-    const fresh = removed ? events.filter((e) => !(removed as Set<Offset>).has(e.offset)) : events;
+    const fresh = events.filter((e) => e.offset > prevHead && !(removed?.has(e.offset) ?? false));
     for (const event of fresh) if (event.type === 'gen.end') this.emitEnd(event);
     this.hot.push(fresh, head, (e) => dataSize(e.data));
     if (removed) this.hot.remove(removed);
@@ -776,6 +825,15 @@ export class SessionActor {
         case 'append':
         case 'open':
           op.reply.reject(spoolError);
+          break;
+        case 'sync':
+          // Live readers cannot be brought up to date: end their subscriptions so they resume
+          // from their offsets once the store is back (never a silent skip).
+          this.pendingSync = null;
+          for (const sub of [...this.subscribers.values()]) {
+            this.unsubscribe(sub.link);
+            this.sendError(sub.link, 'STORE_UNAVAILABLE', 'store read failed; resubscribe from your offset', this.session);
+          }
           break;
       }
     }

@@ -38,9 +38,11 @@ import {
   type MetaRecord,
   type SessionTx,
 } from './engine';
+import { LocalNotices } from './notices';
 import { assembleRead } from './read';
 import type {
   AppendResult,
+  ChangeListener,
   OpenRequest,
   OpenResult,
   ReadResult,
@@ -182,6 +184,7 @@ export class LmdbStore implements SessionStore {
   readonly options: StoreOptions;
   private readonly durability: 'commit' | 'flush';
   private readonly pending = new Set<Promise<unknown>>();
+  private readonly notices = new LocalNotices();
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -197,12 +200,26 @@ export class LmdbStore implements SessionStore {
     return publicMeta(this.db.get(['m', session]) as MetaRecord | undefined);
   }
 
-  openGeneration(session: string, request: OpenRequest): Promise<OpenResult> {
-    return this.transact(() => applyOpen(new LmdbTx(this.db, session), request, this.options));
+  async openGeneration(session: string, request: OpenRequest): Promise<OpenResult> {
+    const result = await this.transact(() => applyOpen(new LmdbTx(this.db, session), request, this.options));
+    // Notified after commit (G1); gen.start is the last event an open stores, so its offset is the head.
+    if (result.status === 'opened') this.notices.notify(session, result.startOffset);
+    return result;
   }
 
-  append(session: string, items: readonly WriteItem[]): Promise<AppendResult> {
-    return this.transact(() => applyAppend(new LmdbTx(this.db, session), items, this.options));
+  async append(session: string, items: readonly WriteItem[]): Promise<AppendResult> {
+    const result = await this.transact(() => applyAppend(new LmdbTx(this.db, session), items, this.options));
+    if (result.events.length > 0) this.notices.notify(session, result.head);
+    return result;
+  }
+
+  watch(session: string, listener: ChangeListener): () => void {
+    this.assertOpen();
+    return this.notices.watch(session, listener);
+  }
+
+  async ping(): Promise<void> {
+    this.assertOpen();
   }
 
   async read(session: string, requestedAfter: Offset, limit: number): Promise<ReadResult> {

@@ -5,6 +5,7 @@
  */
 import { SpoolError } from '../protocol/errors';
 import type { Offset, Priority, SessionEvent } from '../protocol/types';
+import { LocalNotices } from './notices';
 import { assembleRead } from './read';
 import {
   applyAppend,
@@ -18,6 +19,7 @@ import {
 } from './engine';
 import type {
   AppendResult,
+  ChangeListener,
   OpenRequest,
   OpenResult,
   ReadResult,
@@ -181,6 +183,7 @@ export class MemoryStore implements SessionStore {
   /** Effective options (defaults filled in, dedupe window raised to at least 2 minutes). */
   readonly options: StoreOptions;
   private readonly sessions = new Map<string, MemorySession>();
+  private readonly notices = new LocalNotices();
   private closed = false;
 
   constructor(options: Partial<StoreOptions> = {}) {
@@ -194,12 +197,26 @@ export class MemoryStore implements SessionStore {
 
   async openGeneration(session: string, request: OpenRequest): Promise<OpenResult> {
     this.assertOpen();
-    return applyOpen(new MemoryTx(this.sessions, session), request, this.options);
+    const result = applyOpen(new MemoryTx(this.sessions, session), request, this.options);
+    // gen.start is the last event an open stores: its offset is the new head.
+    if (result.status === 'opened') this.notices.notify(session, result.startOffset);
+    return result;
   }
 
   async append(session: string, items: readonly WriteItem[]): Promise<AppendResult> {
     this.assertOpen();
-    return applyAppend(new MemoryTx(this.sessions, session), items, this.options);
+    const result = applyAppend(new MemoryTx(this.sessions, session), items, this.options);
+    if (result.events.length > 0) this.notices.notify(session, result.head);
+    return result;
+  }
+
+  watch(session: string, listener: ChangeListener): () => void {
+    this.assertOpen();
+    return this.notices.watch(session, listener);
+  }
+
+  async ping(): Promise<void> {
+    this.assertOpen();
   }
 
   async read(session: string, requestedAfter: Offset, limit: number): Promise<ReadResult> {

@@ -9,6 +9,18 @@ import type { OpenResult, Retention, SessionStore, StoreOptions, WriteItem, Writ
 /** Builds a fresh, empty store with the given options; `cleanup` closes it and removes its data. */
 export type MakeStore = (options: StoreOptions) => Promise<{ store: SessionStore; cleanup(): Promise<void> }>;
 
+/** How a store implements what the suite cannot observe through the interface alone. */
+export interface ConformanceOptions {
+  /**
+   * How sessions expire. 'sweep': `expire(now)` removes them, judged by the `ts` of their writes
+   * (memory, LMDB), so the suite drives time through `ts`. 'ttl': the store's server removes a
+   * session sessionTtlMs of wall-clock time after its last stored write and `expire` returns 0
+   * (Redis), so the suite writes with real time and a short TTL and waits for it.
+   * @default 'sweep'
+   */
+  readonly expiry?: 'sweep' | 'ttl';
+}
+
 const T0 = 1_700_000_000_000;
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -97,8 +109,49 @@ function layout(items: readonly ReadItem[]): (number | string)[] {
 
 const EMPTY_META = { epoch: 0, head: 0, active: null, count: 0, bytes: 0 };
 
+/** How long a test waits for a notice or a condition before failing. */
+const WAIT_MS = 5000;
+
+/** Polls `check` every 20 ms until it returns true; fails after WAIT_MS naming `what`. */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Records the heads a watcher is told and waits for one (no sleeps: resolves on the notice). */
+export class NoticeLog {
+  readonly heads: number[] = [];
+  private waiters: { head: number; resolve(): void }[] = [];
+
+  readonly listener = ({ head }: { head: number }): void => {
+    this.heads.push(head);
+    this.waiters = this.waiters.filter((waiter) => {
+      if (head < waiter.head) return true;
+      waiter.resolve();
+      return false;
+    });
+  };
+
+  get max(): number {
+    return this.heads.reduce((max, head) => Math.max(max, head), 0);
+  }
+
+  /** Resolves once a notice with a head of at least `head` arrived. */
+  reached(head: number, timeoutMs = WAIT_MS): Promise<void> {
+    if (this.max >= head) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no notice with head >= ${head} within ${timeoutMs} ms (heads seen: ${JSON.stringify(this.heads)})`)), timeoutMs);
+      this.waiters.push({ head, resolve: () => (clearTimeout(timer), resolve()) });
+    });
+  }
+}
+
 /** Defines the suite for one store implementation. */
-export function runStoreConformance(name: string, makeStore: MakeStore): void {
+export function runStoreConformance(name: string, makeStore: MakeStore, conformance: ConformanceOptions = {}): void {
+  const expiry = conformance.expiry ?? 'sweep';
   describe(`SessionStore conformance: ${name}`, () => {
     const cleanups: (() => Promise<void>)[] = [];
     afterEach(async () => {
@@ -449,7 +502,8 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
       });
     });
 
-    describe('expiry', () => {
+    // Only the expiry flavour the store implements is defined (not skipped): both are complete specs.
+    if (expiry === 'sweep') describe('expiry by sweep', () => {
       it('expire removes sessions idle past the TTL with all their state and keeps recently written ones', async () => {
         const store = await open({ sessionTtlMs: HOUR, dedupeWindowMs: 24 * HOUR });
         await openNew(store, 'old', 'g1', false, T0);
@@ -474,6 +528,94 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
         await store.append('s', [chunk('g9', 1, 0, { ts: T0 + 100 * MINUTE }), chunk('g1', 1, 5, { ts: T0 + 100 * MINUTE })]);
         expect(await store.expire(T0 + 110 * MINUTE + 1)).toBe(1);
         expect(await store.meta('s')).toEqual(EMPTY_META);
+      });
+    });
+
+    if (expiry === 'ttl') describe('expiry by server TTL', () => {
+      const TTL_MS = 400;
+
+      it('a session disappears with all its state TTL after its last stored write: refused writes do not keep it, stored writes do', async () => {
+        const store = await open({ sessionTtlMs: TTL_MS, dedupeWindowMs: 24 * HOUR });
+        const now = (): number => Date.now();
+        await openNew(store, 'old', 'g1', false, now());
+        await store.append('old', [chunk('g1', 1, 0, { ts: now() }), keyed('k1', { ts: now() }), end('g1', 1, 1, 'done', { ts: now() })]);
+        await openNew(store, 'old', 'g2', false, now());
+        const oldWritten = now();
+        let recentWrites = 0;
+        const writeRecent = async (): Promise<void> => {
+          const written = await store.append('recent', [keyed(`r${recentWrites}`, { ts: now() })]);
+          expect(written.results).toEqual([{ status: 'ok', offset: ++recentWrites }]);
+        };
+        await writeRecent();
+        const recentFirst = now();
+        // Refused writes to 'old' keep coming; it still goes TTL after its last stored write.
+        await until('the idle session to expire', async () => {
+          const refused = await store.append('old', [chunk('g9', 2, 0, { ts: now() }), chunk('g2', 1, 0, { ts: now() })]);
+          if (refused.head !== 0) expect(refused.results).toEqual([{ status: 'closed' }, { status: 'fenced', epoch: 2 }]);
+          await writeRecent();
+          return (await store.meta('old')).head === 0;
+        });
+        expect(now() - oldWritten).toBeGreaterThanOrEqual(TTL_MS - 50);
+        expect(await store.meta('old')).toEqual(EMPTY_META);
+        expect(await store.read('old', 0, 10)).toEqual({ items: [], head: 0, through: 0 });
+        // 'recent' outlives several TTLs because every stored write refreshes it.
+        await until('two TTLs of stored writes', async () => {
+          await writeRecent();
+          return now() - recentFirst > 2 * TTL_MS;
+        });
+        expect(await store.meta('recent')).toMatchObject({ head: recentWrites, count: recentWrites });
+        await until('the written session to expire once writes stop', async () => (await store.meta('recent')).head === 0);
+        // Nothing of the old session survives: its generation ids and keys are new again.
+        expect(await openNew(store, 'old', 'g1', false, now())).toMatchObject({ epoch: 1, startOffset: 1 });
+        expect((await store.append('old', [keyed('k1', { ts: now() })])).results).toEqual([{ status: 'ok', offset: 2 }]);
+        expect(await store.expire(now() + 1000 * HOUR)).toBe(0);
+      });
+    });
+
+    describe('change notices and health', () => {
+      it('a watcher is told the new head after an open and after an append that stored something', async () => {
+        const store = await open();
+        const log = new NoticeLog();
+        const stop = store.watch('s', log.listener);
+        await openNew(store, 's', 'g1');
+        await log.reached(1);
+        await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)]);
+        await log.reached(3);
+        await store.append('s', [chunk('g1', 1, 9), keyed('k1')]);
+        await log.reached(4);
+        // Duplicates and heads already known are allowed; a head that never existed is not.
+        expect(log.heads.every((head) => [1, 3, 4].includes(head))).toBe(true);
+        stop();
+        stop();
+      });
+
+      it('every watcher of a session is told; an unsubscribed watcher and a watcher of another session are not', async () => {
+        const store = await open();
+        const [a, b, other] = [new NoticeLog(), new NoticeLog(), new NoticeLog()];
+        const stopA = store.watch('s', a.listener);
+        const stopB = store.watch('s', b.listener);
+        const stopOther = store.watch('other', other.listener);
+        await store.append('s', [keyed('k1')]);
+        await Promise.all([a.reached(1), b.reached(1)]);
+        stopA();
+        await store.append('s', [keyed('k2')]);
+        // b is told about head 2 by the same notice a would have had.
+        await b.reached(2);
+        expect(a.max).toBe(1);
+        expect(other.heads).toEqual([]);
+        await store.append('other', [keyed('k1')]);
+        await other.reached(1);
+        expect(other.max).toBe(1);
+        stopB();
+        stopOther();
+      });
+
+      it('ping resolves while the store is open; ping and watch are refused with CLOSED after close', async () => {
+        const store = await open();
+        await expect(store.ping()).resolves.toBeUndefined();
+        await store.close();
+        await expect(store.ping()).rejects.toMatchObject({ code: 'CLOSED' });
+        expect(() => store.watch('s', () => undefined)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
       });
     });
 

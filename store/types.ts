@@ -169,6 +169,17 @@ export interface ReadResult {
   readonly through: Offset;
 }
 
+/** A session changed: something was stored and its head is now `head`. */
+export interface ChangeNotice {
+  readonly head: Offset;
+}
+
+/**
+ * Receives change notices. Called synchronously by the store, so it must be quick; an exception
+ * it throws fails neither the write nor the other listeners (it is rethrown on a later tick).
+ */
+export type ChangeListener = (notice: ChangeNotice) => void;
+
 export interface SessionStore {
   /** Reads the session's meta; an unknown or expired session is `{epoch: 0, head: 0, active: null, ...}`. */
   meta(session: string): Promise<SessionMeta>;
@@ -179,8 +190,24 @@ export interface SessionStore {
    * (a gap counts as one item toward the limit). `through` reaches `head` when nothing is left.
    */
   read(session: string, after: Offset, limit: number): Promise<ReadResult>;
-  /** Removes sessions idle past sessionTtlMs and dedupe keys past the window; returns sessions removed. */
+  /**
+   * Removes sessions idle past sessionTtlMs and dedupe keys past the window; returns sessions
+   * removed. A store whose server expires keys by itself (Redis: key TTLs, and dedupe records
+   * pruned inside the write scripts) has nothing to do here and returns 0.
+   */
   expire(now: number): Promise<number>;
+  /**
+   * Change notices for one session: `listener` is called after any `openGeneration`/`append`
+   * that stored something in it, from this process or (shared stores) any other, with the new
+   * head. Notices may be duplicated or report a head the listener already has (ignore those);
+   * none is silently lost while the store is connected, and after a reconnect the store sends
+   * one notice with the current head per watched session, so a gap in notices heals. Cheap to
+   * call per reader: a shared store keeps one subscription per session per process. Returns the
+   * unsubscribe function (idempotent). Throws CLOSED after close.
+   */
+  watch(session: string, listener: ChangeListener): () => void;
+  /** Resolves if the store can serve right now; rejects otherwise (CLOSED after close). For readiness checks. */
+  ping(): Promise<void>;
   /** Flushes and releases. Idempotent. */
   close(): Promise<void>;
 }

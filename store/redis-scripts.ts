@@ -1,0 +1,354 @@
+/**
+ * The Lua scripts of the Redis store: one per atomic operation (`openGeneration`, `append`).
+ * They repeat engine.ts rule for rule (the conformance suite holds them to it), so read the two
+ * side by side: `applyOpen` ↔ OPEN_SCRIPT, `applyAppend` ↔ APPEND_SCRIPT, `Operation` ↔ PRELUDE.
+ *
+ * TypeScript string constants rather than .lua files, so the same code runs from the sources
+ * (jest) and from dist/ (tsc copies no other files).
+ *
+ * Calling convention, shared by both scripts:
+ *
+ *   KEYS  1 log   2 meta   3 p0   4 p1   5 p2   6 seq   7 keys   8 ended   9 dedupe
+ *   ARGV  1 maxEvents  2 maxBytes  3 criticalFactor  4 sessionTtlMs  5 dedupeWindowMs
+ *         6 publish command ('PUBLISH' standalone, 'SPUBLISH' cluster)  7 notice channel
+ *   open    ARGV 8 generationId  9 takeover '1'|'0'  10 resumeOnly '1'|'0'  11 ts
+ *   append  ARGV 8 header: msgpack array, one array per item (below)  9.. event bodies, one
+ *           per chunk and append item, in item order (Redis' cmsgpack cannot read msgpack
+ *           `bin`, so bodies travel as arguments of their own and are stored untouched)
+ *
+ *     chunk   [1, generationId, epoch, seq, priority, ts, size]
+ *     end     [2, generationId, epoch, seq, status, ts, error | false]
+ *     append  [3, key, priority, ts, size]
+ *
+ * Replies are one msgpack value (cmsgpack.pack), decoded by redis.ts:
+ *
+ *   open    ['resumed', epoch, nextSeq, startOffset] | ['closed', endStatus, endOffset]
+ *           | ['unknown'] | ['active', activeId, epoch] | ['full']
+ *           | ['opened', epoch, startOffset, fencedId | false, fencedSeq, fencedEndOffset, trimmed]
+ *   append  [head, results, trimmed]; a result is [1, offset] ok | [2, offset] or
+ *           [2, offset, endStatus] duplicate | [3, epoch] fenced | [4] closed
+ *           | [5, expected] seq_gap | [6] full
+ *   trimmed [[offset, priority, size], ...]
+ *
+ * Scripts are not rolled back when they fail half-way, so the append script checks every item
+ * before its first write, and nothing after the first write can fail on bad input.
+ */
+
+/** Result codes of an append item, as the script returns them. */
+export const RESULT = { ok: 1, duplicate: 2, fenced: 3, closed: 4, seqGap: 5, full: 6 } as const;
+
+/** Item kinds in the append header. */
+export const ITEM = { chunk: 1, end: 2, append: 3 } as const;
+
+/** Dedupe records (keys, ended generations) dropped per script call at most: bounded work. */
+export const PRUNE_PER_CALL = 64;
+
+const PRELUDE = `
+local LOG, META, SEQ, KEYIDX, ENDED, DEDUPE = KEYS[1], KEYS[2], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local RETAIN = { [0] = KEYS[3], [1] = KEYS[4], [2] = KEYS[5] }
+local MAX_EVENTS = tonumber(ARGV[1])
+local MAX_BYTES = tonumber(ARGV[2])
+local CRITICAL_FACTOR = tonumber(ARGV[3])
+local TTL_MS = ARGV[4]
+local DEDUPE_WINDOW_MS = tonumber(ARGV[5])
+local PUBLISH, CHANNEL = ARGV[6], ARGV[7]
+local CRITICAL = 3
+local PRUNE_PER_CALL = ${PRUNE_PER_CALL}
+
+-- Lua's tostring keeps 14 digits; integers are written exactly, anything else with 17.
+local function num(n)
+  if n == math.floor(n) and n >= -9007199254740992 and n <= 9007199254740992 then
+    return string.format('%d', n)
+  end
+  return string.format('%.17g', n)
+end
+
+local raw = redis.call('HMGET', META, 'epoch', 'head', 'count', 'bytes', 'criticalCount', 'criticalBytes',
+  'lastWriteTs', 'activeId', 'activeEpoch', 'activeLastSeq', 'activeStartOffset', 'activeLastWriteTs')
+local meta = {
+  epoch = tonumber(raw[1]) or 0, head = tonumber(raw[2]) or 0, count = tonumber(raw[3]) or 0,
+  bytes = tonumber(raw[4]) or 0, criticalCount = tonumber(raw[5]) or 0,
+  criticalBytes = tonumber(raw[6]) or 0, lastWriteTs = tonumber(raw[7]) or 0, active = nil,
+}
+if raw[8] then
+  meta.active = { id = raw[8], epoch = tonumber(raw[9]), lastSeq = tonumber(raw[10]),
+    startOffset = tonumber(raw[11]), lastWriteTs = tonumber(raw[12]) }
+end
+-- stored: events written by this call (a notice is published only then);
+-- dirty: meta changed (stored or trimmed), so meta is written and every TTL refreshed.
+local stored, dirty = 0, false
+local trimmed = {}
+-- Index entries this call adds are kept here and written once at commit (one RPUSH per list,
+-- one HSET for seqs) instead of one command per event. They are newer than anything in the
+-- lists, so eviction takes from a list first and then from its pending entries.
+local pendingRetain = { [0] = {}, [1] = {}, [2] = {} }
+local pendingFirst = { [0] = 1, [1] = 1, [2] = 1 }
+local listEmpty = { [0] = false, [1] = false, [2] = false }
+local pendingSeq = {}
+local BULK = 256
+
+-- Forgets keys and ended generations whose dedupe window has passed, oldest first, at most
+-- PRUNE_PER_CALL per call. Pruning needs no TTL refresh: it only removes.
+local function prune(now)
+  local due = redis.call('ZRANGEBYSCORE', DEDUPE, '-inf', '(' .. num(now - DEDUPE_WINDOW_MS), 'LIMIT', 0, PRUNE_PER_CALL)
+  if #due == 0 then return end
+  for i = 1, #due do
+    local member = due[i]
+    if string.sub(member, 1, 1) == 'k' then
+      redis.call('HDEL', KEYIDX, string.sub(member, 3))
+    else
+      redis.call('HDEL', ENDED, string.sub(member, 3))
+    end
+  end
+  redis.call('ZREM', DEDUPE, unpack(due))
+end
+
+local function isFull()
+  return meta.criticalCount >= MAX_EVENTS * CRITICAL_FACTOR or meta.criticalBytes >= MAX_BYTES * CRITICAL_FACTOR
+end
+
+-- The only place offsets are made: the stream entry id is the offset.
+local function store(body, priority, size, ts)
+  local offset = meta.head + 1
+  redis.call('XADD', LOG, num(offset) .. '-0', 'e', body)
+  if priority < CRITICAL then
+    local pending = pendingRetain[priority]
+    pending[#pending + 1] = num(offset) .. ':' .. num(size)
+  end
+  meta.head = offset
+  meta.count = meta.count + 1
+  meta.bytes = meta.bytes + size
+  if priority == CRITICAL then
+    meta.criticalCount = meta.criticalCount + 1
+    meta.criticalBytes = meta.criticalBytes + size
+  end
+  -- Max, not assignment: a session's clock never moves backwards.
+  if ts > meta.lastWriteTs then meta.lastWriteTs = ts end
+  stored = stored + 1
+  dirty = true
+  return offset
+end
+
+-- Appends gen.end, forgets the seq index, remembers how the generation ended.
+local function endGeneration(seq, status, err, ts)
+  local id = meta.active.id
+  local event = { type = 'gen.end', generationId = id, seq = seq, status = status, priority = CRITICAL, ts = ts }
+  if err then event.error = err end
+  local offset = store(cmsgpack.pack(event), CRITICAL, 0, ts)
+  redis.call('DEL', SEQ)
+  pendingSeq = {}
+  redis.call('HSET', ENDED, id, num(offset) .. ':' .. status)
+  redis.call('ZADD', DEDUPE, num(ts), 'x:' .. id)
+  meta.active = nil
+  return offset
+end
+
+-- The oldest entry of the lowest priority present: one LPOP per list, no event read.
+local function evictOldest()
+  for priority = 0, 2 do
+    local entry = nil
+    if not listEmpty[priority] then
+      entry = redis.call('LPOP', RETAIN[priority])
+      if not entry then listEmpty[priority] = true end
+    end
+    if not entry and pendingFirst[priority] <= #pendingRetain[priority] then
+      entry = pendingRetain[priority][pendingFirst[priority]]
+      pendingFirst[priority] = pendingFirst[priority] + 1
+    end
+    if entry then
+      local sep = string.find(entry, ':', 1, true)
+      local id = string.sub(entry, 1, sep - 1)
+      redis.call('XDEL', LOG, id .. '-0')
+      return tonumber(id), priority, tonumber(string.sub(entry, sep + 1))
+    end
+  end
+  return nil
+end
+
+local function retain()
+  while (meta.count > MAX_EVENTS or meta.bytes > MAX_BYTES) and meta.count > meta.criticalCount do
+    local offset, priority, size = evictOldest()
+    -- The counters say a trimmable event exists but the index has none: stop rather than spin.
+    if offset == nil then break end
+    meta.count = meta.count - 1
+    meta.bytes = meta.bytes - size
+    trimmed[#trimmed + 1] = { offset, priority, size }
+    dirty = true
+  end
+end
+
+-- Writes args[from..] with one command per BULK items of \`per\` arguments (unpack has a stack limit).
+local function bulk(command, key, args, from, per)
+  local i = from
+  while i <= #args do
+    local last = math.min(#args, i + BULK * per - 1)
+    redis.call(command, key, unpack(args, i, last))
+    i = last + 1
+  end
+end
+
+-- Writes the pending index entries and meta, and refreshes the TTL of every key, only when
+-- something changed, so refused writes never create or extend a session; then publishes the
+-- change notice.
+local function commit()
+  if not dirty then return end
+  for priority = 0, 2 do bulk('RPUSH', RETAIN[priority], pendingRetain[priority], pendingFirst[priority], 1) end
+  local seqs = {}
+  for seq, offset in pairs(pendingSeq) do
+    seqs[#seqs + 1] = num(seq)
+    seqs[#seqs + 1] = num(offset)
+  end
+  bulk('HSET', SEQ, seqs, 1, 2)
+  local fields = { 'epoch', num(meta.epoch), 'head', num(meta.head), 'count', num(meta.count),
+    'bytes', num(meta.bytes), 'criticalCount', num(meta.criticalCount),
+    'criticalBytes', num(meta.criticalBytes), 'lastWriteTs', num(meta.lastWriteTs) }
+  local a = meta.active
+  if a then
+    local more = { 'activeId', a.id, 'activeEpoch', num(a.epoch), 'activeLastSeq', num(a.lastSeq),
+      'activeStartOffset', num(a.startOffset), 'activeLastWriteTs', num(a.lastWriteTs) }
+    for i = 1, #more do fields[#fields + 1] = more[i] end
+    redis.call('HSET', META, unpack(fields))
+  else
+    redis.call('HSET', META, unpack(fields))
+    redis.call('HDEL', META, 'activeId', 'activeEpoch', 'activeLastSeq', 'activeStartOffset', 'activeLastWriteTs')
+  end
+  for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], TTL_MS) end
+  if stored > 0 then redis.call(PUBLISH, CHANNEL, num(meta.head)) end
+end
+`;
+
+/** `SessionStore.openGeneration`, as engine.ts `applyOpen`. */
+export const OPEN_SCRIPT = `${PRELUDE}
+local generationId, takeover, resumeOnly, ts = ARGV[8], ARGV[9] == '1', ARGV[10] == '1', tonumber(ARGV[11])
+prune(ts)
+local current = meta.active
+if current and current.id == generationId then
+  return cmsgpack.pack({ 'resumed', current.epoch, current.lastSeq + 1, current.startOffset })
+end
+local ended = redis.call('HGET', ENDED, generationId)
+if ended then
+  local sep = string.find(ended, ':', 1, true)
+  return cmsgpack.pack({ 'closed', string.sub(ended, sep + 1), tonumber(string.sub(ended, 1, sep - 1)) })
+end
+if resumeOnly then return cmsgpack.pack({ 'unknown' }) end
+if current and not takeover then return cmsgpack.pack({ 'active', current.id, meta.epoch }) end
+if isFull() then return cmsgpack.pack({ 'full' }) end
+
+meta.epoch = meta.epoch + 1
+local fenced, fencedSeq, fencedOffset = false, 0, 0
+if current then
+  -- The displaced generation's terminal event precedes the new gen.start (G6).
+  fencedSeq = current.lastSeq + 1
+  fencedOffset = endGeneration(fencedSeq, 'fenced', nil, ts)
+  fenced = current.id
+end
+local startOffset = store(cmsgpack.pack({ type = 'gen.start', generationId = generationId, priority = CRITICAL, ts = ts }), CRITICAL, 0, ts)
+meta.active = { id = generationId, epoch = meta.epoch, lastSeq = -1, startOffset = startOffset, lastWriteTs = ts }
+retain()
+commit()
+return cmsgpack.pack({ 'opened', meta.epoch, startOffset, fenced, fencedSeq, fencedOffset, trimmed })
+`;
+
+/** `SessionStore.append`, as engine.ts `applyAppend`: items in order, then retention. */
+export const APPEND_SCRIPT = `${PRELUDE}
+local items = cmsgpack.unpack(ARGV[8])
+
+-- Check everything before the first write (a failing script is not rolled back).
+local function isInt(v) return type(v) == 'number' and v == math.floor(v) end
+local function bad(i, what) return redis.error_reply('ERR spool append item ' .. i .. ': ' .. what) end
+local bodies, now = 0, nil
+for i = 1, #items do
+  local item = items[i]
+  local op = type(item) == 'table' and item[1]
+  local ts
+  if op == ${ITEM.chunk} then
+    if type(item[2]) ~= 'string' or not isInt(item[3]) or not isInt(item[4]) then return bad(i, 'bad chunk') end
+    if not isInt(item[5]) or item[5] < 0 or item[5] > 3 or type(item[6]) ~= 'number' or type(item[7]) ~= 'number' or item[7] < 0 then return bad(i, 'bad chunk') end
+    ts, bodies = item[6], bodies + 1
+  elseif op == ${ITEM.end} then
+    if type(item[2]) ~= 'string' or not isInt(item[3]) or not isInt(item[4]) or type(item[5]) ~= 'string' or type(item[6]) ~= 'number' then return bad(i, 'bad end') end
+    if item[7] and type(item[7]) ~= 'string' then return bad(i, 'bad end error') end
+    ts = item[6]
+  elseif op == ${ITEM.append} then
+    if type(item[2]) ~= 'string' or not isInt(item[3]) or item[3] < 0 or item[3] > 3 or type(item[4]) ~= 'number' or type(item[5]) ~= 'number' or item[5] < 0 then return bad(i, 'bad append') end
+    ts, bodies = item[4], bodies + 1
+  else
+    return bad(i, 'unknown op')
+  end
+  if now == nil or ts > now then now = ts end
+end
+if #ARGV ~= 8 + bodies then return redis.error_reply('ERR spool append: ' .. bodies .. ' bodies expected, ' .. (#ARGV - 8) .. ' given') end
+
+if now ~= nil then prune(now) end
+
+local function chunk(item, body)
+  local generationId, epoch, seq, priority, ts, size = item[2], item[3], item[4], item[5], item[6], item[7]
+  if epoch < meta.epoch then return { ${RESULT.fenced}, meta.epoch } end
+  local a = meta.active
+  if not a or a.id ~= generationId or a.epoch ~= epoch then return { ${RESULT.closed} } end
+  -- Duplicates are answered before the hard cap (G2).
+  if seq <= a.lastSeq then
+    local offset = pendingSeq[seq]
+    if not offset then
+      local indexed = redis.call('HGET', SEQ, num(seq))
+      offset = indexed and tonumber(indexed)
+    end
+    if not offset then return { ${RESULT.seqGap}, a.lastSeq + 1 } end
+    return { ${RESULT.duplicate}, offset }
+  end
+  if isFull() then return { ${RESULT.full} } end
+  if seq > a.lastSeq + 1 then return { ${RESULT.seqGap}, a.lastSeq + 1 } end
+  local offset = store(body, priority, size, ts)
+  pendingSeq[seq] = offset
+  a.lastSeq = seq
+  if ts > a.lastWriteTs then a.lastWriteTs = ts end
+  return { ${RESULT.ok}, offset }
+end
+
+local function finish(item)
+  local generationId, epoch, seq, status, ts, err = item[2], item[3], item[4], item[5], item[6], item[7]
+  -- The ended record comes before the epoch: a retried finish learns how it ended (G4 holds:
+  -- nothing is written).
+  local ended = redis.call('HGET', ENDED, generationId)
+  if ended then
+    local sep = string.find(ended, ':', 1, true)
+    return { ${RESULT.duplicate}, tonumber(string.sub(ended, 1, sep - 1)), string.sub(ended, sep + 1) }
+  end
+  if epoch < meta.epoch then return { ${RESULT.fenced}, meta.epoch } end
+  local a = meta.active
+  if not a or a.id ~= generationId or a.epoch ~= epoch then return { ${RESULT.closed} } end
+  if seq ~= a.lastSeq + 1 then return { ${RESULT.seqGap}, a.lastSeq + 1 } end
+  -- Never refused for full: every generation gets its terminal event (G6).
+  return { ${RESULT.ok}, endGeneration(seq, status, err or nil, ts) }
+end
+
+local function keyed(item, body)
+  local key, priority, ts, size = item[2], item[3], item[4], item[5]
+  local seen = redis.call('HGET', KEYIDX, key)
+  if seen then return { ${RESULT.duplicate}, tonumber(seen) } end
+  if isFull() then return { ${RESULT.full} } end
+  local offset = store(body, priority, size, ts)
+  redis.call('HSET', KEYIDX, key, num(offset))
+  redis.call('ZADD', DEDUPE, num(ts), 'k:' .. key)
+  return { ${RESULT.ok}, offset }
+end
+
+local results = {}
+local nextBody = 9
+for i = 1, #items do
+  local item = items[i]
+  local op = item[1]
+  if op == ${ITEM.chunk} then
+    results[i] = chunk(item, ARGV[nextBody])
+    nextBody = nextBody + 1
+  elseif op == ${ITEM.end} then
+    results[i] = finish(item)
+  else
+    results[i] = keyed(item, ARGV[nextBody])
+    nextBody = nextBody + 1
+  end
+end
+retain()
+commit()
+return cmsgpack.pack({ meta.head, results, trimmed })
+`;

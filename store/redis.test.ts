@@ -1,0 +1,350 @@
+import { Redis } from 'ioredis';
+import type { Priority, SessionEvent } from '../protocol/types';
+import { openRedisStore, sessionKeys, type RedisStore, type RedisStoreOptions, type RedisTarget } from './redis';
+import { keySlot, noticeChannel } from './redis-notices';
+import { PRUNE_PER_CALL } from './redis-scripts';
+import { DEFAULT_STORE_OPTIONS } from './types';
+import { NoticeLog, chunk, end, keyed, readAll, runStoreConformance } from './store.conformance';
+import { command, freePort, startCluster, startRedis, stopAllRedis, waitUntil, type RedisCluster, type RedisServer } from './test-helpers/redis-server';
+
+const T0 = 1_700_000_000_000;
+const MINUTE = 60_000;
+
+let server: RedisServer;
+let cluster: RedisCluster;
+
+beforeAll(async () => {
+  [server, cluster] = await Promise.all([startRedis(), startCluster(3)]);
+}, 60_000);
+afterAll(() => stopAllRedis());
+
+async function flushAll(ports: readonly number[]): Promise<void> {
+  await Promise.all(ports.map((port) => command(port, 'FLUSHALL')));
+}
+
+runStoreConformance(
+  'redis',
+  async (options) => {
+    await flushAll([server.port]);
+    const store = await openRedisStore({ url: server.url }, options);
+    return { store, cleanup: () => store.close() };
+  },
+  { expiry: 'ttl' },
+);
+
+runStoreConformance(
+  'redis cluster (3 masters)',
+  async (options) => {
+    await flushAll(cluster.nodes.map((node) => node.port));
+    const store = await openRedisStore({ cluster: cluster.endpoints }, options);
+    return { store, cleanup: () => store.close() };
+  },
+  { expiry: 'ttl' },
+);
+
+describe('RedisStore on a real redis-server', () => {
+  const opened: RedisStore[] = [];
+  let raw: Redis;
+
+  beforeAll(() => {
+    raw = new Redis(server.url);
+  });
+  afterAll(() => raw.disconnect());
+  beforeEach(() => flushAll([server.port]));
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+  });
+
+  async function make(options: RedisStoreOptions = {}, target: RedisTarget = { url: server.url }): Promise<RedisStore> {
+    const store = await openRedisStore(target, options);
+    opened.push(store);
+    return store;
+  }
+
+  function keysOf(session: string): Record<'log' | 'meta' | 'p0' | 'p1' | 'p2' | 'seq' | 'keys' | 'ended' | 'dedupe', string> {
+    const [log, meta, p0, p1, p2, seq, keys, ended, dedupe] = sessionKeys(session) as [string, string, string, string, string, string, string, string, string];
+    return { log, meta, p0, p1, p2, seq, keys, ended, dedupe };
+  }
+
+  describe('cleanup', () => {
+    it(`a write with a ts past the dedupe window prunes expired keys and ended generations, at most ${PRUNE_PER_CALL} per call`, async () => {
+      const store = await make({ dedupeWindowMs: 2 * MINUTE });
+      const k = keysOf('s');
+      await store.append('s', Array.from({ length: 70 }, (_, i) => keyed(`k${i}`, { ts: T0 })));
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      await store.append('s', [end('g1', 1, 0, 'done', { ts: T0 })]);
+      expect([await raw.hlen(k.keys), await raw.hlen(k.ended), await raw.zcard(k.dedupe)]).toEqual([70, 1, 71]);
+
+      // At the edge of the window nothing is due yet.
+      await store.append('s', [keyed('edge', { ts: T0 + 2 * MINUTE })]);
+      expect(await raw.zcard(k.dedupe)).toBe(72);
+
+      await store.append('s', [keyed('late1', { ts: T0 + 2 * MINUTE + 1 })]);
+      expect(await raw.zcard(k.dedupe)).toBe(73 - PRUNE_PER_CALL);
+      expect((await raw.hlen(k.keys)) + (await raw.hlen(k.ended))).toBe(73 - PRUNE_PER_CALL);
+
+      await store.append('s', [keyed('late2', { ts: T0 + 2 * MINUTE + 1 })]);
+      expect((await raw.hkeys(k.keys)).sort()).toEqual(['edge', 'late1', 'late2']);
+      expect(await raw.exists(k.ended)).toBe(0);
+      expect(await raw.zrange(k.dedupe, '0', '-1')).toEqual(['k:edge', 'k:late1', 'k:late2']);
+      // Forgotten means new again.
+      expect((await store.append('s', [keyed('k0', { ts: T0 + 3 * MINUTE })])).results).toEqual([{ status: 'ok', offset: 76 }]);
+    });
+
+    it('the seq hash exists only while its generation is active: removed on end and on takeover', async () => {
+      const store = await make();
+      const k = keysOf('s');
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)]);
+      expect(await raw.hgetall(k.seq)).toEqual({ '0': '2', '1': '3' });
+      await store.append('s', [end('g1', 1, 2)]);
+      expect(await raw.exists(k.seq)).toBe(0);
+
+      await store.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 });
+      await store.append('s', [chunk('g2', 2, 0)]);
+      expect(await raw.exists(k.seq)).toBe(1);
+      await store.openGeneration('s', { generationId: 'g3', takeover: true, ts: T0 });
+      expect(await raw.exists(k.seq)).toBe(0);
+      expect(await raw.hgetall(k.ended)).toEqual({ g1: '4:done', g2: '7:fenced' });
+    });
+
+    it('every key of a session gets a PTTL of at most sessionTtlMs on a write and is gone after it', async () => {
+      const ttl = 800;
+      const store = await make({ sessionTtlMs: ttl });
+      const now = Date.now();
+      await store.append('s', [keyed('k1', { ts: now })]);
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: now });
+      await store.append('s', [end('g1', 1, 0, 'done', { ts: now })]);
+      await store.openGeneration('s', { generationId: 'g2', takeover: false, ts: now });
+      await store.append('s', [0, 1, 2].map((seq) => chunk('g2', 2, seq, { priority: seq as Priority, ts: now })));
+      const keys = Object.values(keysOf('s'));
+      const pttls = await Promise.all(keys.map((key) => raw.pttl(key)));
+      // Every one of the nine keys exists (PTTL -2 means missing, -1 means no TTL).
+      for (const pttl of pttls) {
+        expect(pttl).toBeGreaterThan(0);
+        expect(pttl).toBeLessThanOrEqual(ttl);
+      }
+      await waitUntil('every key of the session to expire', async () => (await raw.exists(...keys)) === 0, 5000);
+      expect(await store.meta('s')).toMatchObject({ epoch: 0, head: 0, active: null });
+    });
+
+    it('retention evicts exactly what it reports, from the index heads, and leaves every other entry byte for byte', async () => {
+      const store = await make({ retention: { ...DEFAULT_STORE_OPTIONS.retention, maxEvents: 8 } });
+      const k = keysOf('s');
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      const priorities: Priority[] = [2, 1, 0, 3, 2, 1, 0];
+      await store.append('s', priorities.map((priority, seq) => chunk('g1', 1, seq, { priority, size: 10 + seq, data: { seq, text: 'x'.repeat(seq) } })));
+      const before = new Map((await raw.xrangeBuffer(k.log, '-', '+')).map(([id, fields]) => [id.toString(), Buffer.concat(fields)]));
+      expect(before.size).toBe(8);
+
+      const more: Priority[] = [3, 0, 2, 1];
+      const written = await store.append('s', more.map((priority, i) => chunk('g1', 1, 7 + i, { priority, size: 20 + i })));
+      expect(written.trimmed).toEqual([
+        { offset: 4, priority: 0, size: 12 }, { offset: 8, priority: 0, size: 16 }, { offset: 10, priority: 0, size: 21 }, { offset: 3, priority: 1, size: 11 },
+      ]);
+      const after = new Map((await raw.xrangeBuffer(k.log, '-', '+')).map(([id, fields]) => [id.toString(), Buffer.concat(fields)]));
+      const trimmedIds = written.trimmed.map((event) => `${event.offset}-0`);
+      for (const [id, bytes] of before) {
+        if (trimmedIds.includes(id)) expect(after.has(id)).toBe(false);
+        else expect(after.get(id)?.equals(bytes)).toBe(true);
+      }
+      expect([...after.keys()]).toEqual(['1-0', '2-0', '5-0', '6-0', '7-0', '9-0', '11-0', '12-0']);
+      // The index holds exactly the retained trimmable events, oldest first.
+      expect(await raw.lrange(k.p0, 0, -1)).toEqual([]);
+      expect(await raw.lrange(k.p1, 0, -1)).toEqual(['7:15', '12:23']);
+      expect(await raw.lrange(k.p2, 0, -1)).toEqual(['2:10', '6:14', '11:22']);
+      expect(await raw.hmget(k.meta, 'count', 'criticalCount')).toEqual(['8', '3']);
+    });
+  });
+
+  describe('many processes', () => {
+    it('one subscription per session per store, however many listeners; notices cross to another store; the last unsubscribe leaves', async () => {
+      const [a, b] = [await make(), await make()];
+      const channel = noticeChannel('s');
+      const [first, second] = [new NoticeLog(), new NoticeLog()];
+      const stopFirst = a.watch('s', first.listener);
+      const stopSecond = a.watch('s', second.listener);
+      await waitUntil('the subscription', async () => (await raw.pubsub('NUMSUB', channel))[1] === 1);
+      expect(a.watchedSessions).toBe(1);
+
+      await b.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      await Promise.all([first.reached(1), second.reached(1)]);
+      await b.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)]);
+      await Promise.all([first.reached(3), second.reached(3)]);
+      expect((await raw.pubsub('NUMSUB', channel))[1]).toBe(1);
+
+      stopFirst();
+      expect((await raw.pubsub('NUMSUB', channel))[1]).toBe(1);
+      stopSecond();
+      await waitUntil('the last listener to unsubscribe', async () => (await raw.pubsub('NUMSUB', channel))[1] === 0);
+      expect(a.watchedSessions).toBe(0);
+    });
+
+    it('after the subscriber connection drops, a notice with the current head heals what was published meanwhile', async () => {
+      // A reconnect floor of 1 s leaves a window in which nobody is subscribed.
+      const a = await make({ reconnectMinMs: 1000, reconnectMaxMs: 2000 });
+      const b = await make();
+      const channel = noticeChannel('s');
+      const log = new NoticeLog();
+      a.watch('s', log.listener);
+      await waitUntil('the subscription', async () => (await raw.pubsub('NUMSUB', channel))[1] === 1);
+      await b.append('s', [keyed('k1')]);
+      await log.reached(1);
+      await raw.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await b.append('s', [keyed('k2'), keyed('k3')]);
+      // Published to nobody: the notice can only come from the heal after resubscribing.
+      expect((await raw.pubsub('NUMSUB', channel))[1]).toBe(0);
+      await log.reached(3);
+    });
+
+    it('a takeover by another store fences the old owner inside the script: nothing of its writes lands', async () => {
+      const [a, b] = [await make(), await make()];
+      const opened = await a.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      expect(opened).toMatchObject({ status: 'opened', epoch: 1 });
+      await a.append('s', [chunk('g1', 1, 0)]);
+      expect(await b.openGeneration('s', { generationId: 'g2', takeover: true, ts: T0 })).toMatchObject({ status: 'opened', epoch: 2, fenced: 'g1' });
+      const lengthBefore = await raw.xlen(keysOf('s').log);
+      const stale = await a.append('s', [chunk('g1', 1, 1), keyed('late', { ts: T0 }), end('g1', 1, 2)]);
+      // The old generation's chunk is fenced and its finish learns how it ended; the keyed
+      // append carries no epoch (it belongs to no generation) and is stored.
+      expect(stale.results).toEqual([{ status: 'fenced', epoch: 2 }, { status: 'ok', offset: 5 }, { status: 'duplicate', offset: 3, endStatus: 'fenced' }]);
+      expect(await raw.xlen(keysOf('s').log)).toBe(lengthBefore + 1);
+      const log = (await readAll(b, 's')) as SessionEvent[];
+      expect(log.filter((event) => event.generationId === 'g1').map((event) => event.type)).toEqual(['gen.start', 'chunk', 'gen.end']);
+    });
+  });
+
+  describe('Redis trouble', () => {
+    it('while the server is paused, calls reject with STORE_UNAVAILABLE within the command timeout; after it resumes the same store works, and a timed-out append retried is a duplicate', async () => {
+      const paused = await startRedis();
+      try {
+        const store = await make({ commandTimeoutMs: 500, pingTimeoutMs: 500 }, { url: paused.url });
+        await store.append('s', [keyed('k1')]);
+        paused.pause();
+        const started = Date.now();
+        await expect(store.append('s', [keyed('k2')])).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+        expect(Date.now() - started).toBeLessThan(2000);
+        await expect(store.ping()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+        await expect(store.read('s', 0, 10)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+        paused.resume();
+        await waitUntil('ping after resume', async () => (await store.ping().then(() => true, () => false)));
+        // The timed-out append reached the server and ran when it resumed: the retry finds it.
+        expect((await store.append('s', [keyed('k2')])).results).toEqual([{ status: 'duplicate', offset: 2 }]);
+        expect((await store.append('s', [keyed('k3')])).results).toEqual([{ status: 'ok', offset: 3 }]);
+      } finally {
+        paused.resume();
+        await paused.stop();
+      }
+    });
+
+    it('after a SIGKILL and restart with AOF, the store reconnects by itself and finds every acknowledged write', async () => {
+      const durable = await startRedis({ appendonly: true });
+      try {
+        const store = await make({ commandTimeoutMs: 500 }, { url: durable.url });
+        await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+        await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1), keyed('k1')]);
+        const before = await readAll(store, 's');
+        await durable.kill();
+        await expect(store.append('s', [chunk('g1', 1, 2)])).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+        await durable.restart();
+        await waitUntil('ping after restart', async () => (await store.ping().then(() => true, () => false)));
+        expect(await readAll(store, 's')).toEqual(before);
+        // The restarted server has no script cache: EVALSHA falls back to EVAL.
+        expect((await store.append('s', [chunk('g1', 1, 2)])).results).toEqual([{ status: 'ok', offset: 5 }]);
+      } finally {
+        await durable.stop();
+      }
+    });
+
+    it('openRedisStore rejects with STORE_UNAVAILABLE when nothing answers within startTimeoutMs', async () => {
+      const port = await freePort();
+      await expect(openRedisStore({ url: `redis://127.0.0.1:${port}` }, { startTimeoutMs: 300 })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    });
+  });
+});
+
+describe('RedisStore on a real 3-master cluster', () => {
+  const opened: RedisStore[] = [];
+  beforeEach(() => flushAll(cluster.nodes.map((node) => node.port)));
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+  });
+
+  async function make(options: RedisStoreOptions = {}): Promise<RedisStore> {
+    const store = await openRedisStore({ cluster: cluster.endpoints }, options);
+    opened.push(store);
+    return store;
+  }
+
+  const ownerPort = (slot: number): Promise<number> => cluster.ownerOf(slot);
+
+  it('every key and the notice channel of a session share one slot, and keySlot agrees with CLUSTER KEYSLOT', async () => {
+    const port = cluster.nodes[0]?.port ?? 0;
+    for (const session of ['s', 'a:b.c-d_1', 'ünïcode', 'x'.repeat(128)]) {
+      const names = [...sessionKeys(session), noticeChannel(session)];
+      const slots = await Promise.all(names.map((name) => command(port, 'CLUSTER', 'KEYSLOT', name)));
+      expect(new Set(slots).size).toBe(1);
+      expect(names.map(keySlot)).toEqual(slots);
+    }
+  });
+
+  it('notices cross between two stores through sharded pub/sub, one subscription per session on the shard that owns it', async () => {
+    const [a, b] = [await make(), await make()];
+    // Sessions on every master.
+    const owners = new Map<number, string>();
+    for (let i = 0; owners.size < 3 && i < 1000; i++) {
+      const port = await ownerPort(keySlot(noticeChannel(`s${i}`)));
+      if (!owners.has(port)) owners.set(port, `s${i}`);
+    }
+    expect(owners.size).toBe(3);
+    const logs = new Map<string, NoticeLog>();
+    for (const session of owners.values()) {
+      const log = new NoticeLog();
+      logs.set(session, log);
+      a.watch(session, log.listener);
+      a.watch(session, () => undefined);
+    }
+    for (const [port, session] of owners) {
+      await waitUntil(`the shard subscription of ${session}`, async () => ((await command(port, 'PUBSUB', 'SHARDNUMSUB', noticeChannel(session))) as [string, number])[1] === 1);
+    }
+    for (const session of owners.values()) {
+      await b.openGeneration(session, { generationId: 'g1', takeover: false, ts: T0 });
+      await b.append(session, [chunk('g1', 1, 0), end('g1', 1, 1)]);
+    }
+    await Promise.all([...logs.values()].map((log) => log.reached(3)));
+  });
+
+  it('when a watched session\'s slot moves to another master, its subscription follows and no notice is lost', async () => {
+    const [a, b] = [await make(), await make()];
+    const session = 'moving';
+    const channel = noticeChannel(session);
+    const slot = keySlot(channel);
+    const from = await ownerPort(slot);
+    const to = cluster.nodes.map((node) => node.port).find((port) => port !== from) as number;
+    const log = new NoticeLog();
+    a.watch(session, log.listener);
+    await waitUntil('the shard subscription', async () => ((await command(from, 'PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1] === 1);
+    await b.append(session, [keyed('k1')]);
+    await log.reached(1);
+
+    await cluster.moveSlot(slot, to);
+    // Written on the new owner: a's old subscription cannot carry it, the moved one (or its heal) does.
+    await b.append(session, [keyed('k2')]);
+    await log.reached(2);
+    await waitUntil('the subscription on the new owner', async () => ((await command(to, 'PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1] === 1);
+    expect(((await command(from, 'PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1]).toBe(0);
+    await b.append(session, [keyed('k3')]);
+    await log.reached(3);
+    expect(await b.meta(session)).toMatchObject({ head: 3 });
+    // Give the slot back, so later tests see the cluster as it was created.
+    await cluster.moveSlot(slot, from);
+  });
+
+  it('a takeover through another store fences the old owner on the cluster', async () => {
+    const [a, b] = [await make(), await make()];
+    await a.openGeneration('s7', { generationId: 'g1', takeover: false, ts: T0 });
+    await b.openGeneration('s7', { generationId: 'g2', takeover: true, ts: T0 });
+    const stale = await a.append('s7', [chunk('g1', 1, 0)]);
+    expect(stale).toEqual({ results: [{ status: 'fenced', epoch: 2 }], events: [], trimmed: [], head: 3 });
+  });
+});

@@ -1,0 +1,518 @@
+/**
+ * RedisStore: the SessionStore on Redis or Redis Cluster (ioredis), for many gateway processes
+ * sharing one durable log per session. Create it with `openRedisStore`.
+ *
+ * Key layout. Every key of a session carries the hash tag `{<session>}`, so a cluster keeps
+ * them all in one slot and one Lua script can update them atomically:
+ *
+ *   s:{id}:log      stream  the events; entry id `<offset>-0`, one field `e` = the event
+ *                           without its offset, msgpack-encoded (msgpackr plain maps, the same
+ *                           encoding as the wire protocol; gen.start/gen.end are packed by the
+ *                           scripts with Redis' cmsgpack). The offset is the entry id.
+ *   s:{id}:meta     hash    epoch, head, count, bytes, criticalCount, criticalBytes,
+ *                           lastWriteTs, and while a generation is active: activeId,
+ *                           activeEpoch, activeLastSeq, activeStartOffset, activeLastWriteTs
+ *   s:{id}:p0|p1|p2 list    retention index per trimmable priority: "offset:size" pushed at the
+ *                           tail in offset order, popped at the head; evicting is one LPOP and
+ *                           one XDEL, never a read or decode of an event
+ *   s:{id}:seq      hash    seq -> offset of the active generation's chunks; DEL when it ends
+ *   s:{id}:keys     hash    append idempotency key -> offset
+ *   s:{id}:ended    hash    generation id -> "endOffset:endStatus" of ended generations
+ *   s:{id}:dedupe   zset    "k:<key>" / "x:<generation>" scored by write ts; the write scripts
+ *                           drop entries older than the dedupe window from keys/ended, at most
+ *                           64 per call (the oldest first)
+ *   s:{id}:notify   channel change notices: the new head, published by the write scripts
+ *                           (PUBLISH standalone, SPUBLISH on a cluster: the hash tag puts the
+ *                           shard channel on the session's shard)
+ *
+ * Every write that stores (or trims) something PEXPIREs all nine keys to sessionTtlMs, so a
+ * session vanishes sessionTtlMs after its last write, by Redis' own expiry: `expire()` has
+ * nothing to do and returns 0. (The TTL runs on the Redis server's clock from the write; the
+ * `lastWriteTs` kept in meta is informational.) Refused writes change nothing and extend nothing.
+ *
+ * Atomicity: `openGeneration` and `append` are one Lua script each (redis-scripts.ts), loaded at
+ * start and called by EVALSHA, with an EVAL fallback on NOSCRIPT (after a server restart). The epoch check runs inside
+ * the script, so a paused or partitioned old owner can never write past a newer epoch (G4).
+ * `read` is one MULTI (HGET head + XRANGE), so the head matches the events it comes with.
+ *
+ * Failures: any Redis failure rejects with SpoolError STORE_UNAVAILABLE (INTERNAL for a reply
+ * that says the request itself is wrong). A call never waits longer than commandTimeoutMs. A
+ * call that timed out has an unknown outcome (the server may still run it, e.g. when a paused
+ * server resumes); retrying it is safe, because chunks dedupe by (generation, seq), appends by
+ * key, and a stale epoch is fenced.
+ */
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Packr } from 'msgpackr';
+import { SpoolError } from '../protocol/errors';
+import type { EndStatus, Offset, Priority, SessionEvent } from '../protocol/types';
+import { normalizeOptions } from './engine';
+import { assembleRead } from './read';
+import { NoticeHub, clusterRouting, noticeChannel, standaloneRouting } from './redis-notices';
+import { APPEND_SCRIPT, ITEM, OPEN_SCRIPT, RESULT } from './redis-scripts';
+import type {
+  AppendResult,
+  ChangeListener,
+  OpenRequest,
+  OpenResult,
+  ReadResult,
+  SessionMeta,
+  SessionStore,
+  StoreOptions,
+  TrimmedEvent,
+  WriteItem,
+  WriteResult,
+} from './types';
+
+/** Where the store's Redis is: one server by URL, or a cluster by some of its nodes (`host:port`). */
+export type RedisTarget = { readonly url: string } | { readonly cluster: readonly string[] };
+
+export interface RedisStoreOptions extends Partial<StoreOptions> {
+  /**
+   * A command that gets no reply within this time rejects (STORE_UNAVAILABLE): nothing waits
+   * forever on a hung or paused server. Its outcome is unknown; retrying is safe. @default 2000
+   */
+  readonly commandTimeoutMs?: number;
+  /** A connection attempt (TCP and handshake) gives up after this long and is retried. @default 2000 */
+  readonly connectTimeoutMs?: number;
+  /** `ping()` rejects when Redis has not answered within this long. @default 1000 */
+  readonly pingTimeoutMs?: number;
+  /**
+   * Reconnect backoff: attempt n waits a random time between reconnectMinMs and
+   * min(reconnectMaxMs, reconnectMinMs * 2^n) (full jitter above a floor). Reconnecting never
+   * gives up. @default 50 and 2000
+   */
+  readonly reconnectMinMs?: number;
+  readonly reconnectMaxMs?: number;
+  /** `openRedisStore` rejects when Redis is not ready within this long. @default 10000 */
+  readonly startTimeoutMs?: number;
+  /** More ioredis options (password, TLS, ...). spool's own timeout and queue options win. */
+  readonly redisOptions?: RedisOptions;
+  /**
+   * Told about every connection error (refused, reset, auth, ...) of the command connection(s)
+   * ('commands') and of the pub/sub connections ('notices'), e.g. to log them. Calls fail on
+   * their own as well; this is for the errors no call sees, like a subscriber that cannot connect.
+   */
+  readonly onConnectionError?: (error: Error, connection: 'commands' | 'notices') => void;
+}
+
+/** RedisOptions as the ioredis constructors accept them under exactOptionalPropertyTypes. */
+type IoRedisOptions = RedisOptions & { replyMapping?: 'legacy' };
+
+const DEFAULTS = { commandTimeoutMs: 2000, connectTimeoutMs: 2000, pingTimeoutMs: 1000, reconnectMinMs: 50, reconnectMaxMs: 2000, startTimeoutMs: 10_000 };
+
+// Plain maps only, as the wire codec: any msgpack implementation can read the log.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+/** The nine keys of a session, in the order the scripts take them as KEYS. */
+export function sessionKeys(session: string): string[] {
+  const tag = `s:{${session}}`;
+  return ['log', 'meta', 'p0', 'p1', 'p2', 'seq', 'keys', 'ended', 'dedupe'].map((name) => `${tag}:${name}`);
+}
+
+const LOG = 0;
+const META = 1;
+
+type Client = Redis | Cluster;
+
+/**
+ * The scripts as ioredis commands (`defineCommand`): EVALSHA once the script is known on the
+ * connection, EVAL on a new connection and after NOSCRIPT (a restarted or failed-over server has
+ * an empty script cache), so a script is never missing and never resent needlessly.
+ */
+const SCRIPTS = { spoolOpen: OPEN_SCRIPT, spoolAppend: APPEND_SCRIPT } as const;
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptCommands = Record<`${ScriptName}Buffer`, (...args: (string | Buffer)[]) => Promise<Buffer>>;
+
+/** Reply errors that mean "not now" rather than "never": retrying may succeed. */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|MOVED|ASK|OOM|NOREPLICAS|NOSCRIPT)\b/;
+
+function storeError(error: unknown, what: string): SpoolError {
+  if (error instanceof SpoolError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const isReply = error instanceof Error && error.name === 'ReplyError';
+  const code = isReply && !TRANSIENT_REPLY.test(message) ? 'INTERNAL' : 'STORE_UNAVAILABLE';
+  return new SpoolError(code, `redis ${what} failed: ${message}`);
+}
+
+function backoff(minMs: number, maxMs: number): (attempt: number) => number {
+  return (attempt) => {
+    const cap = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
+    return Math.round(minMs + Math.random() * Math.max(0, cap - minMs));
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SpoolError('STORE_UNAVAILABLE', `redis ${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function parseEndpoint(endpoint: string): { host: string; port: number } {
+  const colon = endpoint.lastIndexOf(':');
+  const port = Number(endpoint.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port <= 0) throw new SpoolError('INTERNAL', `redis cluster node "${endpoint}" is not host:port`);
+  return { host: endpoint.slice(0, colon), port };
+}
+
+/** Waits for `ready`, rejecting after `ms` with the last connection error. */
+function whenReady(client: Client, ms: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    let lastError = 'no answer';
+    const onError = (error: Error): void => void (lastError = error.message);
+    const done = (error?: SpoolError): void => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('error', onError);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onReady = (): void => done();
+    const timer = setTimeout(() => done(new SpoolError('STORE_UNAVAILABLE', `redis not ready within ${ms} ms: ${lastError}`)), ms);
+    client.on('ready', onReady);
+    client.on('error', onError);
+  });
+}
+
+/**
+ * Connects, waits until Redis is ready, and loads the scripts (SCRIPT LOAD on every master, so
+ * a Lua error shows now and the first EVALSHA finds its script).
+ */
+export async function openRedisStore(target: RedisTarget, options: RedisStoreOptions = {}): Promise<RedisStore> {
+  const settings = { ...DEFAULTS, ...definedOnly(options) };
+  const retryDelay = backoff(settings.reconnectMinMs, settings.reconnectMaxMs);
+  // Fail fast rather than queue: a command is sent only on a ready connection, is never resent
+  // after a disconnect (maxRetriesPerRequest 0 rejects what was in flight), and times out. The
+  // caller (the gateway's flusher) owns retries and their budget, and nothing runs later than
+  // the caller was told.
+  const connection: IoRedisOptions = {
+    ...(options.redisOptions as IoRedisOptions | undefined),
+    connectionName: options.redisOptions?.connectionName ?? 'spool',
+    commandTimeout: settings.commandTimeoutMs,
+    connectTimeout: settings.connectTimeoutMs,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: retryDelay,
+  };
+  let client: Client;
+  if ('url' in target) {
+    client = new Redis(target.url, { ...connection, enableAutoPipelining: true });
+  } else {
+    // Cluster node connections always queue and never reconnect by themselves (the cluster
+    // reconnects them), whatever is asked: the cluster-level options below bound them instead.
+    const { retryStrategy: _nodeRetry, enableOfflineQueue: _nodeQueue, ...nodeOptions } = connection;
+    const clusterOptions: ClusterOptions & { redisOptions: typeof nodeOptions } = {
+      redisOptions: nodeOptions,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      scaleReads: 'master',
+      clusterRetryStrategy: retryDelay,
+    };
+    client = new Cluster(target.cluster.map(parseEndpoint), clusterOptions);
+  }
+  // Calls see their own failures; the listener also keeps ioredis from printing them.
+  const onError = options.onConnectionError;
+  client.on('error', (error: Error) => onError?.(error, 'commands'));
+  try {
+    await whenReady(client, settings.startTimeoutMs);
+    for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: 9, lua });
+    // Loaded now so that a script that does not compile fails here, not on the first write.
+    const masters = client instanceof Cluster ? client.nodes('master') : [client];
+    await Promise.all(masters.flatMap((node) => Object.values(SCRIPTS).map((lua) => node.script('LOAD', lua))));
+  } catch (error) {
+    client.disconnect();
+    throw storeError(error, 'startup');
+  }
+  const subscriberOptions: IoRedisOptions = { ...connection, autoResubscribe: false, connectionName: `${connection.connectionName ?? 'spool'}:notices` };
+  return new RedisStore(client, options, {
+    pingTimeoutMs: settings.pingTimeoutMs,
+    retryDelay,
+    connectSubscriber: (node) => {
+      const redis = node === undefined ? new Redis((target as { url: string }).url, subscriberOptions) : new Redis({ ...subscriberOptions, ...node });
+      redis.on('error', (error: Error) => onError?.(error, 'notices'));
+      return redis;
+    },
+  });
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+interface Wiring {
+  readonly pingTimeoutMs: number;
+  readonly retryDelay: (attempt: number) => number;
+  /** A subscriber connection: to the standalone server (no host) or to one cluster node. */
+  readonly connectSubscriber: (node?: { host: string; port: number }) => Redis;
+}
+
+type ChunkItem = Extract<WriteItem, { op: 'chunk' }>;
+type EndItem = Extract<WriteItem, { op: 'end' }>;
+type KeyedItem = Extract<WriteItem, { op: 'append' }>;
+
+/** The event a chunk or append item stores, without its offset (the stream entry id holds it). */
+function storedFields(item: ChunkItem | KeyedItem): Omit<SessionEvent, 'offset'> {
+  if (item.op === 'append') return { type: 'append', key: item.key, kind: item.kind, priority: item.priority, ts: item.ts, data: item.data };
+  const base = { type: 'chunk', generationId: item.generationId, seq: item.seq } as const;
+  return item.kind === undefined
+    ? { ...base, priority: item.priority, ts: item.ts, data: item.data }
+    : { ...base, kind: item.kind, priority: item.priority, ts: item.ts, data: item.data };
+}
+
+/** The gen.end an end item stores, as the script packs it. */
+function endFields(item: EndItem): Omit<SessionEvent, 'offset'> {
+  const base = { type: 'gen.end', generationId: item.generationId, seq: item.seq, status: item.status } as const;
+  return item.error === undefined ? { ...base, priority: 3, ts: item.ts } : { ...base, error: item.error, priority: 3, ts: item.ts };
+}
+
+function decodeTrimmed(raw: unknown): TrimmedEvent[] {
+  return (raw as [number, number, number][]).map(([offset, priority, size]) => ({ offset, priority: priority as Priority, size }));
+}
+
+function decodeResult(raw: readonly unknown[]): WriteResult {
+  const [code, value, endStatus] = raw as [number, number | undefined, EndStatus | undefined];
+  switch (code) {
+    case RESULT.ok:
+      return { status: 'ok', offset: value as number };
+    case RESULT.duplicate:
+      return endStatus === undefined ? { status: 'duplicate', offset: value as number } : { status: 'duplicate', offset: value as number, endStatus };
+    case RESULT.fenced:
+      return { status: 'fenced', epoch: value as number };
+    case RESULT.closed:
+      return { status: 'closed' };
+    case RESULT.seqGap:
+      return { status: 'seq_gap', expected: value as number };
+    case RESULT.full:
+      return { status: 'full' };
+    default:
+      throw new SpoolError('INTERNAL', `redis append script answered unknown result code ${String(code)}`);
+  }
+}
+
+function num(value: string | undefined): number {
+  return value === undefined ? 0 : Number(value);
+}
+
+/** SessionStore on Redis / Redis Cluster. Create it with `openRedisStore`. */
+export class RedisStore implements SessionStore {
+  /** Effective options (defaults filled in, dedupe window raised to at least 2 minutes). */
+  readonly options: StoreOptions;
+  private readonly config: string[];
+  private readonly notices: NoticeHub;
+  private readonly pending = new Set<Promise<unknown>>();
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly client: Client,
+    options: Partial<StoreOptions>,
+    private readonly wiring: Wiring,
+  ) {
+    this.options = normalizeOptions(options);
+    const { retention, sessionTtlMs, dedupeWindowMs } = this.options;
+    const sharded = client instanceof Cluster;
+    // ARGV 1-6 of both scripts (redis-scripts.ts); PEXPIRE takes whole milliseconds.
+    this.config = [
+      String(retention.maxEvents),
+      String(retention.maxBytes),
+      String(retention.criticalFactor),
+      String(Math.max(1, Math.round(sessionTtlMs))),
+      String(dedupeWindowMs),
+      sharded ? 'SPUBLISH' : 'PUBLISH',
+    ];
+    const readHead = (session: string): Promise<Offset> => this.readHead(session);
+    if (client instanceof Cluster) {
+      this.notices = new NoticeHub(
+        clusterRouting({ cluster: client, connect: (host, port) => wiring.connectSubscriber({ host, port }), readHead, retryDelay: wiring.retryDelay }),
+      );
+      // After every slots refresh, sessions whose slot moved follow it to its new owner.
+      client.on('refresh', () => this.notices.reroute());
+    } else {
+      this.notices = new NoticeHub(standaloneRouting({ connect: () => wiring.connectSubscriber(), readHead, retryDelay: wiring.retryDelay }));
+    }
+  }
+
+  meta(session: string): Promise<SessionMeta> {
+    return this.run('meta', async () => {
+      const raw = (await this.client.hgetall(sessionKeys(session)[META] as string)) as Record<string, string>;
+      return {
+        epoch: num(raw['epoch']),
+        head: num(raw['head']),
+        active:
+          raw['activeId'] === undefined
+            ? null
+            : {
+                id: raw['activeId'],
+                epoch: num(raw['activeEpoch']),
+                lastSeq: num(raw['activeLastSeq']),
+                startOffset: num(raw['activeStartOffset']),
+                lastWriteTs: num(raw['activeLastWriteTs']),
+              },
+        count: num(raw['count']),
+        bytes: num(raw['bytes']),
+      };
+    });
+  }
+
+  openGeneration(session: string, request: OpenRequest): Promise<OpenResult> {
+    return this.run('openGeneration', async () => {
+      const args = [request.generationId, request.takeover ? '1' : '0', request.resumeOnly === true ? '1' : '0', String(request.ts)];
+      const reply = (await this.evalScript('spoolOpen', session, args)) as unknown[];
+      switch (reply[0]) {
+        case 'resumed':
+          return { status: 'resumed', epoch: reply[1] as number, nextSeq: reply[2] as number, startOffset: reply[3] as Offset };
+        case 'closed':
+          return { status: 'closed', endStatus: reply[1] as EndStatus, endOffset: reply[2] as Offset };
+        case 'unknown':
+          return { status: 'unknown' };
+        case 'active':
+          return { status: 'active', activeId: reply[1] as string, epoch: reply[2] as number };
+        case 'full':
+          return { status: 'full' };
+        case 'opened': {
+          const [, epoch, startOffset, fenced, fencedSeq, fencedOffset, trimmed] = reply as [string, number, Offset, string | false, number, Offset, unknown];
+          const events: SessionEvent[] = [];
+          if (fenced !== false) {
+            events.push({ offset: fencedOffset, type: 'gen.end', generationId: fenced, seq: fencedSeq, status: 'fenced', priority: 3, ts: request.ts });
+          }
+          events.push({ offset: startOffset, type: 'gen.start', generationId: request.generationId, priority: 3, ts: request.ts });
+          return { status: 'opened', epoch, nextSeq: 0, startOffset, events, trimmed: decodeTrimmed(trimmed), fenced: fenced === false ? null : fenced };
+        }
+        default:
+          throw new SpoolError('INTERNAL', `redis open script answered ${JSON.stringify(reply[0])}`);
+      }
+    });
+  }
+
+  append(session: string, items: readonly WriteItem[]): Promise<AppendResult> {
+    return this.run('append', async () => {
+      const header: unknown[] = [];
+      const bodies: Buffer[] = [];
+      const fields: (Omit<SessionEvent, 'offset'> | null)[] = [];
+      for (const item of items) {
+        if (item.op === 'chunk') {
+          header.push([ITEM.chunk, item.generationId, item.epoch, item.seq, item.priority, item.ts, item.size]);
+          const stored = storedFields(item);
+          bodies.push(packr.pack(stored));
+          fields.push(stored);
+        } else if (item.op === 'end') {
+          header.push([ITEM.end, item.generationId, item.epoch, item.seq, item.status, item.ts, item.error ?? false]);
+          fields.push(endFields(item));
+        } else {
+          header.push([ITEM.append, item.key, item.priority, item.ts, item.size]);
+          const stored = storedFields(item);
+          bodies.push(packr.pack(stored));
+          fields.push(stored);
+        }
+      }
+      const [head, rawResults, trimmed] = (await this.evalScript('spoolAppend', session, [packr.pack(header), ...bodies])) as [Offset, unknown[][], unknown];
+      const results = rawResults.map(decodeResult);
+      // The events stored now, rebuilt from what was sent: ok results come in offset order.
+      const events: SessionEvent[] = [];
+      results.forEach((result, i) => {
+        const stored = fields[i];
+        if (result.status === 'ok' && stored !== undefined && stored !== null) events.push({ offset: result.offset, ...stored });
+      });
+      return { results, events, trimmed: decodeTrimmed(trimmed), head };
+    });
+  }
+
+  read(session: string, requestedAfter: Offset, limit: number): Promise<ReadResult> {
+    return this.run('read', async () => {
+      // A negative offset means "from the start"; clamping keeps gaps from reaching below 1.
+      const after = Math.max(0, requestedAfter);
+      const keys = sessionKeys(session);
+      if (limit < 1) return { items: [], head: await this.readHead(session), through: after };
+      // One MULTI: the head always matches the events it is reported with.
+      const replies = await this.client
+        .multi()
+        .hget(keys[META] as string, 'head')
+        .xrangeBuffer(keys[LOG] as string, `${after + 1}-0`, '+', 'COUNT', limit)
+        .exec();
+      if (replies === null) throw new SpoolError('STORE_UNAVAILABLE', 'redis read: transaction aborted');
+      const [headReply, rangeReply] = replies as [[Error | null, string | null], [Error | null, [Buffer, Buffer[]][]]];
+      if (headReply[0] !== null) throw headReply[0];
+      if (rangeReply[0] !== null) throw rangeReply[0];
+      const head = num(headReply[1] ?? undefined);
+      const events = rangeReply[1].map(([id, entryFields]) => {
+        const offset = Number.parseInt(id.toString('latin1'), 10);
+        return { offset, ...(packr.unpack(entryFields[1] as Buffer) as Omit<SessionEvent, 'offset'>) } as SessionEvent;
+      });
+      return assembleRead(after, events, head, events.length < limit);
+    });
+  }
+
+  /** Redis expires sessions itself (key TTLs) and the write scripts prune dedupe records: nothing to do. */
+  async expire(_now: number): Promise<number> {
+    this.assertOpen();
+    return 0;
+  }
+
+  watch(session: string, listener: ChangeListener): () => void {
+    this.assertOpen();
+    return this.notices.watch(session, listener);
+  }
+
+  /** PING every master within pingTimeoutMs. */
+  ping(): Promise<void> {
+    return this.run('ping', async () => {
+      const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+      if (this.client.status !== 'ready' || nodes.length === 0) throw new SpoolError('STORE_UNAVAILABLE', `redis is ${this.client.status}`);
+      await withTimeout(Promise.all(nodes.map((node) => node.ping())), this.wiring.pingTimeoutMs, 'ping');
+    });
+  }
+
+  /** Stops new calls, waits for calls in flight, then closes every connection. Idempotent. */
+  close(): Promise<void> {
+    if (this.closing === null) {
+      this.closing = (async () => {
+        await Promise.allSettled([...this.pending]);
+        this.notices.close();
+        try {
+          await this.client.quit();
+        } catch {
+          this.client.disconnect();
+        }
+      })();
+    }
+    return this.closing;
+  }
+
+  /** Sessions with a pub/sub subscription in this process. */
+  get watchedSessions(): number {
+    return this.notices.sessions;
+  }
+
+  private assertOpen(): void {
+    if (this.closing !== null) throw new SpoolError('CLOSED', 'the Redis store is closed; open it again with openRedisStore');
+  }
+
+  /** Runs one call: rejects after close, maps Redis failures to SpoolErrors, and is waited for by close(). */
+  private run<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      this.assertOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const done = work().catch((error: unknown) => {
+      throw storeError(error, what);
+    });
+    this.pending.add(done);
+    const forget = (): void => void this.pending.delete(done);
+    done.then(forget, forget);
+    return done;
+  }
+
+  private async readHead(session: string): Promise<Offset> {
+    return num((await this.client.hget(sessionKeys(session)[META] as string, 'head')) ?? undefined);
+  }
+
+  /** Runs one of the scripts on the session's keys; its reply is one msgpack value. */
+  private async evalScript(name: ScriptName, session: string, args: readonly (string | Buffer)[]): Promise<unknown> {
+    const commands = this.client as unknown as ScriptCommands;
+    const reply = await commands[`${name}Buffer`](...sessionKeys(session), ...this.config, noticeChannel(session), ...args);
+    return packr.unpack(reply as Buffer);
+  }
+}
