@@ -6,11 +6,14 @@
 import { parseArgs } from 'node:util';
 import { configFromEnv, type GatewayOptions } from './config';
 import { startGateway } from './gateway';
+import { parseNodeList } from './config';
 import { parseTransportName } from './transport';
 
 const USAGE = `usage: spool serve [--host 127.0.0.1] [--port 8080] [--data ./data] [--auth-token TOKEN] [--transport ws|uws]
+                   [--redis redis://host:port | --redis-cluster host:port,host:port]
 
-environment: SPOOL_HOST, SPOOL_PORT, SPOOL_DATA, SPOOL_TRANSPORT, SPOOL_AUTH_TOKEN, SPOOL_GENERATION_IDLE_TIMEOUT_MS,
+environment: SPOOL_HOST, SPOOL_PORT, SPOOL_DATA, SPOOL_TRANSPORT, SPOOL_REDIS_URL, SPOOL_REDIS_CLUSTER,
+             SPOOL_AUTH_TOKEN, SPOOL_GENERATION_IDLE_TIMEOUT_MS,
              SPOOL_SESSION_TTL_MS, SPOOL_DEDUPE_WINDOW_MS, SPOOL_HEARTBEAT_MS,
              SPOOL_RETENTION_EVENTS, SPOOL_RETENTION_BYTES, SPOOL_LOG_LEVEL`;
 
@@ -24,6 +27,8 @@ async function main(argv: string[]): Promise<void> {
       data: { type: 'string' },
       'auth-token': { type: 'string' },
       transport: { type: 'string' },
+      redis: { type: 'string' },
+      'redis-cluster': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -42,6 +47,11 @@ async function main(argv: string[]): Promise<void> {
   if (values.data !== undefined) options['data'] = values.data;
   if (values['auth-token'] !== undefined) options['authToken'] = values['auth-token'];
   if (values.transport !== undefined) options['transport'] = parseTransportName(values.transport, '--transport');
+  if (values.redis !== undefined) options['redis'] = values.redis;
+  if (values['redis-cluster'] !== undefined) options['redisCluster'] = parseNodeList(values['redis-cluster'], '--redis-cluster');
+  if (options['redis'] !== undefined && options['redisCluster'] !== undefined) {
+    throw new Error('give either --redis (SPOOL_REDIS_URL) or --redis-cluster (SPOOL_REDIS_CLUSTER), not both');
+  }
   const gateway = await startGateway(options as GatewayOptions);
   // Printed for scripts and tests that start the CLI on port 0.
   process.stdout.write(`spool listening on ${gateway.url}\n`);

@@ -15,8 +15,14 @@ export interface GatewayConfig {
   readonly port: number;
   /** Directory of the embedded LMDB store. @default './data' */
   readonly data: string;
-  /** A store to use instead of opening LMDB under `data` (tests, Redis). */
+  /** A store to use instead of opening one from `redis`/`redisCluster`/`data` (tests, embedding). */
   readonly store?: SessionStore;
+  /** Redis URL (`redis://host:port`); when set, sessions live in Redis instead of LMDB. @default unset */
+  readonly redis?: string;
+  /** Redis Cluster seed nodes (`host:port`); when set, sessions live in the cluster. @default unset */
+  readonly redisCluster?: readonly string[];
+  /** How often the store is pinged for /readyz. @default 1000 */
+  readonly readinessIntervalMs: number;
   /**
    * 'ws' (the `ws` package), 'uws' (uWebSockets.js; falls back to ws with a warning when it
    * cannot load here) or a Transport object. @default 'ws'
@@ -79,6 +85,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   port: 8080,
   data: './data',
   transport: 'ws',
+  readinessIntervalMs: 1_000,
   limits: DEFAULT_LIMITS,
   credit: { frames: 1024, bytes: 1024 * 1024 },
   handshakeTimeoutMs: 10_000,
@@ -132,6 +139,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
     host: env['SPOOL_HOST'] || undefined,
     port: num('SPOOL_PORT'),
     data: env['SPOOL_DATA'] || undefined,
+    redis: env['SPOOL_REDIS_URL'] || undefined,
+    redisCluster: env['SPOOL_REDIS_CLUSTER'] ? parseNodeList(env['SPOOL_REDIS_CLUSTER'], 'SPOOL_REDIS_CLUSTER') : undefined,
     transport: env['SPOOL_TRANSPORT'] ? parseTransportName(env['SPOOL_TRANSPORT'], 'SPOOL_TRANSPORT') : undefined,
     authToken: env['SPOOL_AUTH_TOKEN'] || undefined,
     generationIdleTimeoutMs: num('SPOOL_GENERATION_IDLE_TIMEOUT_MS'),
@@ -147,4 +156,17 @@ export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
     );
   }
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as GatewayOptions;
+}
+
+/** Parses `host:port,host:port` (cluster seed nodes). */
+export function parseNodeList(raw: string, source: string): string[] {
+  const nodes = raw
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n.length > 0);
+  for (const node of nodes) {
+    if (!/^[^:\s]+:\d{1,5}$/.test(node)) throw new Error(`${source}: '${node}' is not host:port`);
+  }
+  if (nodes.length === 0) throw new Error(`${source}: no nodes given`);
+  return nodes;
 }

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import { WS_PATH } from '../protocol/types';
 import { openLmdbStore } from '../store/lmdb';
+import { openRedisStore } from '../store/redis';
 import type { SessionStore } from '../store/types';
 import { resolveConfig, type GatewayConfig, type GatewayOptions } from './config';
 import { Connection } from './connection';
@@ -32,14 +33,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const config = resolveConfig(options);
   const logger: Logger = config.logger ?? pino({ level: process.env['SPOOL_LOG_LEVEL'] ?? 'info' });
   const ownsStore = config.store === undefined;
-  const store =
-    config.store ??
-    (await openLmdbStore({
-      path: config.data,
-      retention: config.retention,
-      sessionTtlMs: config.sessionTtlMs,
-      dedupeWindowMs: config.dedupeWindowMs,
-    }));
+  const store = config.store ?? (await openConfiguredStore(config, logger));
   const metrics = new Metrics();
   const telemetry = config.telemetry ?? noopSink;
   const registry = new ActorRegistry(store, config, metrics, telemetry, logger);
@@ -60,9 +54,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       case '/healthz':
         return { status: 200, contentType: 'text/plain', body: 'ok\n' };
       case '/readyz':
-        return state === 'running'
+        return state === 'running' && storeReady
           ? { status: 200, contentType: 'text/plain', body: 'ready\n' }
-          : { status: 503, contentType: 'text/plain', body: `${state}\n` };
+          : { status: 503, contentType: 'text/plain', body: state === 'running' ? 'store unavailable\n' : `${state}\n` };
       default:
         return { status: 404, contentType: 'text/plain', body: 'not found\n' };
     }
@@ -100,6 +94,23 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     throw error;
   }
 
+  // Readiness follows the store: a load balancer stops sending clients to a gateway whose
+  // store is unreachable, and sends them again once it answers.
+  let storeReady = true;
+  const probe = setInterval(() => {
+    store.ping().then(
+      () => {
+        if (!storeReady) logger.info('store reachable again: ready');
+        storeReady = true;
+      },
+      (err: unknown) => {
+        if (storeReady) logger.warn({ err: String(err) }, 'store unreachable: not ready');
+        storeReady = false;
+      },
+    );
+  }, config.readinessIntervalMs);
+  probe.unref();
+
   const expirer = setInterval(() => {
     store.expire(config.clock()).catch((err: unknown) => logger.warn({ err: String(err) }, 'session expiry failed'));
   }, config.expireIntervalMs);
@@ -107,7 +118,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
 
   state = 'running';
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  logger.info({ port: server.port, host: config.host, transport: transport.name, data: ownsStore ? config.data : 'external store' }, 'spool gateway listening');
+  logger.info({ port: server.port, host: config.host, transport: transport.name, store: ownsStore ? describeStore(config) : 'external' }, 'spool gateway listening');
 
   let closing: Promise<void> | undefined;
   return {
@@ -123,6 +134,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       closing ??= (async () => {
         state = 'closing';
         clearInterval(expirer);
+        clearInterval(probe);
         await server.stopAccepting();
         // Refuse new frames first, so nothing arrives after the drain below; acks of what is
         // queued still reach producers; then every client is told to reconnect elsewhere/later.
@@ -137,4 +149,19 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       return closing;
     },
   };
+}
+
+/** The store the configuration names: Redis Cluster, Redis, or LMDB under `data` (the default). */
+async function openConfiguredStore(config: GatewayConfig, logger: Logger): Promise<SessionStore> {
+  const options = { retention: config.retention, sessionTtlMs: config.sessionTtlMs, dedupeWindowMs: config.dedupeWindowMs };
+  const onConnectionError = (err: unknown, role: string): void => logger.warn({ err: String(err), role }, 'redis connection error');
+  if (config.redisCluster) return openRedisStore({ cluster: config.redisCluster }, { ...options, onConnectionError });
+  if (config.redis) return openRedisStore({ url: config.redis }, { ...options, onConnectionError });
+  return openLmdbStore({ path: config.data, ...options });
+}
+
+function describeStore(config: GatewayConfig): string {
+  if (config.redisCluster) return `redis cluster ${config.redisCluster.join(',')}`;
+  if (config.redis) return `redis ${config.redis.replace(/\/\/[^@]*@/, '//***@')}`;
+  return `lmdb ${config.data}`;
 }
