@@ -63,6 +63,14 @@ interface GenState {
   failedCode: ErrorCode | null;
   /** Data bytes of accepted chunks not yet durable, for credit enforcement (§7.6). */
   unackedBytes: number;
+  /**
+   * The newest activity time of this generation the store is known to hold (its lastWriteTs as
+   * of our last look). The idle timeout ends the generation only if the store still says so:
+   * a compare-and-set, so a producer now writing through another process (or another clock) wins.
+   */
+  knownWriteTs: number;
+  /** Priority-0 chunks dropped at the door since the last ack (reported in it). */
+  droppedSinceAck: number;
   /** Scratch for building one ack per generation per batch. */
   ackSeq: number;
   ackOffset: Offset;
@@ -74,7 +82,17 @@ type Op =
   | { readonly kind: 'append'; readonly item: WriteItem; readonly reply: Reply<AppendedFrame>; readonly requestId: number | undefined }
   /** Another process stored up to `head`: read what this actor has not seen and fan it out. */
   | { readonly kind: 'sync'; head: Offset }
-  | { readonly kind: 'open'; readonly generationId: string; readonly takeover: boolean; readonly resume: boolean; readonly link: Link; readonly reply: Reply<OpenedFrame>; readonly requestId: number | undefined };
+  | {
+      readonly kind: 'open';
+      readonly generationId: string;
+      readonly takeover: boolean;
+      readonly resume: boolean;
+      readonly link: Link;
+      readonly reply: Reply<OpenedFrame>;
+      readonly requestId: number | undefined;
+      /** Set when the store call is made: the activity time the store records for it. */
+      ts: number;
+    };
 
 type SubscriberState = 'catching-up' | 'live' | 'paused' | 'closed';
 
@@ -151,6 +169,7 @@ export class SessionActor {
       // The producer gets a full idle timeout from now to come back (the gateway may have restarted).
       this.active = this.newGen(a.id, a.epoch, a.lastSeq, a.startOffset);
       this.active.durableOffset = 0;
+      this.active.knownWriteTs = a.lastWriteTs;
       this.armIdleTimer();
     }
   }
@@ -174,7 +193,7 @@ export class SessionActor {
     this.touch();
     return new Promise<OpenedFrame>((resolve, reject) => {
       if (this.rejectIfUnavailable(reject)) return;
-      this.flusher.enqueue({ kind: 'open', generationId, takeover: takeover && !resume, resume, link, reply: { resolve, reject }, requestId });
+      this.flusher.enqueue({ kind: 'open', generationId, takeover: takeover && !resume, resume, link, reply: { resolve, reject }, requestId, ts: 0 });
     });
   }
 
@@ -197,9 +216,20 @@ export class SessionActor {
       return;
     }
     gen.lastActivity = now;
+    const watermark = this.deps.config.degradeWatermark;
     for (let i = 0; i < items.length; i++) {
       const item = items[i] as ChunkItem;
       const s = seq + i;
+      if (watermark > 0 && s === gen.nextSeq && (item.priority ?? 2) === 0 && this.flusher.depth >= watermark) {
+        // Degradation (§7.6): the store is behind; debug chunks are dropped at the door. The seq
+        // is still consumed (through the store, so every process agrees), nothing is stored.
+        gen.nextSeq += 1;
+        gen.droppedSinceAck += 1;
+        this.deps.metrics.degradedDropped.inc();
+        const drop: WriteItem & { op: 'chunk' } = { op: 'chunk', generationId: gen.id, epoch: gen.epoch, seq: s, priority: 0, ts: now, data: null, size: 0, drop: true };
+        this.flusher.enqueue({ kind: 'chunk', item: drop, gen, counted: false });
+        continue;
+      }
       // A seq below nextSeq is a retransmission: it still goes to the store, which answers it
       // with the original offset (after the original, since the queue is ordered).
       const counted = s === gen.nextSeq;
@@ -405,6 +435,8 @@ export class SessionActor {
       ending: false,
       failedCode: null,
       unackedBytes: 0,
+      knownWriteTs: 0,
+      droppedSinceAck: 0,
       ackSeq: -1,
       ackOffset: 0,
     };
@@ -418,7 +450,8 @@ export class SessionActor {
   private endFromGateway(gen: GenState, status: EndStatus, error?: string): void {
     if (gen.ending) return;
     gen.ending = true;
-    this.flusher.enqueue({ kind: 'end', item: this.endItem(gen.id, gen.epoch, gen.nextSeq, status, error, this.deps.config.clock()), gen, reply: null });
+    const item = this.endItem(gen.id, gen.epoch, gen.nextSeq, status, error, this.deps.config.clock());
+    this.flusher.enqueue({ kind: 'end', item: status === 'timeout' ? { ...item, ifIdleSince: gen.knownWriteTs } : item, gen, reply: null });
   }
 
   private armIdleTimer(): void {
@@ -452,7 +485,8 @@ export class SessionActor {
       return;
     }
     if (first.kind === 'open') {
-      const request = { generationId: first.generationId, takeover: first.takeover, ts: this.deps.config.clock() };
+      first.ts = this.deps.config.clock();
+      const request = { generationId: first.generationId, takeover: first.takeover, ts: first.ts };
       const result = await store.openGeneration(this.session, first.resume ? { ...request, resumeOnly: true } : request);
       metrics.persistenceLatency.observe((performance.now() - started) / 1000);
       metrics.persistenceSuccess.inc();
@@ -510,6 +544,7 @@ export class SessionActor {
         }
         const gen = this.newGen(op.generationId, result.epoch, -1, result.startOffset);
         gen.link = op.link;
+        gen.knownWriteTs = op.ts;
         this.active = gen;
         this.publish(result.events, result.trimmed, result.events.at(-1)?.offset ?? this.hot.head);
         this.armIdleTimer();
@@ -527,6 +562,7 @@ export class SessionActor {
         }
         gen.link = op.link;
         gen.lastActivity = this.deps.config.clock();
+        gen.knownWriteTs = Math.max(gen.knownWriteTs, op.ts);
         gen.nextSeq = Math.max(gen.nextSeq, result.nextSeq);
         reply.resolve(this.opened(op, gen, true, result.nextSeq));
         return;
@@ -582,16 +618,19 @@ export class SessionActor {
           const gen = op.gen;
           const seq = op.item.seq;
           if (op.counted) gen.unackedBytes = Math.max(0, gen.unackedBytes - op.item.size);
-          if (r.status === 'ok' || r.status === 'duplicate') {
+          if (r.status === 'ok' || r.status === 'duplicate' || r.status === 'dropped') {
+            // A dropped seq is settled too: the ack covers it and keeps the last stored offset.
+            const offset = r.status === 'dropped' ? gen.durableOffset : r.offset;
             if (gen.ackSeq < 0) touched.push(gen);
             if (seq >= gen.ackSeq) {
               gen.ackSeq = seq;
-              gen.ackOffset = r.offset;
+              gen.ackOffset = offset;
             }
             if (seq > gen.durableSeq) {
               gen.durableSeq = seq;
-              gen.durableOffset = r.offset;
+              gen.durableOffset = offset;
             }
+            if (r.status !== 'duplicate' && op.item.ts > gen.knownWriteTs) gen.knownWriteTs = op.item.ts;
           } else if (r.status === 'fenced') {
             metrics.fencedWrites.inc();
             this.deps.telemetry.emit({ name: 'write.fenced', session: this.session, generation: gen.id, epoch: r.epoch });
@@ -632,7 +671,11 @@ export class SessionActor {
     }
     // One cumulative ack per generation per batch, only now that the batch is durable (G1).
     for (const gen of touched) {
-      if (gen.link) gen.link.send({ type: 'ack', generation: gen.id as GenerationId, seq: gen.ackSeq, offset: gen.ackOffset });
+      const dropped = gen.droppedSinceAck;
+      gen.droppedSinceAck = 0;
+      if (gen.link) {
+        gen.link.send({ type: 'ack', generation: gen.id as GenerationId, seq: gen.ackSeq, offset: gen.ackOffset, ...(dropped > 0 ? { dropped } : {}) });
+      }
       gen.ackSeq = -1;
     }
     this.publish(result.events, result.trimmed, result.head);
@@ -651,6 +694,14 @@ export class SessionActor {
         }
       }
       op.reply?.resolve({ type: 'finished', generation: item.generationId as GenerationId, status, offset: r.offset });
+      return;
+    }
+    if (r.status === 'busy' && gen) {
+      // The idle timeout raced activity (here or through another process): keep it open.
+      gen.ending = false;
+      gen.knownWriteTs = Math.max(gen.knownWriteTs, r.lastWriteTs);
+      gen.lastActivity = this.deps.config.clock();
+      this.armIdleTimer();
       return;
     }
     if (r.status === 'seq_gap' && gen && !op.reply) {

@@ -61,6 +61,12 @@ export interface GatewayConfig {
    * closed with SLOW_CONSUMER (retryable; it resubscribes from its offset). 0 = never. @default 60000
    */
   readonly slowReaderTimeoutMs: number;
+  /**
+   * Past this many writes of a session waiting for the store, new priority-0 (debug) chunks are
+   * dropped at the door, counted and reported in the ack; nothing of priority >= 1 ever is.
+   * 0 disables. @default 512
+   */
+  readonly degradeWatermark: number;
   /** Writes one session may have waiting for the store; appends past it get RATE_LIMITED. @default 16384 */
   readonly maxQueuedWrites: number;
   /** Events per store read while a reader catches up. @default 512 */
@@ -101,6 +107,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   hotBufferBytes: 1024 * 1024,
   maxReaderBufferedBytes: 1024 * 1024,
   slowReaderTimeoutMs: 60_000,
+  degradeWatermark: 512,
   maxQueuedWrites: 16_384,
   readPageEvents: 512,
   retention: DEFAULT_STORE_OPTIONS.retention,

@@ -159,3 +159,58 @@ describe('session write queue', () => {
     expect((await store.read('s', 0, 100)).items.map((e) => (e as AnyFrame)['key'])).toEqual(appended.map((a) => a['key']));
   });
 });
+
+describe('degradation', () => {
+  it('past degradeWatermark drops only debug chunks at the door, consumes their seqs, counts them and reports them in the ack', async () => {
+    const { store, release } = gatedStore();
+    const gw = await gateway({ store, degradeWatermark: 4 });
+    const c = await client(gw);
+    const { token } = await c.open('s', 'g');
+    // The first chunk goes to the store (held); the next ones queue behind it.
+    const items = [2, 2, 2, 2, 2, 0, 1, 0, 2, 0].map((priority, i) => ({ priority, data: `p${priority}-${i}` }));
+    c.send({ type: 'chunks', token, seq: 0, items });
+    c.send({ type: 'ping', id: 1 });
+    await c.next((f) => f.type === 'pong');
+    release();
+    const acks: AnyFrame[] = [];
+    while (acks.at(-1)?.['seq'] !== 9) acks.push(await c.next((f) => f.type === 'ack'));
+    expect(acks.reduce((n, a) => n + (a['dropped'] ?? 0), 0)).toBe(3);
+    expect(gw.metrics.degradedDropped.get()).toBe(3);
+    const stored = (await store.read('s', 0, 100)).items.filter((e) => e.type === 'chunk') as AnyFrame[];
+    expect(stored.map((e) => e['seq'])).toEqual([0, 1, 2, 3, 4, 6, 8]);
+    expect(stored.every((e) => e['priority'] > 0)).toBe(true);
+    // The end takes the seq after the dropped ones; readers see no offset gap.
+    c.send({ type: 'finish', id: 2, token, seq: 10 });
+    expect(await c.next((f) => f.id === 2)).toMatchObject({ type: 'finished', status: 'done' });
+    const log = (await store.read('s', 0, 100)).items;
+    expect(log.some((i) => i.type === 'gap')).toBe(false);
+  });
+});
+
+describe('idle timeout across processes', () => {
+  it('a gateway whose producer moved to another gateway does not time the generation out while it is written elsewhere', async () => {
+    const store = new MemoryStore();
+    const first = await gateway({ store, generationIdleTimeoutMs: 100 });
+    const second = await gateway({ store, generationIdleTimeoutMs: 100 });
+    const a = await client(first);
+    const opened = await a.open('s', 'g');
+    a.send({ type: 'chunk', token: opened['token'], seq: 0, data: 'on first' });
+    await a.next((f) => f.type === 'ack');
+    a.ws.terminate();
+    const b = await client(second);
+    const { token } = await b.open('s', 'g', { resume: { token: opened['token'] } });
+    // Keep writing through the second gateway well past the first one's idle timeout.
+    const started = Date.now();
+    let seq = 1;
+    while (Date.now() - started < 500) {
+      b.send({ type: 'chunk', token, seq, data: `on second ${seq}` });
+      await b.next((f) => f.type === 'ack' || f.type === 'error');
+      seq += 1;
+    }
+    expect(b.frames.filter((f) => f.type === 'error')).toEqual([]);
+    b.send({ type: 'finish', id: 9, token, seq });
+    expect(await b.next((f) => f.id === 9)).toMatchObject({ type: 'finished', status: 'done' });
+    const ends = (await store.read('s', 0, 10_000)).items.filter((e) => e.type === 'gen.end');
+    expect(ends).toHaveLength(1);
+  });
+});

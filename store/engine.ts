@@ -12,12 +12,17 @@
  *   (none) ──────────────────────────▶ active ──end(seq = chunk count)──▶ ended (gen.end status)
  *                                        │  ▲
  *                       open same id ────┘  │ chunk seq = lastSeq+1
- *                       (resumed)           │
+ *                       (resumed:           │ (stored, or dropped: seq consumed, nothing stored)
+ *                        lastWriteTs only)  │
  *                                        │ open other id + takeover
  *                                        └──────────────────────────────▶ ended (gen.end fenced)
  *
  * An ended generation is remembered (status, gen.end offset) for the dedupe window, so a retried
  * open answers `closed` and a retried end answers `duplicate` with how it ended.
+ *
+ * The seq index maps each seq of the active generation to its offset, or to DROPPED_SEQ (0,
+ * never an offset) for a chunk the gateway dropped under pressure (§7.6): a retransmission of a
+ * dropped seq is answered `dropped`, never stored.
  */
 import type { EndStatus, Offset, Priority, SessionEvent } from '../protocol/types';
 import {
@@ -36,6 +41,9 @@ import {
 export const MIN_DEDUPE_WINDOW_MS = 120_000;
 
 const CRITICAL: Priority = 3;
+
+/** The seq index's entry for a dropped chunk: offsets start at 1, so 0 is never a real one. */
+export const DROPPED_SEQ: Offset = 0;
 
 /** The active generation as persisted; mutable only inside one operation. */
 export interface ActiveRecord {
@@ -204,6 +212,15 @@ class Operation {
     }
   }
 
+  /**
+   * Marks meta changed without storing an event (a dropped chunk, a resumed open raising the
+   * active generation's lastWriteTs). Only for a session that has an active generation, so it
+   * never creates a session.
+   */
+  touch(): void {
+    this.dirty = true;
+  }
+
   /** Writes meta only when something changed, so refused writes never create or touch a session. */
   commit(): void {
     if (this.dirty) this.tx.writeMeta(this.meta, this.previous);
@@ -218,6 +235,14 @@ export function applyOpen(tx: SessionTx, request: OpenRequest, options: StoreOpt
   const current = meta.active;
 
   if (current !== null && current.id === request.generationId) {
+    // A re-open is activity (§7.8): every process's idle timeout must see it. Only the active
+    // generation's lastWriteTs moves (one meta write, and none when it would not rise); the
+    // session's own lastWriteTs (its TTL) stays, as nothing was stored.
+    if (request.ts > current.lastWriteTs) {
+      current.lastWriteTs = request.ts;
+      op.touch();
+      op.commit();
+    }
     return { status: 'resumed', epoch: current.epoch, nextSeq: current.lastSeq + 1, startOffset: current.startOffset };
   }
   const ended = tx.endedRecord(request.generationId);
@@ -277,7 +302,21 @@ function applyChunk(tx: SessionTx, op: Operation, item: ChunkItem): WriteResult 
     const offset = tx.seqOffset(active.id, item.seq);
     // Only a seq below 0 has no entry (the index holds 0..lastSeq); it can never be stored.
     if (offset === undefined) return { status: 'seq_gap', expected: active.lastSeq + 1 };
+    // A dropped seq stays dropped, whether the retransmission is marked drop or not (§7.6).
+    if (offset === DROPPED_SEQ) return { status: 'dropped' };
     return { status: 'duplicate', offset };
+  }
+  if (item.drop === true) {
+    // Never `full`: a drop stores nothing, so the hard cap has nothing to refuse.
+    if (item.seq > active.lastSeq + 1) return { status: 'seq_gap', expected: active.lastSeq + 1 };
+    tx.putSeq(active.id, item.seq, DROPPED_SEQ);
+    active.lastSeq = item.seq;
+    active.lastWriteTs = Math.max(active.lastWriteTs, item.ts);
+    // The consumed seq is durable state: it refreshes the session's TTL like a stored write
+    // (the Redis store refreshes every key's TTL on it too).
+    meta.lastWriteTs = Math.max(meta.lastWriteTs, item.ts);
+    op.touch();
+    return { status: 'dropped' };
   }
   if (op.isFull()) return { status: 'full' };
   if (item.seq > active.lastSeq + 1) return { status: 'seq_gap', expected: active.lastSeq + 1 };
@@ -304,6 +343,8 @@ function applyEnd(tx: SessionTx, op: Operation, item: EndItem): WriteResult {
   if (item.epoch < meta.epoch) return { status: 'fenced', epoch: meta.epoch };
   const active = meta.active;
   if (active === null || active.id !== item.generationId || active.epoch !== item.epoch) return { status: 'closed' };
+  // The idle timeout's end (§7.8): activity after the caller last looked wins, wherever it came from.
+  if (item.ifIdleSince !== undefined && active.lastWriteTs > item.ifIdleSince) return { status: 'busy', lastWriteTs: active.lastWriteTs };
   if (item.seq !== active.lastSeq + 1) return { status: 'seq_gap', expected: active.lastSeq + 1 };
   // Never refused for `full`: every generation gets its terminal event (G6).
   const offset = op.endGeneration(active, item.seq, item.status, item.error, item.ts);

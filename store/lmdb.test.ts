@@ -5,7 +5,7 @@ import path from 'path';
 import { open } from 'lmdb';
 import type { SessionEvent } from '../protocol/types';
 import { openLmdbStore, type LmdbStoreOptions } from './lmdb';
-import { chunk, end, keyed, readAll, runStoreConformance } from './store.conformance';
+import { chunk, dropped, end, keyed, readAll, runStoreConformance } from './store.conformance';
 import { DEFAULT_STORE_OPTIONS } from './types';
 
 const T0 = 1_700_000_000_000;
@@ -133,19 +133,21 @@ describe('LmdbStore', () => {
       await store.openGeneration(session, { generationId: 'g1', takeover: false, ts: T0 });
       await store.append(session, [chunk('g1', 1, 0, { priority: 0 }), chunk('g1', 1, 1), keyed('k1'), end('g1', 1, 2)]);
       await store.openGeneration(session, { generationId: 'g2', takeover: false, ts: T0 });
-      await store.append(session, [chunk('g2', 2, 0, { priority: 1 })]);
+      await store.append(session, [chunk('g2', 2, 0, { priority: 1 }), dropped('g2', 2, 1)]);
+      await store.openGeneration(session, { generationId: 'g2', takeover: false, ts: T0 });
     }
     expect(await store.expire(T0 + 3_600_001)).toBe(2);
     await store.close();
     expect(await rawKeys(dir)).toEqual([]);
   });
 
-  it('a generation that ends leaves no seq index behind, and dedupe records leave with their window', async () => {
+  it('a generation that ends leaves no seq index behind (dropped seqs included), and dedupe records leave with their window', async () => {
     const dir = tempDir();
     const store = openAt(dir, { sessionTtlMs: 24 * 3_600_000, dedupeWindowMs: 120_000 });
     await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
-    await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1), keyed('k1'), end('g1', 1, 2)]);
+    await store.append('s', [chunk('g1', 1, 0), dropped('g1', 1, 1), chunk('g1', 1, 2), keyed('k1'), end('g1', 1, 3)]);
     await store.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 });
+    await store.append('s', [dropped('g2', 2, 0)]);
     await store.openGeneration('s', { generationId: 'g3', takeover: true, ts: T0 });
     await store.expire(T0 + 120_001);
     await store.close();

@@ -13,11 +13,12 @@
  *         6 publish command ('PUBLISH' standalone, 'SPUBLISH' cluster)  7 notice channel
  *   open    ARGV 8 generationId  9 takeover '1'|'0'  10 resumeOnly '1'|'0'  11 ts
  *   append  ARGV 8 header: msgpack array, one array per item (below)  9.. event bodies, one
- *           per chunk and append item, in item order (Redis' cmsgpack cannot read msgpack
- *           `bin`, so bodies travel as arguments of their own and are stored untouched)
+ *           per chunk (except dropped ones) and append item, in item order (Redis' cmsgpack
+ *           cannot read msgpack `bin`, so bodies travel as arguments of their own and are
+ *           stored untouched)
  *
- *     chunk   [1, generationId, epoch, seq, priority, ts, size]
- *     end     [2, generationId, epoch, seq, status, ts, error | false]
+ *     chunk   [1, generationId, epoch, seq, priority, ts, size, drop: true | false]
+ *     end     [2, generationId, epoch, seq, status, ts, error | false, ifIdleSince | false]
  *     append  [3, key, priority, ts, size]
  *
  * Replies are one msgpack value (cmsgpack.pack), decoded by redis.ts:
@@ -27,7 +28,7 @@
  *           | ['opened', epoch, startOffset, fencedId | false, fencedSeq, fencedEndOffset, trimmed]
  *   append  [head, results, trimmed]; a result is [1, offset] ok | [2, offset] or
  *           [2, offset, endStatus] duplicate | [3, epoch] fenced | [4] closed
- *           | [5, expected] seq_gap | [6] full
+ *           | [5, expected] seq_gap | [6] full | [7] dropped | [8, lastWriteTs] busy
  *   trimmed [[offset, priority, size], ...]
  *
  * Scripts are not rolled back when they fail half-way, so the append script checks every item
@@ -35,7 +36,7 @@
  */
 
 /** Result codes of an append item, as the script returns them. */
-export const RESULT = { ok: 1, duplicate: 2, fenced: 3, closed: 4, seqGap: 5, full: 6 } as const;
+export const RESULT = { ok: 1, duplicate: 2, fenced: 3, closed: 4, seqGap: 5, full: 6, dropped: 7, busy: 8 } as const;
 
 /** Item kinds in the append header. */
 export const ITEM = { chunk: 1, end: 2, append: 3 } as const;
@@ -84,7 +85,9 @@ local trimmed = {}
 local pendingRetain = { [0] = {}, [1] = {}, [2] = {} }
 local pendingFirst = { [0] = 1, [1] = 1, [2] = 1 }
 local listEmpty = { [0] = false, [1] = false, [2] = false }
+-- seq -> offset, or DROPPED_SEQ (0, never an offset) for a chunk dropped under pressure.
 local pendingSeq = {}
+local DROPPED_SEQ = 0
 local BULK = 256
 
 -- Forgets keys and ended generations whose dedupe window has passed, oldest first, at most
@@ -223,6 +226,10 @@ local generationId, takeover, resumeOnly, ts = ARGV[8], ARGV[9] == '1', ARGV[10]
 prune(ts)
 local current = meta.active
 if current and current.id == generationId then
+  -- A re-open is activity (§7.8): raise the active generation's lastWriteTs, one HSET and only
+  -- when it rises. No commit(): nothing was stored, so no TTL is refreshed and no notice sent;
+  -- meta exists (an active generation implies it), so HSET keeps its TTL and creates nothing.
+  if ts > current.lastWriteTs then redis.call('HSET', META, 'activeLastWriteTs', num(ts)) end
   return cmsgpack.pack({ 'resumed', current.epoch, current.lastSeq + 1, current.startOffset })
 end
 local ended = redis.call('HGET', ENDED, generationId)
@@ -264,10 +271,13 @@ for i = 1, #items do
   if op == ${ITEM.chunk} then
     if type(item[2]) ~= 'string' or not isInt(item[3]) or not isInt(item[4]) then return bad(i, 'bad chunk') end
     if not isInt(item[5]) or item[5] < 0 or item[5] > 3 or type(item[6]) ~= 'number' or type(item[7]) ~= 'number' or item[7] < 0 then return bad(i, 'bad chunk') end
-    ts, bodies = item[6], bodies + 1
+    if type(item[8]) ~= 'boolean' then return bad(i, 'bad chunk drop') end
+    ts = item[6]
+    if not item[8] then bodies = bodies + 1 end
   elseif op == ${ITEM.end} then
     if type(item[2]) ~= 'string' or not isInt(item[3]) or not isInt(item[4]) or type(item[5]) ~= 'string' or type(item[6]) ~= 'number' then return bad(i, 'bad end') end
     if item[7] and type(item[7]) ~= 'string' then return bad(i, 'bad end error') end
+    if item[8] and type(item[8]) ~= 'number' then return bad(i, 'bad end ifIdleSince') end
     ts = item[6]
   elseif op == ${ITEM.append} then
     if type(item[2]) ~= 'string' or not isInt(item[3]) or item[3] < 0 or item[3] > 3 or type(item[4]) ~= 'number' or type(item[5]) ~= 'number' or item[5] < 0 then return bad(i, 'bad append') end
@@ -282,7 +292,7 @@ if #ARGV ~= 8 + bodies then return redis.error_reply('ERR spool append: ' .. bod
 if now ~= nil then prune(now) end
 
 local function chunk(item, body)
-  local generationId, epoch, seq, priority, ts, size = item[2], item[3], item[4], item[5], item[6], item[7]
+  local generationId, epoch, seq, priority, ts, size, drop = item[2], item[3], item[4], item[5], item[6], item[7], item[8]
   if epoch < meta.epoch then return { ${RESULT.fenced}, meta.epoch } end
   local a = meta.active
   if not a or a.id ~= generationId or a.epoch ~= epoch then return { ${RESULT.closed} } end
@@ -294,7 +304,20 @@ local function chunk(item, body)
       offset = indexed and tonumber(indexed)
     end
     if not offset then return { ${RESULT.seqGap}, a.lastSeq + 1 } end
+    -- A dropped seq stays dropped, whether the retransmission is marked drop or not (§7.6).
+    if offset == DROPPED_SEQ then return { ${RESULT.dropped} } end
     return { ${RESULT.duplicate}, offset }
+  end
+  if drop then
+    -- Never full (it stores nothing). The consumed seq is state: commit() writes it and meta and
+    -- refreshes the TTLs (as engine.ts moves the session's lastWriteTs); no event, no notice.
+    if seq > a.lastSeq + 1 then return { ${RESULT.seqGap}, a.lastSeq + 1 } end
+    pendingSeq[seq] = DROPPED_SEQ
+    a.lastSeq = seq
+    if ts > a.lastWriteTs then a.lastWriteTs = ts end
+    if ts > meta.lastWriteTs then meta.lastWriteTs = ts end
+    dirty = true
+    return { ${RESULT.dropped} }
   end
   if isFull() then return { ${RESULT.full} } end
   if seq > a.lastSeq + 1 then return { ${RESULT.seqGap}, a.lastSeq + 1 } end
@@ -306,7 +329,7 @@ local function chunk(item, body)
 end
 
 local function finish(item)
-  local generationId, epoch, seq, status, ts, err = item[2], item[3], item[4], item[5], item[6], item[7]
+  local generationId, epoch, seq, status, ts, err, ifIdleSince = item[2], item[3], item[4], item[5], item[6], item[7], item[8]
   -- The ended record comes before the epoch: a retried finish learns how it ended (G4 holds:
   -- nothing is written).
   local ended = redis.call('HGET', ENDED, generationId)
@@ -317,6 +340,8 @@ local function finish(item)
   if epoch < meta.epoch then return { ${RESULT.fenced}, meta.epoch } end
   local a = meta.active
   if not a or a.id ~= generationId or a.epoch ~= epoch then return { ${RESULT.closed} } end
+  -- The idle timeout's end (§7.8): activity after the caller last looked wins.
+  if ifIdleSince and a.lastWriteTs > ifIdleSince then return { ${RESULT.busy}, a.lastWriteTs } end
   if seq ~= a.lastSeq + 1 then return { ${RESULT.seqGap}, a.lastSeq + 1 } end
   -- Never refused for full: every generation gets its terminal event (G6).
   return { ${RESULT.ok}, endGeneration(seq, status, err or nil, ts) }
@@ -338,7 +363,9 @@ local nextBody = 9
 for i = 1, #items do
   local item = items[i]
   local op = item[1]
-  if op == ${ITEM.chunk} then
+  if op == ${ITEM.chunk} and item[8] then
+    results[i] = chunk(item, nil)
+  elseif op == ${ITEM.chunk} then
     results[i] = chunk(item, ARGV[nextBody])
     nextBody = nextBody + 1
   elseif op == ${ITEM.end} then

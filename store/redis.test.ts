@@ -4,7 +4,7 @@ import { openRedisStore, sessionKeys, type RedisStore, type RedisStoreOptions, t
 import { keySlot, noticeChannel } from './redis-notices';
 import { PRUNE_PER_CALL } from './redis-scripts';
 import { DEFAULT_STORE_OPTIONS } from './types';
-import { NoticeLog, chunk, end, keyed, readAll, runStoreConformance } from './store.conformance';
+import { NoticeLog, chunk, dropped, end, keyed, readAll, runStoreConformance } from './store.conformance';
 import { command, freePort, startCluster, startRedis, stopAllRedis, waitUntil, type RedisCluster, type RedisServer } from './test-helpers/redis-server';
 
 const T0 = 1_700_000_000_000;
@@ -106,6 +106,34 @@ describe('RedisStore on a real redis-server', () => {
       await store.openGeneration('s', { generationId: 'g3', takeover: true, ts: T0 });
       expect(await raw.exists(k.seq)).toBe(0);
       expect(await raw.hgetall(k.ended)).toEqual({ g1: '4:done', g2: '7:fenced' });
+    });
+
+    it('a dropped chunk records seq -> 0 and refreshes every TTL (a seq hash it creates expires too), with no stream entry', async () => {
+      const ttl = 60_000;
+      const store = await make({ sessionTtlMs: ttl });
+      const k = keysOf('s');
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      await raw.pexpire(k.meta, 1000);
+      expect(await store.append('s', [dropped('g1', 1, 0, { ts: T0 + 5 })])).toEqual({ results: [{ status: 'dropped' }], events: [], trimmed: [], head: 1 });
+      expect(await raw.hgetall(k.seq)).toEqual({ '0': '0' });
+      for (const key of [k.seq, k.meta, k.log]) expect(await raw.pttl(key)).toBeGreaterThan(ttl - 5000);
+      expect(await raw.xlen(k.log)).toBe(1);
+      expect(await raw.hmget(k.meta, 'head', 'count', 'activeLastSeq', 'activeLastWriteTs', 'lastWriteTs')).toEqual(['1', '1', '0', String(T0 + 5), String(T0 + 5)]);
+      expect(await raw.exists(k.p0)).toBe(0);
+    });
+
+    it('a resumed open sets only activeLastWriteTs, only when it rises, and refreshes no TTL', async () => {
+      const store = await make({ sessionTtlMs: 60_000 });
+      const k = keysOf('s');
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      await store.append('s', [chunk('g1', 1, 0, { ts: T0 + 1 })]);
+      await raw.pexpire(k.meta, 5000);
+      const before = await raw.hgetall(k.meta);
+      expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 + 9 })).toMatchObject({ status: 'resumed', nextSeq: 1 });
+      expect(await raw.hgetall(k.meta)).toEqual({ ...before, activeLastWriteTs: String(T0 + 9) });
+      expect(await raw.pttl(k.meta)).toBeLessThanOrEqual(5000);
+      expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, ts: T0 + 2 })).toMatchObject({ status: 'resumed' });
+      expect(await raw.hget(k.meta, 'activeLastWriteTs')).toBe(String(T0 + 9));
     });
 
     it('every key of a session gets a PTTL of at most sessionTtlMs on a write and is gone after it', async () => {

@@ -15,7 +15,8 @@
  *   s:{id}:p0|p1|p2 list    retention index per trimmable priority: "offset:size" pushed at the
  *                           tail in offset order, popped at the head; evicting is one LPOP and
  *                           one XDEL, never a read or decode of an event
- *   s:{id}:seq      hash    seq -> offset of the active generation's chunks; DEL when it ends
+ *   s:{id}:seq      hash    seq -> offset of the active generation's chunks (0 for a chunk
+ *                           dropped under pressure, §7.6); DEL when it ends
  *   s:{id}:keys     hash    append idempotency key -> offset
  *   s:{id}:ended    hash    generation id -> "endOffset:endStatus" of ended generations
  *   s:{id}:dedupe   zset    "k:<key>" / "x:<generation>" scored by write ts; the write scripts
@@ -25,10 +26,12 @@
  *                           (PUBLISH standalone, SPUBLISH on a cluster: the hash tag puts the
  *                           shard channel on the session's shard)
  *
- * Every write that stores (or trims) something PEXPIREs all nine keys to sessionTtlMs, so a
- * session vanishes sessionTtlMs after its last write, by Redis' own expiry: `expire()` has
- * nothing to do and returns 0. (The TTL runs on the Redis server's clock from the write; the
- * `lastWriteTs` kept in meta is informational.) Refused writes change nothing and extend nothing.
+ * Every write that stores (or trims) something, or consumes a seq with a dropped chunk, PEXPIREs
+ * all nine keys to sessionTtlMs, so a session vanishes sessionTtlMs after its last write, by
+ * Redis' own expiry: `expire()` has nothing to do and returns 0. (The TTL runs on the Redis
+ * server's clock from the write; the `lastWriteTs` kept in meta is informational.) Refused writes
+ * change nothing and extend nothing; a resumed open only raises `activeLastWriteTs` (one HSET, no
+ * TTL refresh, no notice).
  *
  * Atomicity: `openGeneration` and `append` are one Lua script each (redis-scripts.ts), loaded at
  * start and called by EVALSHA, with an EVAL fallback on NOSCRIPT (after a server restart). The epoch check runs inside
@@ -287,6 +290,10 @@ function decodeResult(raw: readonly unknown[]): WriteResult {
       return { status: 'seq_gap', expected: value as number };
     case RESULT.full:
       return { status: 'full' };
+    case RESULT.dropped:
+      return { status: 'dropped' };
+    case RESULT.busy:
+      return { status: 'busy', lastWriteTs: value as number };
     default:
       throw new SpoolError('INTERNAL', `redis append script answered unknown result code ${String(code)}`);
   }
@@ -392,13 +399,17 @@ export class RedisStore implements SessionStore {
       const bodies: Buffer[] = [];
       const fields: (Omit<SessionEvent, 'offset'> | null)[] = [];
       for (const item of items) {
-        if (item.op === 'chunk') {
-          header.push([ITEM.chunk, item.generationId, item.epoch, item.seq, item.priority, item.ts, item.size]);
+        if (item.op === 'chunk' && item.drop === true) {
+          // A dropped chunk stores nothing: no body travels.
+          header.push([ITEM.chunk, item.generationId, item.epoch, item.seq, item.priority, item.ts, item.size, true]);
+          fields.push(null);
+        } else if (item.op === 'chunk') {
+          header.push([ITEM.chunk, item.generationId, item.epoch, item.seq, item.priority, item.ts, item.size, false]);
           const stored = storedFields(item);
           bodies.push(packr.pack(stored));
           fields.push(stored);
         } else if (item.op === 'end') {
-          header.push([ITEM.end, item.generationId, item.epoch, item.seq, item.status, item.ts, item.error ?? false]);
+          header.push([ITEM.end, item.generationId, item.epoch, item.seq, item.status, item.ts, item.error ?? false, item.ifIdleSince ?? false]);
           fields.push(endFields(item));
         } else {
           header.push([ITEM.append, item.key, item.priority, item.ts, item.size]);

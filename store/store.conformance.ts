@@ -45,6 +45,8 @@ interface ItemExtras {
   readonly kind?: string;
   readonly data?: unknown;
   readonly ts?: number;
+  /** A chunk the gateway dropped at the door (degradation, §7.6). */
+  readonly drop?: true;
 }
 
 /** A chunk write item; priority 2, size 10, ts T0 unless overridden. */
@@ -59,12 +61,27 @@ export function chunk(generationId: string, epoch: number, seq: number, extra: I
     ts: extra.ts ?? T0,
     data: extra.data ?? `${generationId}#${seq}`,
     size: extra.size ?? 10,
+    ...(extra.drop === undefined ? {} : { drop: extra.drop }),
   };
 }
 
+/** A dropped priority-0 chunk (degradation, §7.6): consumes its seq, stores nothing. */
+export function dropped(generationId: string, epoch: number, seq: number, extra: Omit<ItemExtras, 'drop'> = {}): WriteItem {
+  return chunk(generationId, epoch, seq, { priority: 0, ...extra, drop: true });
+}
+
 /** An end write item (`seq` = the generation's chunk count). */
-export function end(generationId: string, epoch: number, seq: number, status: EndStatus = 'done', extra: { error?: string; ts?: number } = {}): WriteItem {
-  return { op: 'end', generationId, epoch, seq, status, ...(extra.error === undefined ? {} : { error: extra.error }), ts: extra.ts ?? T0 };
+export function end(generationId: string, epoch: number, seq: number, status: EndStatus = 'done', extra: { error?: string; ts?: number; ifIdleSince?: number } = {}): WriteItem {
+  return {
+    op: 'end',
+    generationId,
+    epoch,
+    seq,
+    status,
+    ...(extra.error === undefined ? {} : { error: extra.error }),
+    ts: extra.ts ?? T0,
+    ...(extra.ifIdleSince === undefined ? {} : { ifIdleSince: extra.ifIdleSince }),
+  };
 }
 
 /** An append write item with idempotency key `key`; priority 3 (critical) unless overridden. */
@@ -358,6 +375,158 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
       });
     });
 
+    describe('dropped chunks (degradation)', () => {
+      it('a dropped chunk consumes its seq and stores nothing; the next chunk gets the next offset', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1', false, T0);
+        await store.append('s', [chunk('g1', 1, 0, { ts: T0 + 1 })]);
+        const drop = await store.append('s', [dropped('g1', 1, 1, { ts: T0 + 2 })]);
+        expect(drop).toEqual({ results: [{ status: 'dropped' }], events: [], trimmed: [], head: 2 });
+        expect(await store.meta('s')).toEqual({
+          epoch: 1, head: 2, count: 2, bytes: 10,
+          active: { id: 'g1', epoch: 1, lastSeq: 1, startOffset: 1, lastWriteTs: T0 + 2 },
+        });
+        const next = await store.append('s', [chunk('g1', 1, 2, { ts: T0 + 3 })]);
+        expect(next.results).toEqual([{ status: 'ok', offset: 3 }]);
+        const chunks = eventsIn(await readAll(store, 's')).filter((event) => event.type === 'chunk');
+        expect(chunks.map((event) => [event.offset, event.seq, event.data])).toEqual([[2, 0, 'g1#0'], [3, 2, 'g1#2']]);
+      });
+
+      it('drops, retransmissions and stored chunks mix in one batch, each answered in order', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        const batch = await store.append('s', [
+          chunk('g1', 1, 0), dropped('g1', 1, 1), chunk('g1', 1, 1), dropped('g1', 1, 1), dropped('g1', 1, 2), chunk('g1', 1, 3), keyed('k'), chunk('g1', 1, 4), end('g1', 1, 5),
+        ]);
+        expect(batch.results).toEqual([
+          { status: 'ok', offset: 2 }, { status: 'dropped' }, { status: 'dropped' }, { status: 'dropped' }, { status: 'dropped' },
+          { status: 'ok', offset: 3 }, { status: 'ok', offset: 4 }, { status: 'ok', offset: 5 }, { status: 'ok', offset: 6 },
+        ]);
+        expect(batch.events.map((event) => [event.offset, event.type, event.seq, event.data ?? null])).toEqual([
+          [2, 'chunk', 0, 'g1#0'], [3, 'chunk', 3, 'g1#3'], [4, 'append', undefined, { text: 'k' }], [5, 'chunk', 4, 'g1#4'], [6, 'gen.end', 5, null],
+        ]);
+        expect(await readAll(store, 's')).toEqual([expect.objectContaining({ type: 'gen.start' }), ...batch.events]);
+      });
+
+      it('a retransmitted dropped seq answers dropped, whether marked drop or not, and is never stored', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0), dropped('g1', 1, 1), chunk('g1', 1, 2)]);
+        const retry = await store.append('s', [dropped('g1', 1, 1), chunk('g1', 1, 1), chunk('g1', 1, 0), dropped('g1', 1, 0), chunk('g1', 1, 2, { priority: 0, drop: true })]);
+        expect(retry.results).toEqual([
+          { status: 'dropped' }, { status: 'dropped' }, { status: 'duplicate', offset: 2 }, { status: 'duplicate', offset: 2 }, { status: 'duplicate', offset: 3 },
+        ]);
+        expect(retry.events).toEqual([]);
+        expect(await store.meta('s')).toMatchObject({ head: 3, count: 3, active: { lastSeq: 2 } });
+        expect(layout(await readAll(store, 's'))).toEqual([1, 2, 3]);
+      });
+
+      it('a drop is checked like a chunk: fenced for a stale epoch, closed when not active, seq_gap past the next seq', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0), dropped('g1', 1, 1)]);
+        await openNew(store, 's', 'g2', true);
+        const refused = await store.append('s', [dropped('g1', 1, 2), dropped('g1', 1, 1), dropped('g9', 2, 0), dropped('g2', 2, 1), dropped('g2', 2, 5)]);
+        expect(refused.results).toEqual([
+          { status: 'fenced', epoch: 2 }, { status: 'fenced', epoch: 2 }, { status: 'closed' },
+          { status: 'seq_gap', expected: 0 }, { status: 'seq_gap', expected: 0 },
+        ]);
+        expect(await store.meta('s')).toMatchObject({ epoch: 2, head: 4, active: { id: 'g2', lastSeq: -1 } });
+        // g1 was fenced at its next seq after the drop: the drop counted.
+        expect(eventsIn(await readAll(store, 's'))[2]).toMatchObject({ type: 'gen.end', generationId: 'g1', seq: 2, status: 'fenced' });
+        const ghost = await store.append('ghost', [dropped('g1', 1, 0)]);
+        expect(ghost.results).toEqual([{ status: 'closed' }]);
+        expect(await store.meta('ghost')).toEqual(EMPTY_META);
+      });
+
+      it('end after drops succeeds at lastSeq+1 with gen.end.seq there, and is refused with seq_gap elsewhere', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        expect((await store.append('s', [dropped('g1', 1, 0), dropped('g1', 1, 1)])).results).toEqual([{ status: 'dropped' }, { status: 'dropped' }]);
+        expect((await store.append('s', [end('g1', 1, 1)])).results).toEqual([{ status: 'seq_gap', expected: 2 }]);
+        const ended = await store.append('s', [end('g1', 1, 2, 'done', { ts: T0 + 4 })]);
+        expect(ended.results).toEqual([{ status: 'ok', offset: 2 }]);
+        expect(ended.events).toEqual([{ offset: 2, type: 'gen.end', generationId: 'g1', seq: 2, status: 'done', priority: 3, ts: T0 + 4 }]);
+        expect(await store.meta('s')).toMatchObject({ head: 2, count: 2, active: null });
+        // The generation ended: its drops are forgotten with its seq index, and late frames are closed.
+        expect((await store.append('s', [dropped('g1', 1, 1), chunk('g1', 1, 0)])).results).toEqual([{ status: 'closed' }, { status: 'closed' }]);
+      });
+
+      it('a drop is never refused with full: it stores nothing', async () => {
+        const store = await open({ retention: { maxEvents: 2, criticalFactor: 2 } });
+        await openNew(store, 's', 'g1');
+        await store.append('s', [keyed('k1'), keyed('k2'), keyed('k3')]);
+        const written = await store.append('s', [chunk('g1', 1, 0), dropped('g1', 1, 0), chunk('g1', 1, 0), chunk('g1', 1, 1), end('g1', 1, 1)]);
+        expect(written.results).toEqual([{ status: 'full' }, { status: 'dropped' }, { status: 'dropped' }, { status: 'full' }, { status: 'ok', offset: 5 }]);
+        expect(await store.meta('s')).toMatchObject({ head: 5, count: 5, active: null });
+      });
+    });
+
+    describe('conditional end (idle timeout)', () => {
+      it('an end with ifIdleSince before the last write is busy with that lastWriteTs and stores nothing', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1', false, T0);
+        await store.append('s', [chunk('g1', 1, 0, { ts: T0 + 10 })]);
+        const busy = await store.append('s', [end('g1', 1, 1, 'timeout', { ts: T0 + 50, ifIdleSince: T0 + 9 })]);
+        expect(busy).toEqual({ results: [{ status: 'busy', lastWriteTs: T0 + 10 }], events: [], trimmed: [], head: 2 });
+        expect(await store.meta('s')).toMatchObject({ head: 2, count: 2, active: { id: 'g1', lastSeq: 0, lastWriteTs: T0 + 10 } });
+        // Busy is answered before the seq check: the timeout learns of the activity, not a seq.
+        expect((await store.append('s', [end('g1', 1, 7, 'timeout', { ifIdleSince: T0 })])).results).toEqual([{ status: 'busy', lastWriteTs: T0 + 10 }]);
+        expect(layout(await readAll(store, 's'))).toEqual([1, 2]);
+      });
+
+      it('an end with ifIdleSince at or after the last write ends the generation as usual', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1', false, T0);
+        await store.append('s', [chunk('g1', 1, 0, { ts: T0 + 10 })]);
+        const ended = await store.append('s', [end('g1', 1, 1, 'timeout', { ts: T0 + 40, ifIdleSince: T0 + 10 })]);
+        expect(ended.results).toEqual([{ status: 'ok', offset: 3 }]);
+        expect(ended.events).toEqual([{ offset: 3, type: 'gen.end', generationId: 'g1', seq: 1, status: 'timeout', priority: 3, ts: T0 + 40 }]);
+        expect(await store.meta('s')).toMatchObject({ head: 3, active: null });
+        // A retried conditional end learns how the generation ended, as any end does.
+        expect((await store.append('s', [end('g1', 1, 1, 'timeout', { ifIdleSince: T0 })])).results).toEqual([{ status: 'duplicate', offset: 3, endStatus: 'timeout' }]);
+      });
+
+      it('a conditional end is fenced or closed before it is busy', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1', false, T0);
+        await store.append('s', [chunk('g1', 1, 0, { ts: T0 + 10 })]);
+        expect((await store.append('s', [end('g9', 1, 0, 'timeout', { ifIdleSince: T0 })])).results).toEqual([{ status: 'closed' }]);
+        await openNew(store, 's', 'g2', true, T0 + 20);
+        await store.append('s', [chunk('g2', 2, 0, { ts: T0 + 30 })]);
+        expect((await store.append('s', [end('g3', 1, 0, 'timeout', { ifIdleSince: T0 })])).results).toEqual([{ status: 'fenced', epoch: 2 }]);
+      });
+
+      it('drops and chunks earlier in the same batch count as activity', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1', false, T0);
+        const batch = await store.append('s', [dropped('g1', 1, 0, { ts: T0 + 5 }), end('g1', 1, 1, 'timeout', { ts: T0 + 6, ifIdleSince: T0 + 4 })]);
+        expect(batch.results).toEqual([{ status: 'dropped' }, { status: 'busy', lastWriteTs: T0 + 5 }]);
+        expect((await store.meta('s')).active).toMatchObject({ lastSeq: 0, lastWriteTs: T0 + 5 });
+      });
+
+      it('a resumed open raises the generation lastWriteTs (never lowers it) and stores nothing', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1', false, T0);
+        await store.append('s', [chunk('g1', 1, 0, { ts: T0 + 10 })]);
+        const resumed = { status: 'resumed', epoch: 1, nextSeq: 1, startOffset: 1 };
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 + 30 })).toEqual(resumed);
+        expect(await store.meta('s')).toEqual({
+          epoch: 1, head: 2, count: 2, bytes: 10,
+          active: { id: 'g1', epoch: 1, lastSeq: 0, startOffset: 1, lastWriteTs: T0 + 30 },
+        });
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: true, ts: T0 + 20 })).toEqual(resumed);
+        expect((await store.meta('s')).active?.lastWriteTs).toBe(T0 + 30);
+        // The idle timeout of another process, which last saw the chunk at T0 + 10, must not end it.
+        expect((await store.append('s', [end('g1', 1, 1, 'timeout', { ifIdleSince: T0 + 25 })])).results).toEqual([{ status: 'busy', lastWriteTs: T0 + 30 }]);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, ts: T0 + 40 })).toEqual(resumed);
+        expect((await store.append('s', [end('g1', 1, 1, 'timeout', { ifIdleSince: T0 + 35 })])).results).toEqual([{ status: 'busy', lastWriteTs: T0 + 40 }]);
+        expect(layout(await readAll(store, 's'))).toEqual([1, 2]);
+        const ended = await store.append('s', [end('g1', 1, 1, 'timeout', { ts: T0 + 70, ifIdleSince: T0 + 40 })]);
+        expect(ended.results).toEqual([{ status: 'ok', offset: 3 }]);
+      });
+    });
+
     describe('append keys', () => {
       it('an append with a key seen before is stored once and answered with the original offset', async () => {
         const store = await open();
@@ -528,6 +697,19 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
         await store.append('s', [chunk('g9', 1, 0, { ts: T0 + 100 * MINUTE }), chunk('g1', 1, 5, { ts: T0 + 100 * MINUTE })]);
         expect(await store.expire(T0 + 110 * MINUTE + 1)).toBe(1);
         expect(await store.meta('s')).toEqual(EMPTY_META);
+      });
+
+      it('a dropped chunk refreshes the session TTL (its seq is state); a resumed open does not', async () => {
+        const store = await open({ sessionTtlMs: HOUR });
+        await openNew(store, 'd', 'g1', false, T0);
+        await store.append('d', [dropped('g1', 1, 0, { ts: T0 + 50 * MINUTE })]);
+        await openNew(store, 'r', 'g1', false, T0);
+        expect((await store.openGeneration('r', { generationId: 'g1', takeover: false, ts: T0 + 50 * MINUTE })).status).toBe('resumed');
+        expect(await store.expire(T0 + HOUR + 1)).toBe(1);
+        expect(await store.meta('r')).toEqual(EMPTY_META);
+        expect(await store.meta('d')).toMatchObject({ head: 1, active: { id: 'g1', lastSeq: 0 } });
+        expect(await store.expire(T0 + 110 * MINUTE + 1)).toBe(1);
+        expect(await store.meta('d')).toEqual(EMPTY_META);
       });
     });
 

@@ -44,7 +44,10 @@ export interface ActiveGeneration {
   readonly lastSeq: number;
   /** Offset of its `gen.start`. */
   readonly startOffset: Offset;
-  /** When it last stored something (ms since epoch); drives the idle timeout after a restart. */
+  /**
+   * When it last showed activity (ms since epoch): the newest ts of its stored or dropped chunks,
+   * its open, and any resumed re-open. Drives the idle timeout, across processes and restarts.
+   */
   readonly lastWriteTs: number;
 }
 
@@ -82,7 +85,10 @@ export type OpenResult =
       readonly trimmed: readonly TrimmedEvent[];
       readonly fenced: string | null;
     }
-  /** The generation is already the active one: nothing changed; resume at nextSeq. */
+  /**
+   * The generation is already the active one: resume at nextSeq. Nothing is stored; only the
+   * generation's lastWriteTs is raised to the request's ts (a re-open keeps it alive, §7.8).
+   */
   | { readonly status: 'resumed'; readonly epoch: number; readonly nextSeq: number; readonly startOffset: Offset }
   /** Another generation is active and takeover was not asked for. */
   | { readonly status: 'active'; readonly activeId: string; readonly epoch: number }
@@ -106,6 +112,12 @@ export type WriteItem =
       readonly data: unknown;
       /** Encoded size of data in bytes, counted against retention.maxBytes. */
       readonly size: number;
+      /**
+       * Degradation (§7.6, G8): the gateway dropped this priority-0 chunk at the door. It is
+       * checked like a chunk (fenced, closed, duplicate, seq_gap; never `full`), then consumes its
+       * seq (the seq index remembers it as dropped) and stores nothing: no event, no offset.
+       */
+      readonly drop?: true;
     }
   | {
       /** Ends the generation: appends `gen.end` at position `seq` (= its chunk count). */
@@ -116,6 +128,14 @@ export type WriteItem =
       readonly status: EndStatus;
       readonly error?: string;
       readonly ts: number;
+      /**
+       * Conditional end for the idle timeout (ms since epoch): end only if the generation showed
+       * no activity after this time (its lastWriteTs <= ifIdleSince: no chunk stored or dropped,
+       * no re-open), else answer `busy` and write nothing. Checked after the ended/fenced/closed
+       * checks, before the seq check. Makes the timeout safe when several gateway processes each
+       * run one: activity seen by any of them wins.
+       */
+      readonly ifIdleSince?: number;
     }
   | {
       readonly op: 'append';
@@ -142,7 +162,14 @@ export type WriteResult =
   /** The item's seq skips ahead of the generation's next seq: not stored. */
   | { readonly status: 'seq_gap'; readonly expected: number }
   /** Critical events alone are at the hard cap: not stored. */
-  | { readonly status: 'full' };
+  | { readonly status: 'full' }
+  /**
+   * A dropped chunk (`drop`) consumed its seq and stored nothing; also the answer to any later
+   * chunk (dropped or not) at a seq that was dropped: it is never stored.
+   */
+  | { readonly status: 'dropped' }
+  /** An `end` with `ifIdleSince`: the generation stored something after it (at `lastWriteTs`); nothing written. */
+  | { readonly status: 'busy'; readonly lastWriteTs: number };
 
 /** An event removed by retention, as metadata only (never read or decoded to decide). */
 export interface TrimmedEvent {
