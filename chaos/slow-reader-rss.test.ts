@@ -33,7 +33,8 @@
  * stopped for 35 s got what was already in its socket buffers, ~18,000 events, then a 1006
  * close), and this raw reader does not reconnect. The heartbeat is therefore set
  * longer than the stop (SPOOL_HEARTBEAT_MS), so what is tested is the slow-reader path and not
- * the dead-peer path. slowReaderTimeoutMs (60 s by default) is not reached either.
+ * the dead-peer path, and so is SPOOL_SLOW_READER_TIMEOUT_MS (10 s by default): this reader is
+ * meant to be paused and caught up, not told SLOW_CONSUMER (gateway/pressure.test.ts covers that).
  *
  * CHAOS_READER_STOP_MS shortens the stop locally (default 30000). SPOOL_TRANSPORT=uws runs the
  * gateway on uWebSockets.js. CHAOS_VERBOSE=1 prints the RSS figures.
@@ -97,6 +98,7 @@ describe('a reader that stops reading while a producer streams', () => {
         // reader must get every one of them.
         SPOOL_RETENTION_EVENTS: String(CHUNKS * 2),
         SPOOL_HEARTBEAT_MS: String(Math.max(15_000, STOP_MS + 30_000)),
+        SPOOL_SLOW_READER_TIMEOUT_MS: String(STOP_MS + 30_000),
       },
     });
     cleanups.push(() => gateway.kill9());
@@ -159,6 +161,11 @@ describe('a reader that stops reading while a producer streams', () => {
     const corrupted = items.filter((e) => e.type === 'chunk' && e.data !== chunkData(e.seq ?? -1)).length;
     expect(corrupted).toBe(0);
     expect(reader.frames.some((f) => f.type === 'error')).toBe(false);
+    // The bound was reached and enforced: the gateway stopped pushing to the reader (and caught
+    // it up from the store later) rather than buffering the stream toward it.
+    const metrics = await (await fetch(gateway.url.replace('ws:', 'http:').replace('/v1', '/metrics'))).text();
+    expect(Number(/^spool_reader_pauses_total (\d+)/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThan(0);
+    expect(reader.frames.filter((f) => f.type === 'live')).toHaveLength(1);
 
     const peak = samples.reduce((max, s) => (s.rss > max.rss ? s : max), baseline);
     const growth = peak.rss - baseline.rss;

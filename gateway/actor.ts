@@ -32,7 +32,7 @@ import type {
 } from '../protocol/types';
 import type { AppendResult, OpenResult, SessionStore, WriteItem } from '../store/types';
 import type { GatewayConfig } from './config';
-import { Flusher } from './flusher';
+import { Flusher, type FlushHandler, type FlusherOptions } from './flusher';
 import { HotBuffer } from './hot-buffer';
 import { assembleRead } from '../store/read';
 import type { Link } from './link';
@@ -100,12 +100,16 @@ interface Subscriber {
   readonly link: Link;
   offset: Offset;
   state: SubscriberState;
+  /** `live` goes out once per subscription (PROTOCOL §9.2), not again after a pause. */
+  liveSent: boolean;
   readonly startedAt: number;
   readonly resumed: boolean;
 }
 
 export interface ActorDeps {
   readonly session: SessionId;
+  /** Shared by every actor of a registry. */
+  readonly flusherOptions: FlusherOptions;
   readonly store: SessionStore;
   readonly config: GatewayConfig;
   readonly metrics: Metrics;
@@ -116,7 +120,7 @@ export interface ActorDeps {
 /** Events per `events` frame toward a reader. */
 const EVENTS_PER_FRAME = 256;
 
-export class SessionActor {
+export class SessionActor implements FlushHandler<Op> {
   readonly session: SessionId;
   private epoch = 0;
   private active: GenState | null = null;
@@ -130,33 +134,15 @@ export class SessionActor {
   private pendingSync: Extract<Op, { kind: 'sync' }> | null = null;
   /** Stops change notices; set while this actor has readers. */
   private unwatch: (() => void) | null = null;
-  private idleWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> | null = null;
 
   constructor(private readonly deps: ActorDeps) {
     this.session = deps.session;
     this.lastUsed = deps.config.clock();
     const c = deps.config;
-    this.flusher = new Flusher<Op>(
-      {
-        maxBatchEvents: c.maxBatchEvents,
-        maxBatchBytes: c.maxBatchBytes,
-        lingerMs: c.lingerMs,
-        retryBudgetMs: c.storeRetryBudgetMs,
-        probeIntervalMs: c.storeProbeIntervalMs,
-        clock: c.clock,
-      },
-      {
-        batchable: (op) => op.kind !== 'open' && op.kind !== 'sync',
-        weight: (op) => (op.kind === 'open' || op.kind === 'sync' ? 0 : 'size' in op.item ? op.item.size : 0),
-        execute: (batch) => this.execute(batch),
-        giveUp: (batch, error) => this.giveUp(batch, error),
-        onRetry: (error, attempt) => {
-          this.deps.metrics.persistenceFailure.inc();
-          this.deps.logger.warn({ session: this.session, attempt, err: String(error) }, 'store call failed, retrying');
-        },
-        onIdle: () => this.notifyIdle(),
-      },
-    );
+    // The actor is its flusher's handler (methods, not per-actor closures): an idle session
+    // costs little memory (DESIGN §8 memory_bytes_per_session).
+    this.flusher = new Flusher<Op>(deps.flusherOptions, this);
   }
 
   /** Loads the session's state from the store. Called once, before any other method. */
@@ -320,7 +306,7 @@ export class SessionActor {
     }
     this.unsubscribe(link);
     const resumed = typeof from === 'number' && from > 0;
-    const sub: Subscriber = { link, offset: start, state: 'catching-up', startedAt: this.deps.config.clock(), resumed };
+    const sub: Subscriber = { link, offset: start, state: 'catching-up', liveSent: false, startedAt: this.deps.config.clock(), resumed };
     this.subscribers.set(link, sub);
     // Readers need to hear of writes made by other processes; one watch per actor, not per reader.
     this.unwatch ??= this.deps.store.watch(this.session, (notice) => this.onNotice(notice.head));
@@ -365,7 +351,7 @@ export class SessionActor {
   /** Resolves once every queued write was answered (durable, or failed). */
   whenIdle(): Promise<void> {
     if (!this.flusher.busy) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    return new Promise((resolve) => (this.idleWaiters ??= []).push(resolve));
   }
 
   /** Stops timers and answers what is still queued with SHUTTING_DOWN. Call after whenIdle(). */
@@ -474,7 +460,8 @@ export class SessionActor {
     this.idleTimer.unref();
   }
 
-  private async execute(batch: Op[]): Promise<void> {
+  /** @internal One store call for a batch (the flusher's handler). */
+  async execute(batch: Op[]): Promise<void> {
     const first = batch[0] as Op;
     const store = this.deps.store;
     const metrics = this.deps.metrics;
@@ -798,6 +785,7 @@ export class SessionActor {
 
   private pause(sub: Subscriber): void {
     sub.state = 'paused';
+    this.deps.metrics.readerPauses.inc();
     const timeoutMs = this.deps.config.slowReaderTimeoutMs;
     // One timer per paused reader: a reader whose socket never drains is told to come back
     // (SLOW_CONSUMER, retryable) instead of holding its buffer forever.
@@ -821,10 +809,10 @@ export class SessionActor {
     if (sub.state === 'closed' || this.closed) return;
     if (sub.offset >= this.hot.floor) {
       const head = this.hot.head;
-      const wasLive = sub.state === 'live';
       sub.state = 'live';
       this.sendFrames(sub, this.framesFor(this.hot.readAfter(sub.offset)), head);
-      if (!wasLive) {
+      if (!sub.liveSent) {
+        sub.liveSent = true;
         sub.link.send({ type: 'live', session: this.session, offset: sub.offset });
         if (sub.resumed) {
           const latencyMs = this.deps.config.clock() - sub.startedAt;
@@ -850,7 +838,8 @@ export class SessionActor {
     );
   }
 
-  private giveUp(batch: Op[], error: unknown): void {
+  /** @internal The store stayed down past the budget (or the actor closes): answer every op. */
+  giveUp(batch: Op[], error: unknown): void {
     const spoolError = error instanceof SpoolError ? error : new SpoolError('STORE_UNAVAILABLE', `store unavailable: ${String(error)}; retry`);
     if (batch.length && !(error instanceof SpoolError)) {
       this.deps.logger.error({ session: this.session, err: String(error), ops: batch.length }, 'store retry budget spent; failing writes');
@@ -890,10 +879,29 @@ export class SessionActor {
     }
   }
 
-  private notifyIdle(): void {
+  // ------------------------------------------------------------------ FlushHandler (called by the flusher only)
+
+  /** @internal */
+  batchable(op: Op): boolean {
+    return op.kind !== 'open' && op.kind !== 'sync';
+  }
+
+  /** @internal */
+  weight(op: Op): number {
+    return op.kind === 'open' || op.kind === 'sync' ? 0 : 'size' in op.item ? op.item.size : 0;
+  }
+
+  /** @internal */
+  onRetry(error: unknown, attempt: number): void {
+    this.deps.metrics.persistenceFailure.inc();
+    this.deps.logger.warn({ session: this.session, attempt, err: String(error) }, 'store call failed, retrying');
+  }
+
+  /** @internal */
+  onIdle(): void {
     const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const resolve of waiters) resolve();
+    this.idleWaiters = null;
+    for (const resolve of waiters ?? []) resolve();
   }
 
   private sendError(link: Link, code: ErrorCode, message: string, ref: string, details: ErrorDetails = {}, id?: number): void {

@@ -58,7 +58,9 @@ export interface GatewayConfig {
   readonly maxReaderBufferedBytes: number;
   /**
    * A reader paused past maxReaderBufferedBytes whose socket does not drain within this long is
-   * closed with SLOW_CONSUMER (retryable; it resubscribes from its offset). 0 = never. @default 60000
+   * closed with SLOW_CONSUMER (retryable; it resubscribes from its offset). 0 = never. Keep it
+   * under the heartbeat's drop (2 × heartbeatMs): a reader that stopped reading answers no pings
+   * either, and would otherwise be dropped without learning why. @default 10000
    */
   readonly slowReaderTimeoutMs: number;
   /**
@@ -106,7 +108,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   hotBufferEvents: 1024,
   hotBufferBytes: 1024 * 1024,
   maxReaderBufferedBytes: 1024 * 1024,
-  slowReaderTimeoutMs: 60_000,
+  slowReaderTimeoutMs: 10_000,
   degradeWatermark: 512,
   maxQueuedWrites: 16_384,
   readPageEvents: 512,
@@ -154,6 +156,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
     sessionTtlMs: num('SPOOL_SESSION_TTL_MS'),
     dedupeWindowMs: num('SPOOL_DEDUPE_WINDOW_MS'),
     heartbeatMs: num('SPOOL_HEARTBEAT_MS'),
+    slowReaderTimeoutMs: num('SPOOL_SLOW_READER_TIMEOUT_MS'),
+    maxReaderBufferedBytes: num('SPOOL_MAX_READER_BUFFERED_BYTES'),
+    degradeWatermark: num('SPOOL_DEGRADE_WATERMARK'),
   };
   const maxEvents = num('SPOOL_RETENTION_EVENTS');
   const maxBytes = num('SPOOL_RETENTION_BYTES');

@@ -142,6 +142,9 @@ export class Flusher<Op> {
     }
     this.inFlight = false;
     if (this.depth === 0) {
+      // Drop the grown backing store: an idle session should hold no queue memory.
+      this.queue = [];
+      this.head = 0;
       this.handler.onIdle();
       return;
     }

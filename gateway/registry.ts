@@ -7,6 +7,7 @@ import type { SessionId } from '../protocol/types';
 import type { SessionStore } from '../store/types';
 import { SessionActor } from './actor';
 import type { GatewayConfig } from './config';
+import type { FlusherOptions } from './flusher';
 import type { Metrics, TelemetrySink } from './telemetry';
 
 interface Slot {
@@ -18,6 +19,7 @@ interface Slot {
 export class ActorRegistry {
   private readonly slots = new Map<SessionId, Slot>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly flusherOptions: FlusherOptions;
 
   constructor(
     private readonly store: SessionStore,
@@ -26,6 +28,14 @@ export class ActorRegistry {
     private readonly telemetry: TelemetrySink,
     private readonly logger: Logger,
   ) {
+    this.flusherOptions = {
+      maxBatchEvents: config.maxBatchEvents,
+      maxBatchBytes: config.maxBatchBytes,
+      lingerMs: config.lingerMs,
+      retryBudgetMs: config.storeRetryBudgetMs,
+      probeIntervalMs: config.storeProbeIntervalMs,
+      clock: config.clock,
+    };
     this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.floor(config.sessionIdleMs / 2)));
     this.sweeper.unref();
   }
@@ -41,7 +51,15 @@ export class ActorRegistry {
   with(session: SessionId, fn: (actor: SessionActor) => void, onError: (error: unknown) => void): void {
     let slot = this.slots.get(session);
     if (!slot) {
-      const actor = new SessionActor({ session, store: this.store, config: this.config, metrics: this.metrics, telemetry: this.telemetry, logger: this.logger });
+      const actor = new SessionActor({
+        session,
+        flusherOptions: this.flusherOptions,
+        store: this.store,
+        config: this.config,
+        metrics: this.metrics,
+        telemetry: this.telemetry,
+        logger: this.logger,
+      });
       const created: Slot = { actor, loading: null };
       created.loading = actor.load().then(
         () => {

@@ -98,6 +98,7 @@ export class Metrics {
   readonly fencedWrites = new Counter('spool_fenced_writes_total', 'Writes refused for a stale generation token');
   readonly duplicateWrites = new Counter('spool_duplicate_writes_total', 'Writes answered as duplicates');
   readonly errorsSent = new Counter('spool_errors_total', 'Error frames sent, by code');
+  readonly readerPauses = new Counter('spool_reader_pauses_total', 'Times a reader past maxReaderBufferedBytes stopped getting live pushes');
   private readonly gauges: Gauge[] = [];
 
   gauge(name: string, help: string, read: () => number): void {
@@ -117,6 +118,7 @@ export class Metrics {
       this.fencedWrites,
       this.duplicateWrites,
       this.errorsSent,
+      this.readerPauses,
       ...this.gauges,
     ];
     return all.map((m) => m.render()).join('\n') + '\n';
