@@ -25,26 +25,21 @@
  * is on), one microtask per tick sends what is queued, in as few `chunks` frames as the limits
  * and the credit allow.
  *
- * Memory: what the window holds is bounded by the high-water mark for a caller that stops at
- * `false` (the SDK never drops a written chunk to enforce it), and by `maxQueuedBytes` for one
- * that does not: past it write() throws RATE_LIMITED and queues nothing.
+ * What write() admits and how much may wait unacknowledged (the high-water mark, maxQueuedBytes)
+ * is generation-backlog.ts; the promises of flush(), drained() and finish() and what settles
+ * them is generation-waiters.ts. This file is the channel: open, resume, send, ack, finish, fail.
  */
 import {
-  portableData,
   DEFAULT_LIMITS,
   SpoolError,
-  formatBytes,
-  type ChunkItem,
   type ClientFrame,
   type GenerationId,
   type Offset,
-  type Priority,
   type ServerFrame,
   type SessionId,
   type WelcomeFrame,
 } from '../protocol';
-import { ChunkWindow, FRAME_OVERHEAD, ITEM_OVERHEAD } from './chunk-window';
-import { Coalescer, type CoalesceOptions } from './coalescer';
+import { ChunkWindow } from './chunk-window';
 import {
   GENERATION_EVENTS,
   type FinishOptions,
@@ -52,34 +47,27 @@ import {
   type FlushResult,
   type GenerationEvents,
   type GenerationState,
-  type HighWaterMark,
   type WriteOptions,
 } from './generation-types';
 import { Connection, errorFromFrame, type ConnectionOptions } from './connection';
+import { GenerationBacklog, type BacklogOptions } from './generation-backlog';
+import { GenerationWaiters } from './generation-waiters';
 import {
   Emitter,
-  deferred,
   jitteredDelay,
   log,
   reasonText,
-  sizeOf,
   wireText,
   type AbortSignalLike,
   type Backoff,
-  type Deferred,
   type Listener,
   type Logger,
   type Timer,
 } from './util';
 
-/** What a Generation needs from the client that created it. */
-export interface GenerationContext {
+/** What a Generation needs from the client that created it (the backlog's bounds among it). */
+export interface GenerationContext extends BacklogOptions {
   readonly connection: Omit<ConnectionOptions, 'name'>;
-  readonly highWaterMark: Required<HighWaterMark>;
-  /** Coalescing of adjacent string writes (windowMs 0: off). */
-  readonly coalesce: Required<CoalesceOptions>;
-  /** Hard cap on unacknowledged chunk data; see `SpoolClientOptions.maxQueuedBytes`. */
-  readonly maxQueuedBytes: number;
   readonly signal?: AbortSignalLike;
   /** Backoff for retryable errors (STORE_UNAVAILABLE, RATE_LIMITED …). */
   readonly retry: Backoff;
@@ -96,22 +84,17 @@ export class Generation {
   private stateValue: GenerationState = 'opening';
   private readonly connection: Connection;
   private token: string | undefined;
-  private startOffset: Offset | undefined;
   /** `opened` received on the current socket: chunks may flow. */
   private channelOpen = false;
   private firstOpenAnswered = false;
 
   private readonly window = new ChunkWindow();
-  /** Present only when coalescing is on. */
-  private readonly coalescer: Coalescer | undefined;
-  private lastAck: { seq: number; offset: Offset } | undefined;
+  private readonly backlog: GenerationBacklog;
   /** The expectedSeq of the SEQ_GAP already being resent, so repeats of it are not resent again. */
   private rewoundTo = -1;
 
-  private flushWaiters: Array<{ target: number; waiter: Deferred<FlushResult> }> = [];
-  private drainWaiters: Array<Deferred<void>> = [];
+  private readonly waiters = new GenerationWaiters(() => this.overHighWaterMark());
   private finishRequest: { status: 'done' | 'error' | 'aborted'; error?: string } | undefined;
-  private finishWaiter: Deferred<FinishResult> | undefined;
   private finishInFlight = false;
   private finishTimer: Timer | undefined;
   /** Set when a reopen was refused with GENERATION_CLOSED while finishing (see onOpenError). */
@@ -144,7 +127,9 @@ export class Generation {
         onDown: (fatal) => this.onConnectionDown(fatal),
       },
     );
-    if (context.coalesce.windowMs > 0) this.coalescer = new Coalescer(context.coalesce, () => this.closeMerge());
+    this.backlog = new GenerationBacklog(idValue, this.window, context, () => {
+      if (this.channelOpen) this.scheduleSend();
+    });
     this.connection.start();
     const signal = context.signal;
     if (signal !== undefined) {
@@ -165,7 +150,7 @@ export class Generation {
 
   /** Offset of the generation's `gen.start`, once the gateway has opened it. */
   get offset(): Offset | undefined {
-    return this.startOffset;
+    return this.waiters.offset;
   }
 
   /**
@@ -202,42 +187,7 @@ export class Generation {
     if (this.finishRequest !== undefined) {
       throw new SpoolError('GENERATION_CLOSED', `generation ${this.idValue} is finishing: write() after finish()`, { generation: this.idValue });
     }
-    const { kind, priority } = options;
-    if (kind !== undefined && (typeof kind !== 'string' || kind.length === 0 || kind.length > DEFAULT_LIMITS.maxKindLength)) {
-      throw new SpoolError('BAD_FRAME', `kind must be a string of 1-${DEFAULT_LIMITS.maxKindLength} chars`);
-    }
-    if (priority !== undefined && priority !== 0 && priority !== 1 && priority !== 2 && priority !== 3) {
-      throw new SpoolError('BAD_FRAME', 'priority must be 0, 1, 2 or 3');
-    }
-    // The gateway stores JSON data only (an event written over msgpack is read over JSON too);
-    // refusing here, where the caller can fix it, beats a frame the gateway refuses later.
-    portableData(data, 'data', DEFAULT_LIMITS.maxDataDepth);
-    const bytes = sizeOf(data);
-    const maxFrameBytes = this.connection.limits.maxFrameBytes;
-    if (bytes + ITEM_OVERHEAD + FRAME_OVERHEAD > maxFrameBytes) {
-      throw new SpoolError('FRAME_TOO_LARGE', `chunk of ${formatBytes(bytes)} exceeds maxFrameBytes (${formatBytes(maxFrameBytes)}); split it into smaller writes`);
-    }
-    const queued = this.queuedBytes();
-    const cap = this.queueCap(maxFrameBytes);
-    if (queued > 0 && queued + bytes > cap) {
-      throw new SpoolError(
-        'RATE_LIMITED',
-        `generation ${this.idValue} holds ${formatBytes(queued)} unacknowledged, a write of ${formatBytes(bytes)} would pass maxQueuedBytes (${formatBytes(cap)}); await drained() before writing more`,
-        { generation: this.idValue, limit: cap },
-      );
-    }
-    const coalescer = this.coalescer;
-    if (coalescer !== undefined && typeof data === 'string') {
-      // What one merged chunk may hold so that its frame still fits (as write() checks above).
-      const fits = maxFrameBytes - ITEM_OVERHEAD - FRAME_OVERHEAD - (kind?.length ?? 0);
-      if (!coalescer.join(data, bytes, kind, priority, fits)) {
-        this.closeMerge();
-        if (!coalescer.begin(data, bytes, kind, priority, fits)) this.enqueue(chunkItem(data, kind, priority), bytes);
-      }
-    } else {
-      this.closeMerge(); // anything else ends the merge first: order is kept exactly
-      this.enqueue(chunkItem(data, kind, priority), bytes);
-    }
+    this.backlog.write(data, options, this.connection.limits.maxFrameBytes);
     return !this.overHighWaterMark();
   }
 
@@ -247,23 +197,16 @@ export class Generation {
     if (this.abortError !== undefined) return Promise.reject(this.abortError);
     if (!this.overHighWaterMark()) return Promise.resolve();
     // The caller waits before writing more, so nothing would join the open merge: send it now.
-    this.closeMerge();
-    const waiter = deferred<void>();
-    this.drainWaiters.push(waiter);
-    return waiter.promise;
+    this.backlog.closeMerge();
+    return this.waiters.drained();
   }
 
   /** Resolves once everything written so far is durable (G1), with the ack that says so. */
   flush(): Promise<FlushResult> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.abortError !== undefined) return Promise.reject(this.abortError);
-    this.closeMerge();
-    const target = this.window.assigned;
-    const ready = this.flushResultFor(target);
-    if (ready !== undefined) return Promise.resolve(ready);
-    const waiter = deferred<FlushResult>();
-    this.flushWaiters.push({ target, waiter });
-    return waiter.promise;
+    this.backlog.closeMerge();
+    return this.waiters.flush(this.window.assigned);
   }
 
   /**
@@ -279,14 +222,14 @@ export class Generation {
   finish(options: FinishOptions = {}): Promise<FinishResult> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.result !== undefined) return Promise.resolve(this.result);
-    if (this.finishWaiter !== undefined) return this.finishWaiter.promise;
-    this.closeMerge();
+    if (this.finishRequest !== undefined) return this.waiters.finish();
+    this.backlog.closeMerge();
     const status = options.status ?? 'done';
     // Diagnostic text only: fit it to the wire (length, well-formed) rather than fail the end over it.
     const text = typeof options.error === 'string' ? wireText(options.error, DEFAULT_LIMITS.maxErrorLength) : '';
     const error = text === '' ? undefined : text;
     this.finishRequest = error === undefined ? { status } : { status, error };
-    this.finishWaiter = deferred<FinishResult>();
+    const finished = this.waiters.finish();
     const { timeoutMs } = options;
     if (timeoutMs !== undefined) {
       this.finishTimer = setTimeout(() => {
@@ -296,7 +239,7 @@ export class Generation {
     }
     this.setState('finishing');
     if (this.channelOpen) this.scheduleSend();
-    return this.finishWaiter.promise;
+    return finished;
   }
 
   /** Ends the generation with status 'aborted' (after the chunks already written). */
@@ -315,12 +258,7 @@ export class Generation {
     this.abortError = error;
     // The outcome stays available through finish(); nobody may be awaiting this promise.
     this.abort(reason === '' ? undefined : reason).catch(() => undefined);
-    const flushWaiters = this.flushWaiters;
-    const drainWaiters = this.drainWaiters;
-    this.flushWaiters = [];
-    this.drainWaiters = [];
-    for (const { waiter } of flushWaiters) waiter.reject(error);
-    for (const waiter of drainWaiters) waiter.reject(error);
+    this.waiters.rejectFlushesAndDrains(error);
   }
 
   private releaseSignal(): void {
@@ -407,14 +345,14 @@ export class Generation {
       return;
     }
     this.token = reply.token;
-    this.startOffset ??= reply.offset;
+    this.waiters.opened(reply.offset);
     this.channelOpen = true;
     // Chunks below nextSeq are durable but their offsets unknown; they stay queued (counted as in
     // flight) until the next cumulative ack. When nothing follows them, resend the last one: the
     // gateway stores it once and acks it with its original offset (G2), which releases them all.
     this.window.rewind(next > durable && next === assigned ? next - 1 : next);
     if (this.stateValue === 'opening') this.setState('open');
-    this.resolveFlushWaiters();
+    this.waiters.releaseFlushes();
     this.scheduleSend();
   }
 
@@ -438,17 +376,6 @@ export class Generation {
   }
 
   // ------------------------------------------------------------------ chunks
-
-  private enqueue(item: ChunkItem, bytes: number): void {
-    this.window.push(item, bytes);
-    if (this.channelOpen) this.scheduleSend();
-  }
-
-  /** Queues the open merge, if any, as one chunk (called before anything else is queued). */
-  private closeMerge(): void {
-    const merged = this.coalescer?.take();
-    if (merged !== undefined) this.enqueue(chunkItem(merged.text, merged.kind, merged.priority), merged.bytes);
-  }
 
   private scheduleSend(): void {
     if (this.sendScheduled) return;
@@ -477,7 +404,7 @@ export class Generation {
       log(this.context.logger, 'warn', `spool generation ${this.idValue}: ack for seq ${seq} never written, ignored`);
       return;
     }
-    if (this.lastAck === undefined || seq >= this.lastAck.seq) this.lastAck = { seq, offset };
+    this.waiters.acked(seq, offset);
     const advanced = seq + 1 > this.window.durable;
     if (advanced) this.window.release(seq + 1);
     if (this.rewoundTo < this.window.durable) this.rewoundTo = -1;
@@ -485,8 +412,8 @@ export class Generation {
       log(this.context.logger, 'warn', `spool generation ${this.idValue}: gateway dropped ${dropped} debug chunks under load`);
     }
     this.retryFailures = 0;
-    this.resolveFlushWaiters();
-    this.resolveDrainWaiters();
+    this.waiters.releaseFlushes();
+    this.waiters.releaseDrains();
     this.scheduleSend();
     if (advanced && this.events?.has('ack')) this.events.emit('ack', { seq, offset, dropped: dropped ?? 0 });
   }
@@ -580,9 +507,9 @@ export class Generation {
     this.window.release(this.window.assigned);
     this.clearTimers();
     this.setState('finished');
-    this.settleFlushWaiters(reply.offset);
-    this.resolveDrainWaiters();
-    this.finishWaiter?.resolve(result);
+    this.waiters.settleFlushes(this.window.assigned - 1, reply.offset);
+    this.waiters.releaseDrains();
+    this.waiters.finished(result);
     this.releaseSignal();
     this.context.onSettled?.(this);
     void this.connection.close();
@@ -605,60 +532,10 @@ export class Generation {
     else this.fail(error);
   }
 
-  // ------------------------------------------------------------------ waiters and state
-
-  /** Unacknowledged chunk data, the open merge included. */
-  private queuedBytes(): number {
-    return this.window.unackedBytes + (this.coalescer?.bytes ?? 0);
-  }
-
-  /**
-   * The hard cap of write(): maxQueuedBytes, but never so low that a caller who stops at `false`
-   * could meet it (at most the mark plus one frame's worth of chunk is queued then).
-   */
-  private queueCap(maxFrameBytes: number): number {
-    return Math.max(this.context.maxQueuedBytes, this.context.highWaterMark.bytes + maxFrameBytes);
-  }
+  // ------------------------------------------------------------------ state
 
   private overHighWaterMark(): boolean {
-    const credit = this.connection.credit;
-    const hwm = this.context.highWaterMark;
-    const items = this.window.unackedItems + (this.coalescer?.isOpen === true ? 1 : 0);
-    return items > Math.min(hwm.items, credit.frames) || this.queuedBytes() > Math.min(hwm.bytes, credit.bytes);
-  }
-
-  private flushResultFor(target: number): FlushResult | undefined {
-    if (target === 0) return this.startOffset === undefined ? undefined : { seq: -1, offset: this.startOffset };
-    if (this.lastAck !== undefined && this.lastAck.seq >= target - 1) return { seq: this.lastAck.seq, offset: this.lastAck.offset };
-    return undefined;
-  }
-
-  private resolveFlushWaiters(): void {
-    // Targets only grow, so the satisfied waiters are a prefix.
-    let done = 0;
-    for (const { target, waiter } of this.flushWaiters) {
-      const result = this.flushResultFor(target);
-      if (result === undefined) break;
-      waiter.resolve(result);
-      done++;
-    }
-    if (done > 0) this.flushWaiters = this.flushWaiters.slice(done);
-  }
-
-  /** After `finished` every chunk is durable even if its ack never arrived. */
-  private settleFlushWaiters(endOffset: Offset): void {
-    const last = this.window.assigned - 1;
-    for (const { target, waiter } of this.flushWaiters) {
-      waiter.resolve(this.flushResultFor(target) ?? { seq: last, offset: this.lastAck?.seq === last ? this.lastAck.offset : endOffset });
-    }
-    this.flushWaiters = [];
-  }
-
-  private resolveDrainWaiters(): void {
-    if (this.drainWaiters.length === 0 || this.overHighWaterMark()) return;
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const waiter of waiters) waiter.resolve();
+    return this.backlog.overHighWaterMark(this.connection.credit);
   }
 
   private fail(error: SpoolError): void {
@@ -678,14 +555,8 @@ export class Generation {
       // once rather than after the idle timeout. Best effort: the socket closes right after.
       this.connection.send({ type: 'finish', token: this.token, seq: this.window.assigned, status: 'error', error: 'SESSION_FULL' });
     }
-    const flushWaiters = this.flushWaiters;
-    const drainWaiters = this.drainWaiters;
-    this.flushWaiters = [];
-    this.drainWaiters = [];
-    for (const { waiter } of flushWaiters) waiter.reject(error);
-    for (const waiter of drainWaiters) waiter.reject(error);
-    this.finishWaiter?.reject(error);
-    this.coalescer?.dispose();
+    this.waiters.rejectAll(error);
+    this.backlog.dispose();
     this.releaseSignal();
     this.context.onSettled?.(this);
     void this.connection.close();
@@ -708,9 +579,4 @@ export class Generation {
     log(this.context.logger, 'debug', `spool generation ${this.idValue}: ${previous} -> ${next}`, { session: this.session });
     if (this.events?.has('state')) this.events.emit('state', { previous, state: next });
   }
-}
-
-function chunkItem(data: unknown, kind: string | undefined, priority: Priority | undefined): ChunkItem {
-  if (kind === undefined) return priority === undefined ? { data } : { priority, data };
-  return priority === undefined ? { kind, data } : { kind, priority, data };
 }

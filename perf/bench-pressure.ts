@@ -22,13 +22,13 @@
  *
  *   node dist/perf/bench-pressure.js [--quick] [--json] [--no-redis]
  */
-import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG } from '../gateway';
 import { EVICTION_BATCH, EVICTION_SIZES, runEviction, type EvictionReport } from './eviction';
 import type { LatencySummary } from './latency';
 import { measureConnections, measureIdleSessions, openFileLimit, type ConnectionsResult, type IdleSessionsResult } from './memory';
+import { correctness, figure, int, machine, printReport, progress, runMain, table, type Machine } from './report';
 import { runThroughput, type ThroughputResult } from './throughput';
 
 export const TARGET_BYTES_PER_IDLE_SESSION = 2 * 1024;
@@ -95,7 +95,7 @@ export interface TransportPair {
 export interface PressureReport {
   readonly ok: boolean;
   readonly problems: readonly string[];
-  readonly environment: { readonly node: string; readonly cpus: number; readonly platform: string; readonly openFilesLimit: number };
+  readonly environment: Machine & { readonly openFilesLimit: number };
   readonly sizes: PressureSizes;
   readonly throughput: { readonly single: TransportPair; readonly concurrent: TransportPair };
   readonly idleSessions: IdleSessionsResult;
@@ -188,7 +188,7 @@ export async function runPressureBench(options: PressureOptions = {}): Promise<P
   return {
     ok: problems.length === 0,
     problems,
-    environment: { node: process.version, cpus: os.cpus().length, platform: `${os.platform()} ${os.arch()}`, openFilesLimit: openFileLimit() },
+    environment: { ...machine(), openFilesLimit: openFileLimit() },
     sizes,
     throughput: { single: pair(runs.singleWs, runs.singleUws), concurrent: pair(runs.concurrentWs, runs.concurrentUws) },
     idleSessions,
@@ -201,21 +201,12 @@ export async function runPressureBench(options: PressureOptions = {}): Promise<P
 
 // ------------------------------------------------------------------ output
 
-const int = (n: number): string => Math.round(n).toLocaleString('en-US');
-const ms = (n: number): string => (n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0));
-const pair2 = (l: LatencySummary): string => `${ms(l.p50)} / ${ms(l.p99)}`;
-const us = (n: number): string => (Math.abs(n) < 10 ? n.toFixed(2) : Math.abs(n) < 100 ? n.toFixed(1) : n.toFixed(0));
+const pair2 = (l: LatencySummary): string => `${figure(l.p50)} / ${figure(l.p99)}`;
+const us = figure;
 const ns = (microseconds: number): string => (microseconds * 1000).toFixed(microseconds < 0.1 ? 1 : 0);
 const ratio = (n: number): string => `×${n.toFixed(2)}`;
 const kib = (bytes: number): string => `${(bytes / 1024).toFixed(2)} KiB`;
 const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ').trimEnd();
-  return [line(header), line(header.map((_, i) => '-'.repeat(widths[i] as number))), ...rows.map(line)];
-}
 
 function verdict(value: number, target: number): string {
   return value < target ? `under ${kib(target)}: met` : `under ${kib(target)}: NOT met`;
@@ -360,9 +351,7 @@ export function formatPressureReport(report: PressureReport): string {
   );
 
   out.push(
-    report.ok
-      ? 'correctness: every reader got every chunk exactly once, in order; every connection was welcomed; every evicting append evicted exactly 64'
-      : `CORRECTNESS FAILED:\n${report.problems.map((p) => `  - ${p}`).join('\n')}`,
+    correctness(report, 'correctness: every reader got every chunk exactly once, in order; every connection was welcomed; every evicting append evicted exactly 64'),
   );
   return out.join('\n');
 }
@@ -380,20 +369,9 @@ async function main(argv: readonly string[]): Promise<number> {
   const report = await runPressureBench({
     sizes: values.quick === true ? QUICK_SIZES : FULL_SIZES,
     redis: values['no-redis'] !== true,
-    log: (line) => process.stderr.write(`… ${line}\n`),
+    log: progress,
   });
-  console.log(formatPressureReport(report));
-  if (values.json === true) console.log(JSON.stringify(report));
-  return report.ok ? 0 : 1;
+  return printReport(report, formatPressureReport, values.json === true);
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2))
-    .then((code) => {
-      process.exitCode = code;
-    })
-    .catch((error: unknown) => {
-      console.error(`bench:pressure failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
-      process.exitCode = 1;
-    });
-}
+if (require.main === module) runMain('bench:pressure', main);

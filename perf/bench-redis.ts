@@ -31,11 +31,13 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { SpoolClient, type Generation, type Subscription, type SubscriptionItem } from '../client';
+import { SpoolClient, type Generation } from '../client';
 import { command, startRedis, type RedisServer } from '../store/test-helpers/redis-server';
-import { ackTappedWebSocket, type AckObservation } from './ack-tap';
+import { ackTappedWebSocket } from './ack-tap';
 import { ChildGateway, cpuSeconds, metricValue } from './gateway-child';
 import { LatencyRecorder, type LatencySummary } from './latency';
+import { correctness, figure, int as integer, machine, orUnknown, positiveInt, positiveNumber, printReport, progress, runMain, table, type Machine } from './report';
+import { deferred, PAYLOAD_TEXT, payload, Problems, produceFlat, readGeneration, sleep, Track, withTimeout, writeSpanSeconds } from './workload';
 
 // ------------------------------------------------------------------ results
 
@@ -94,10 +96,7 @@ export interface CrossProcessLatencyResult {
 export interface RedisBenchReport {
   readonly ok: boolean;
   readonly problems: readonly string[];
-  readonly environment: {
-    readonly node: string;
-    readonly cpus: number;
-    readonly platform: string;
+  readonly environment: Machine & {
     readonly redis: string;
     readonly aof: boolean;
     /** 1-minute load average when the run started (others' work on the machine skews every figure). */
@@ -131,43 +130,13 @@ export interface RedisBenchOptions {
 
 // ------------------------------------------------------------------ helpers
 
-const TEXT = 'the model keeps talking while the reader follows the log, offset by offset; ';
-/** ~40-byte text deltas. */
-const PAYLOADS: readonly string[] = Array.from({ length: 64 }, (_, i) => (TEXT + TEXT).slice(i, i + 40));
-const payload = (seq: number): string => PAYLOADS[seq % PAYLOADS.length] as string;
-
 /** A latency-run chunk: the write() moment, padded to ~40 bytes. */
-const stamped = (at: number): string => `${at.toFixed(3)} ${TEXT}`.slice(0, 40);
+const stamped = (at: number): string => `${at.toFixed(3)} ${PAYLOAD_TEXT}`.slice(0, 40);
 const stampOf = (data: unknown): number => (typeof data === 'string' ? Number.parseFloat(data) : Number.NaN);
-
-const MAX_PROBLEMS = 20;
-
-/** A bounded list of correctness failures. */
-class Problems {
-  private readonly list: string[] = [];
-  private more = 0;
-  add(problem: string): void {
-    if (this.list.length < MAX_PROBLEMS) this.list.push(problem);
-    else this.more++;
-  }
-  done(): string[] {
-    return this.more > 0 ? [...this.list, `… and ${this.more} more`] : [...this.list];
-  }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** Session names are unique per run, so several runs can share one rig (and one Redis). */
 let runCount = 0;
 const runPrefix = (label: string): string => `${label}${++runCount}-`;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** CPU seconds of a process, NaN when it cannot be read (not Linux, process gone). */
 function cpuOf(pid: number | null | undefined): number {
@@ -177,98 +146,6 @@ function cpuOf(pid: number | null | undefined): number {
   } catch {
     return Number.NaN;
   }
-}
-
-/** Acks of one generation as the producer's socket saw them. */
-class AckLog {
-  private readonly seqs: number[] = [];
-  private readonly ats: number[] = [];
-  private finishedAt: number | undefined;
-
-  onAck(observation: AckObservation): void {
-    if (observation.type === 'finished') this.finishedAt ??= observation.at;
-    else {
-      this.seqs.push(observation.seq);
-      this.ats.push(observation.at);
-    }
-  }
-
-  /** write() → first ack whose cumulative seq covers it (or `finished`, which covers all). */
-  record(session: string, writeAt: Float64Array, count: number, into: LatencyRecorder, problems: Problems): void {
-    let j = 0;
-    for (let seq = 0; seq < count; seq++) {
-      while (j < this.seqs.length && (this.seqs[j] as number) < seq) j++;
-      const at = j < this.ats.length ? (this.ats[j] as number) : this.finishedAt;
-      if (at === undefined) {
-        problems.add(`${session}: no ack or finished covers seq ${seq}`);
-        return;
-      }
-      into.record(at - (writeAt[seq] as number));
-    }
-  }
-}
-
-/**
- * Reads one session to its gen.end and checks it: gen.start of `generationId`, chunks with seq
- * 0..count-1 exactly once in order at contiguous offsets, `check(seq, data)` true for each,
- * gen.end done. `onChunk` sees every good chunk with the moment it was yielded.
- */
-async function readSession(
-  sub: Subscription,
-  where: string,
-  generationId: string,
-  count: number,
-  problems: Problems,
-  hooks: { onStart?: () => void; check: (seq: number, data: unknown) => boolean; onChunk?: (seq: number, data: unknown, at: number) => void },
-): Promise<void> {
-  let nextOffset = 1;
-  let nextSeq = 0;
-  let ended = false;
-  let started = false;
-  try {
-    for await (const item of sub as AsyncIterable<SubscriptionItem>) {
-      const now = performance.now();
-      if (item.type === 'gap') {
-        problems.add(`${where}: gap ${item.from}..${item.to} (${item.reason})`);
-        nextOffset = item.to + 1;
-        continue;
-      }
-      if (item.offset !== nextOffset) problems.add(`${where}: offset ${item.offset} after ${nextOffset - 1}`);
-      nextOffset = item.offset + 1;
-      if (item.generationId !== generationId) {
-        problems.add(`${where}: event of unknown generation ${String(item.generationId)}`);
-        continue;
-      }
-      if (item.type === 'gen.start') {
-        if (started) problems.add(`${where}: second gen.start`);
-        started = true;
-        hooks.onStart?.();
-      } else if (item.type === 'chunk') {
-        const seq = item.seq ?? -1;
-        if (seq !== nextSeq) problems.add(`${where}: chunk seq ${seq} where ${nextSeq} was due`);
-        else if (!hooks.check(seq, item.data)) problems.add(`${where}: chunk seq ${seq} arrived with different data`);
-        else hooks.onChunk?.(seq, item.data, now);
-        if (seq === nextSeq) nextSeq++;
-      } else if (item.type === 'gen.end') {
-        if (item.status !== 'done') problems.add(`${where}: gen.end ${String(item.status)}`);
-        ended = true;
-        break;
-      }
-    }
-  } catch (error) {
-    problems.add(`${where}: reader failed: ${String(error)}`);
-  } finally {
-    hooks.onStart?.(); // never leave a waiter hanging on a reader that failed
-  }
-  if (!started) problems.add(`${where}: no gen.start`);
-  if (!ended) problems.add(`${where}: subscription ended before gen.end`);
-  if (nextSeq !== count) problems.add(`${where}: reader got ${nextSeq} of ${count} chunks`);
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
 }
 
 // ------------------------------------------------------------------ processes
@@ -324,9 +201,11 @@ export async function warmUp(rig: RedisRig, chunks: number): Promise<readonly st
   try {
     const session = `${runPrefix('warmup')}0`;
     const reading = readers.map((reader, i) =>
-      readSession(reader.subscribe(session, { from: 0 }), `warm-up reader ${i === 0 ? 'A' : 'B'}`, `g-${session}`, chunks, problems, {
-        check: (seq, data) => data === payload(seq),
-      }),
+      readGeneration(
+        reader.subscribe(session, { from: 0 }),
+        { where: `warm-up reader ${i === 0 ? 'A' : 'B'}`, generationId: `g-${session}`, chunks, check: (seq, data) => data === payload(seq) },
+        problems,
+      ),
     );
     const gen = producer.generation(session, { id: `g-${session}` });
     for (let seq = 0; seq < chunks; seq++) if (!gen.write(payload(seq), { kind: 'text' })) await gen.drained();
@@ -347,16 +226,16 @@ export async function warmUp(rig: RedisRig, chunks: number): Promise<readonly st
 export async function runGatewayThroughput(rig: RedisRig, spec: { readonly sessions: number; readonly perSession: number }): Promise<GatewayThroughputResult> {
   const { sessions, perSession } = spec;
   const problems = new Problems();
-  const acks = new Map<string, AckLog>();
-  const producer = new SpoolClient({ url: rig.a.url, WebSocket: ackTappedWebSocket((observation) => acks.get(observation.generation)?.onAck(observation)) });
+  const tracks = new Map<string, Track>();
+  const producer = new SpoolClient({ url: rig.a.url, WebSocket: ackTappedWebSocket((observation) => tracks.get(observation.generation)?.onAck(observation)) });
   const verifier = new SpoolClient({ url: rig.b.url });
   try {
     const prefix = runPrefix('tp');
     const names = Array.from({ length: sessions }, (_, i) => `${prefix}${i}`);
     const runs = names.map((session) => {
-      const generationId = `g-${session}`;
-      acks.set(generationId, new AckLog());
-      return { session, generationId, gen: producer.generation(session, { id: generationId }), writeAt: new Float64Array(perSession), first: Number.NaN, last: Number.NaN };
+      const track = new Track(session, `g-${session}`, perSession);
+      tracks.set(track.generationId, track);
+      return { track, gen: producer.generation(session, { id: track.generationId }) };
     });
     // The clock starts with every upload socket open and every generation opened.
     await withTimeout(Promise.all(runs.map(({ gen }) => gen.flush())), 60_000, 'opening the generations');
@@ -365,36 +244,23 @@ export async function runGatewayThroughput(rig: RedisRig, spec: { readonly sessi
     const gatewayCpu0 = cpuOf(rig.a.pid);
     const redisCpu0 = cpuOf(rig.redis.pid);
     const clientCpu0 = process.cpuUsage();
-    const produce = async (run: (typeof runs)[number]): Promise<void> => {
-      run.first = performance.now();
-      for (let seq = 0; seq < perSession; seq++) {
-        run.writeAt[seq] = performance.now();
-        if (!run.gen.write(payload(seq), { kind: 'text' })) await run.gen.drained();
-      }
-      await run.gen.finish();
-      run.last = performance.now();
-    };
-    await withTimeout(Promise.all(runs.map(produce)), 300_000, 'the producers');
+    await withTimeout(Promise.all(runs.map(({ gen, track }) => produceFlat(gen, track))), 300_000, 'the producers');
     const gatewayCpu = cpuOf(rig.a.pid) - gatewayCpu0;
     const redisCpu = cpuOf(rig.redis.pid) - redisCpu0;
     const clientCpu = process.cpuUsage(clientCpu0);
     const metrics = await rig.a.metrics();
 
     const ack = new LatencyRecorder();
-    let first = Number.POSITIVE_INFINITY;
-    let last = Number.NEGATIVE_INFINITY;
-    for (const run of runs) {
-      first = Math.min(first, run.first);
-      last = Math.max(last, run.last);
-      acks.get(run.generationId)?.record(run.session, run.writeAt, perSession, ack, problems);
-    }
+    for (const { track } of runs) track.recordAckLatencies(ack, problems);
     // Read back from the store through the other process: what was acknowledged is all there.
     await withTimeout(
       Promise.all(
-        runs.map(({ session, generationId }) =>
-          readSession(verifier.subscribe(session, { from: 0 }), `${session} (read back on B)`, generationId, perSession, problems, {
-            check: (seq, data) => data === payload(seq),
-          }),
+        runs.map(({ track }) =>
+          readGeneration(
+            verifier.subscribe(track.session, { from: 0 }),
+            { where: `${track.session} (read back on B)`, generationId: track.generationId, chunks: perSession, check: (seq, data) => data === payload(seq) },
+            problems,
+          ),
         ),
       ),
       120_000,
@@ -404,7 +270,7 @@ export async function runGatewayThroughput(rig: RedisRig, spec: { readonly sessi
     const delta = (name: string): number => metricValue(metrics, name) - metricValue(metrics0, name);
     const batches = delta('spool_persistence_batch_size_count');
     const chunks = sessions * perSession;
-    const seconds = (last - first) / 1000;
+    const seconds = writeSpanSeconds(runs.map(({ track }) => track));
     return {
       sessions,
       perSession,
@@ -491,8 +357,8 @@ export async function runCrossProcessLatency(
   const { sessions, rate } = spec;
   const perSession = Math.max(1, Math.round(rate * spec.seconds));
   const problems = new Problems();
-  const acks = new Map<string, AckLog>();
-  const producer = new SpoolClient({ url: rig.a.url, WebSocket: ackTappedWebSocket((observation) => acks.get(observation.generation)?.onAck(observation)) });
+  const tracks = new Map<string, Track>();
+  const producer = new SpoolClient({ url: rig.a.url, WebSocket: ackTappedWebSocket((observation) => tracks.get(observation.generation)?.onAck(observation)) });
   const readerA = new SpoolClient({ url: rig.a.url });
   const readerB = new SpoolClient({ url: rig.b.url });
   const local = new LatencyRecorder();
@@ -501,9 +367,9 @@ export async function runCrossProcessLatency(
     const prefix = runPrefix('lat');
     const runs = Array.from({ length: sessions }, (_, i) => {
       const session = `${prefix}${i}`;
-      const generationId = `g-${session}`;
-      acks.set(generationId, new AckLog());
-      return { i, session, generationId, writeAt: new Float64Array(perSession), written: 0, gen: undefined as Generation | undefined };
+      const track = new Track(session, `g-${session}`, perSession);
+      tracks.set(track.generationId, track);
+      return { i, track, written: 0, gen: undefined as Generation | undefined };
     });
     const reading: Array<Promise<void>> = [];
     const live: Array<Promise<void>> = [];
@@ -515,16 +381,22 @@ export async function runCrossProcessLatency(
         const started = deferred();
         live.push(started.promise);
         reading.push(
-          readSession(reader.subscribe(run.session, { from: 0 }), `${run.session} (reader on ${where})`, run.generationId, perSession, problems, {
-            onStart: started.resolve,
-            // The data is the write() moment, which this process recorded too.
-            check: (seq, data) => stampOf(data) === Number.parseFloat((run.writeAt[seq] as number).toFixed(3)),
-            onChunk: (_seq, data, at) => into.record(at - stampOf(data)),
-          }),
+          readGeneration(
+            reader.subscribe(run.track.session, { from: 0 }),
+            {
+              where: `${run.track.session} (reader on ${where})`,
+              generationId: run.track.generationId,
+              chunks: perSession,
+              // The data is the write() moment, which this process recorded too.
+              check: (seq, data) => stampOf(data) === Number.parseFloat((run.track.writeAt[seq] as number).toFixed(3)),
+            },
+            problems,
+            { onStart: started.resolve, onChunk: (_seq, data, at) => into.record(at - stampOf(data)) },
+          ),
         );
       }
     }
-    for (const run of runs) run.gen = producer.generation(run.session, { id: run.generationId });
+    for (const run of runs) run.gen = producer.generation(run.track.session, { id: run.track.generationId });
     await withTimeout(Promise.all(runs.map(({ gen }) => (gen as Generation).flush())), 60_000, 'opening the generations');
     // Both readers of every session are live (they saw its gen.start) before the first chunk.
     await withTimeout(Promise.all(live), 60_000, 'the readers seeing gen.start');
@@ -540,7 +412,7 @@ export async function runCrossProcessLatency(
         const due = Math.min(perSession, Math.floor((now - start) / intervalMs - run.i / sessions) + 1);
         while (run.written < due) {
           const at = performance.now();
-          run.writeAt[run.written] = at;
+          run.track.writeAt[run.written] = at;
           if (!(run.gen as Generation).write(stamped(at), { kind: 'text' })) notDrained++;
           run.written++;
         }
@@ -553,7 +425,7 @@ export async function runCrossProcessLatency(
     if (notDrained > 0) problems.add(`write() returned false ${notDrained} times at a paced rate (the pace is not what was asked)`);
 
     const ack = new LatencyRecorder();
-    for (const run of runs) acks.get(run.generationId)?.record(run.session, run.writeAt, perSession, ack, problems);
+    for (const { track } of runs) track.recordAckLatencies(ack, problems);
     const l = local.summary();
     const r = remote.summary();
     return {
@@ -618,7 +490,7 @@ export async function runRedisBench(options: RedisBenchOptions = {}): Promise<Re
     return {
       ok: problems.length === 0,
       problems,
-      environment: { node: process.version, cpus: os.cpus().length, platform: `${os.platform()} ${os.arch()}`, redis, aof, loadAverage },
+      environment: { ...machine(), redis, aof, loadAverage },
       gateway,
       raw,
       ratio: gateway.chunksPerSec / raw.perSec,
@@ -631,17 +503,11 @@ export async function runRedisBench(options: RedisBenchOptions = {}): Promise<Re
 
 // ------------------------------------------------------------------ output
 
-const int = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '?');
-const ms = (n: number): string => (!Number.isFinite(n) ? '?' : Math.abs(n) < 10 ? n.toFixed(2) : Math.abs(n) < 100 ? n.toFixed(1) : n.toFixed(0));
+// A figure this run could not measure (a CPU time off Linux, an empty histogram) prints as '?'.
+const int = orUnknown(integer);
+const ms = orUnknown(figure);
 const signed = (n: number): string => (n >= 0 ? `+${ms(n)}` : ms(n));
-const us = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '?');
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ').trimEnd();
-  return [line(header), line(header.map((_, i) => '-'.repeat(widths[i] as number))), ...rows.map(line)];
-}
+const us = orUnknown((n) => n.toFixed(1));
 
 /** The readable tables `npm run bench:redis` prints. */
 export function formatRedisBenchReport(report: RedisBenchReport): string {
@@ -700,26 +566,14 @@ export function formatRedisBenchReport(report: RedisBenchReport): string {
     `latency: ${l.sessions} sessions written through A at ${int(l.ratePerSession)} chunks/s each for ${(l.chunks / l.sessions / l.ratePerSession).toFixed(1)} s; ` +
       'each chunk carries its write() moment; both readers follow every session live.',
     '',
-    report.ok
-      ? `correctness: every reader got every chunk exactly once, in order (${int(chunksChecked)} chunks checked: the gateway run read back on B, the latency run on A and on B)`
-      : `CORRECTNESS FAILED:\n${report.problems.map((p) => `  - ${p}`).join('\n')}`,
+    correctness(
+      report,
+      `correctness: every reader got every chunk exactly once, in order (${int(chunksChecked)} chunks checked: the gateway run read back on B, the latency run on A and on B)`,
+    ),
   ].join('\n');
 }
 
 // ------------------------------------------------------------------ CLI
-
-function positive(value: string | undefined, flag: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} must be a positive number, got ${value}`);
-  return n;
-}
-
-function positiveInt(value: string | undefined, flag: string, fallback: number): number {
-  const n = positive(value, flag, fallback);
-  if (!Number.isSafeInteger(n)) throw new Error(`${flag} must be a positive integer, got ${value ?? ''}`);
-  return n;
-}
 
 async function main(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
@@ -742,14 +596,12 @@ async function main(argv: readonly string[]): Promise<number> {
     perSession: positiveInt(values['per-session'], '--per-session', quick ? 250 : 1000),
     aof: values.aof === true,
     latencySessions: positiveInt(values['latency-sessions'], '--latency-sessions', quick ? 5 : 10),
-    rate: positive(values.rate, '--rate', 200),
-    latencySeconds: positive(values['latency-seconds'], '--latency-seconds', quick ? 2 : 5),
+    rate: positiveNumber(values.rate, '--rate', 200),
+    latencySeconds: positiveNumber(values['latency-seconds'], '--latency-seconds', quick ? 2 : 5),
     warmup: quick ? 500 : 2000,
-    log: (line) => process.stderr.write(`… ${line}\n`),
+    log: progress,
   });
-  console.log(formatRedisBenchReport(report));
-  if (values.json === true) console.log(JSON.stringify(report));
-  return report.ok ? 0 : 1;
+  return printReport(report, formatRedisBenchReport, values.json === true);
 }
 
 if (require.main === module) {
@@ -761,12 +613,5 @@ if (require.main === module) {
       process.exit(code);
     });
   }
-  main(process.argv.slice(2))
-    .then((code) => {
-      process.exitCode = code;
-    })
-    .catch((error: unknown) => {
-      console.error(`bench:redis failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
-      process.exitCode = 1;
-    });
+  runMain('bench:redis', main);
 }

@@ -19,7 +19,9 @@ import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { SpoolClient, type Generation, type SessionEvent, type Subscription, type SubscriptionItem } from '../client';
 import { startGateway, type Gateway } from '../gateway';
+import { runMain } from './report';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy';
+import { sleep, withTimeout } from './workload';
 
 const USER_MESSAGE = 'Why does a chat app need a durable log between the model and the screen?';
 
@@ -119,8 +121,6 @@ export function planChunks(): Planned[] {
 
 const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Writes the planned chunks, honouring backpressure, then finishes the generation. */
 async function produce(gen: Generation, plan: readonly Planned[], tokenDelayMs: number): Promise<number> {
   for (const chunk of plan) {
@@ -181,14 +181,6 @@ async function read(
     }
   }
   return { events, duplicates, gapItems, holes, cutAtOffset, sawEnd };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -362,13 +354,9 @@ export function formatDemoReport(report: DemoReport): string {
 }
 
 if (require.main === module) {
-  runDemo({ log: (line) => console.log(`- ${line}`) })
-    .then((report) => {
-      console.log(formatDemoReport(report));
-      process.exitCode = report.ok ? 0 : 1;
-    })
-    .catch((error: unknown) => {
-      console.error(`demo failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
-      process.exitCode = 1;
-    });
+  runMain('demo', async () => {
+    const report = await runDemo({ log: (line) => console.log(`- ${line}`) });
+    console.log(formatDemoReport(report));
+    return report.ok ? 0 : 1;
+  });
 }

@@ -16,24 +16,16 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { SpoolClient, type Generation, type Subscription, type SubscriptionItem } from '../client';
-import { ackTappedWebSocket, type AckObservation } from './ack-tap';
+import { SpoolClient, type SubscriptionItem } from '../client';
 import { ChildGateway, metricValue } from './gateway-child';
-import { LatencyRecorder, type LatencySummary } from './latency';
+import { payload, Problems, produceFlat, SessionFleet, withTimeout, type FleetFigures } from './workload';
 
-export interface ThroughputResult {
+/** One run of the workload through a gateway child. */
+export interface ThroughputResult extends FleetFigures {
   readonly name: string;
   /** Transport asked for, and the one the child reports it served with. */
   readonly transport: string;
   readonly served: string;
-  readonly sessions: number;
-  readonly chunks: number;
-  /** First write → last `finish()` resolved. */
-  readonly seconds: number;
-  readonly chunksPerSec: number;
-  readonly ack: LatencySummary;
-  readonly delivery: LatencySummary;
   /** Mean events per store append (the child's spool_persistence_batch_size). */
   readonly storeBatch: number;
   /** CPU time the gateway process used over the run, per chunk, in microseconds. */
@@ -41,105 +33,6 @@ export interface ThroughputResult {
   /** CPU time this process (producers and readers) used over the run, per chunk, in µs. */
   readonly loadCpuUsPerChunk: number;
   readonly problems: readonly string[];
-}
-
-const TEXT = 'the model keeps talking while the reader follows the log, offset by offset; ';
-/** ~40-byte text deltas, as bench:quick writes. */
-const PAYLOADS: readonly string[] = Array.from({ length: 64 }, (_, i) => (TEXT + TEXT).slice(i, i + 40));
-const payload = (seq: number): string => PAYLOADS[seq % PAYLOADS.length] as string;
-
-const MAX_PROBLEMS = 20;
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Write times, acks and the reader's progress for one session's generation. */
-class Track {
-  readonly writeAt: Float64Array;
-  private readonly ackSeq: number[] = [];
-  private readonly ackAt: number[] = [];
-  private finishedAt: number | undefined;
-  readonly started: Promise<void>;
-  markStarted!: () => void;
-  firstWriteAt = Number.NaN;
-  finishResolvedAt = Number.NaN;
-
-  constructor(
-    readonly session: string,
-    readonly generationId: string,
-    readonly chunks: number,
-  ) {
-    this.writeAt = new Float64Array(chunks);
-    this.started = new Promise<void>((resolve) => (this.markStarted = resolve));
-  }
-
-  onAck(observation: AckObservation): void {
-    if (observation.type === 'finished') this.finishedAt ??= observation.at;
-    else {
-      this.ackSeq.push(observation.seq);
-      this.ackAt.push(observation.at);
-    }
-  }
-
-  /** write() → the first ack whose cumulative seq covers it (or `finished`, which covers all). */
-  recordAckLatencies(into: LatencyRecorder, problem: (text: string) => void): void {
-    let j = 0;
-    for (let seq = 0; seq < this.chunks; seq++) {
-      while (j < this.ackSeq.length && (this.ackSeq[j] as number) < seq) j++;
-      const at = j < this.ackAt.length ? (this.ackAt[j] as number) : this.finishedAt;
-      if (at === undefined) {
-        problem(`${this.session}: no ack or finished covers seq ${seq}`);
-        return;
-      }
-      into.record(at - (this.writeAt[seq] as number));
-    }
-  }
-}
-
-async function follow(sub: Subscription, track: Track, delivery: LatencyRecorder, problem: (text: string) => void): Promise<void> {
-  let nextOffset = 1;
-  let nextSeq = 0;
-  let ended = false;
-  for await (const item of sub as AsyncIterable<SubscriptionItem>) {
-    const now = performance.now();
-    if (item.type === 'gap') {
-      problem(`${track.session}: gap ${item.from}..${item.to} (${item.reason})`);
-      nextOffset = item.to + 1;
-      continue;
-    }
-    if (item.offset !== nextOffset) problem(`${track.session}: offset ${item.offset} after ${nextOffset - 1}`);
-    nextOffset = item.offset + 1;
-    if (item.type === 'gen.start') {
-      track.markStarted();
-    } else if (item.type === 'chunk') {
-      const seq = item.seq ?? -1;
-      if (seq !== nextSeq) problem(`${track.session}: chunk seq ${seq} where ${nextSeq} was due`);
-      else if (item.data !== payload(seq)) problem(`${track.session}: chunk seq ${seq} arrived with different data`);
-      else delivery.record(now - (track.writeAt[seq] as number));
-      if (seq === nextSeq) nextSeq++;
-    } else if (item.type === 'gen.end') {
-      if (item.status !== 'done') problem(`${track.session}: gen.end ${String(item.status)}`);
-      ended = true;
-      break;
-    }
-  }
-  if (!ended) problem(`${track.session}: subscription ended before gen.end`);
-  if (nextSeq !== track.chunks) problem(`${track.session}: reader got ${nextSeq} of ${track.chunks} chunks`);
-}
-
-async function produce(gen: Generation, track: Track): Promise<void> {
-  track.firstWriteAt = performance.now();
-  for (let seq = 0; seq < track.chunks; seq++) {
-    track.writeAt[seq] = performance.now();
-    if (!gen.write(payload(seq), { kind: 'text' })) await gen.drained();
-  }
-  await gen.finish();
-  track.finishResolvedAt = performance.now();
 }
 
 /** Chunks streamed through a fresh gateway before the clock starts. */
@@ -175,18 +68,9 @@ export async function runThroughput(spec: {
   readonly perSession: number;
 }): Promise<ThroughputResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `spool-pressure-tp-${spec.transport}-`));
-  const problems: string[] = [];
-  let dropped = 0;
-  const problem = (text: string): void => {
-    if (problems.length < MAX_PROBLEMS) problems.push(text);
-    else dropped++;
-  };
-  const ack = new LatencyRecorder();
-  const delivery = new LatencyRecorder();
-  const tracks = new Map<string, Track>();
+  const problems = new Problems();
   let gateway: ChildGateway | undefined;
-  let producer: SpoolClient | undefined;
-  const readers: SpoolClient[] = [];
+  let fleet: SessionFleet | undefined;
   try {
     gateway = await ChildGateway.start({
       data: dir,
@@ -195,68 +79,36 @@ export async function runThroughput(spec: {
     });
     const url = gateway.url;
     await withTimeout(warmUp(url, `warmup-${spec.transport}`), 60_000, 'the warm-up generation');
-    producer = new SpoolClient({ url, WebSocket: ackTappedWebSocket((observation) => tracks.get(observation.generation)?.onAck(observation)) });
-    const following: Array<Promise<void>> = [];
-    const gens: Array<{ gen: Generation; track: Track }> = [];
-    for (let i = 0; i < spec.sessions; i++) {
-      const session = `pressure-${spec.transport}-${i}`;
-      const track = new Track(session, `g-${session}`, spec.perSession);
-      tracks.set(track.generationId, track);
-      const reader = new SpoolClient({ url });
-      readers.push(reader);
-      following.push(
-        follow(reader.subscribe(session, { from: 0 }), track, delivery, problem).catch((error: unknown) => {
-          problem(`${session}: reader failed: ${String(error)}`);
-          track.markStarted();
-        }),
-      );
-      gens.push({ gen: producer.generation(session, { id: track.generationId }), track });
-    }
+    const sessions = Array.from({ length: spec.sessions }, (_, i) => `pressure-${spec.transport}-${i}`);
+    fleet = new SessionFleet(url, sessions, spec.perSession, problems);
     // The clock starts with every upload socket open and every reader live on its gen.start.
-    await withTimeout(Promise.all(gens.map(({ gen }) => gen.flush())), 60_000, 'opening the generations');
-    await withTimeout(Promise.all(gens.map(({ track }) => track.started)), 60_000, 'the readers seeing gen.start');
+    await fleet.ready(60_000);
 
     const metrics0 = await gateway.metrics();
     const gatewayCpu0 = gateway.cpuSeconds();
     const loadCpu0 = process.cpuUsage();
-    await withTimeout(Promise.all(gens.map(({ gen, track }) => produce(gen, track))), 300_000, 'the producers');
-    await withTimeout(Promise.all(following), 60_000, 'the readers');
+    await fleet.run(produceFlat);
     const gatewayCpu = gateway.cpuSeconds() - gatewayCpu0;
     const loadCpuUsage = process.cpuUsage(loadCpu0);
 
-    let first = Number.POSITIVE_INFINITY;
-    let last = Number.NEGATIVE_INFINITY;
-    for (const track of tracks.values()) {
-      first = Math.min(first, track.firstWriteAt);
-      last = Math.max(last, track.finishResolvedAt);
-      track.recordAckLatencies(ack, problem);
-    }
-    const chunks = spec.sessions * spec.perSession;
-    const seconds = (last - first) / 1000;
+    const figures = fleet.figures();
     // Store batches of the timed run only (the warm-up's are in metrics0).
     const metrics = await gateway.metrics();
     const delta = (name: string): number => metricValue(metrics, name) - metricValue(metrics0, name);
     const batchCount = delta('spool_persistence_batch_size_count');
-    if (gateway.transport !== spec.transport) problem(`asked for transport ${spec.transport}, the gateway served ${gateway.transport}`);
-    if (dropped > 0) problems.push(`… and ${dropped} more`);
+    if (gateway.transport !== spec.transport) problems.add(`asked for transport ${spec.transport}, the gateway served ${gateway.transport}`);
     return {
       name: spec.name,
       transport: spec.transport,
       served: gateway.transport,
-      sessions: spec.sessions,
-      chunks,
-      seconds,
-      chunksPerSec: chunks / seconds,
-      ack: ack.summary(),
-      delivery: delivery.summary(),
+      ...figures,
       storeBatch: batchCount > 0 ? delta('spool_persistence_batch_size_sum') / batchCount : 0,
-      gatewayCpuUsPerChunk: (gatewayCpu * 1e6) / chunks,
-      loadCpuUsPerChunk: (loadCpuUsage.user + loadCpuUsage.system) / chunks,
-      problems,
+      gatewayCpuUsPerChunk: (gatewayCpu * 1e6) / figures.chunks,
+      loadCpuUsPerChunk: (loadCpuUsage.user + loadCpuUsage.system) / figures.chunks,
+      problems: problems.done(),
     };
   } finally {
-    await Promise.all(readers.map((reader) => reader.close()));
-    await producer?.close();
+    await fleet?.close();
     await gateway?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
