@@ -1,5 +1,7 @@
 /**
- * Checks what a reader received against the guarantees: offsets strictly ascending with no
+ * A per-reader history check used by the end-to-end tests in chaos/ (the chaos suite itself uses
+ * checker.ts, which checks whole recorded histories: acks, every reader, the final log). It
+ * checks what one reader received against the guarantees: offsets strictly ascending with no
  * repeats and no silent holes (a hole must be covered by a gap), and per generation exactly one
  * gen.start, chunks seq 0..n-1 in order, and exactly one gen.end after them.
  */

@@ -132,6 +132,8 @@ export class SessionActor implements FlushHandler<Op> {
   private closed = false;
   /** The queued sync op, if any: notices arriving meanwhile raise its target instead of queueing more. */
   private pendingSync: Extract<Op, { kind: 'sync' }> | null = null;
+  /** The highest head the store is known to have (own writes, notices, reads): never behind hot.head. */
+  private storeHead: Offset = 0;
   /** Stops change notices; set while this actor has readers. */
   private unwatch: (() => void) | null = null;
   private idleWaiters: Array<() => void> | null = null;
@@ -150,6 +152,7 @@ export class SessionActor implements FlushHandler<Op> {
     const meta = await this.deps.store.meta(this.session);
     this.epoch = meta.epoch;
     this.hot = new HotBuffer(this.deps.config.hotBufferEvents, this.deps.config.hotBufferBytes, meta.head);
+    this.storeHead = meta.head;
     if (meta.active) {
       const a = meta.active;
       // The producer gets a full idle timeout from now to come back (the gateway may have restarted).
@@ -298,18 +301,39 @@ export class SessionActor implements FlushHandler<Op> {
   /** Starts delivery of everything after `from`; answers `subscribed` first. */
   subscribe(link: Link, from: Offset | 'start' | 'now', requestId: number | undefined): void {
     this.touch();
-    const head = this.hot.head;
+    this.unsubscribe(link);
+    if (this.unwatch) {
+      // Watching: this actor has heard of every write up to now.
+      this.startSubscription(link, from, this.storeHead, requestId);
+      return;
+    }
+    // Not watching until now (no readers here): other processes may have written since this
+    // actor last looked. Watch first, so nothing after the look is missed, then ask the store.
+    this.unwatch = this.deps.store.watch(this.session, (notice) => this.onNotice(notice.head));
+    this.deps.store.meta(this.session).then(
+      (meta) => {
+        if (this.closed) return;
+        this.onNotice(meta.head);
+        this.startSubscription(link, from, this.storeHead, requestId);
+      },
+      (error: unknown) => {
+        this.deps.logger.warn({ session: this.session, err: String(error) }, 'store meta failed for a subscribe');
+        this.sendError(link, 'STORE_UNAVAILABLE', 'store unavailable; subscribe again from your offset', this.session, {}, requestId);
+        if (this.subscribers.size === 0) this.stopWatching();
+      },
+    );
+  }
+
+  private startSubscription(link: Link, from: Offset | 'start' | 'now', head: Offset, requestId: number | undefined): void {
     const start = from === 'start' ? 0 : from === 'now' ? head : from;
     if (start > head) {
       this.sendError(link, 'OFFSET_OUT_OF_RANGE', `offset ${start} is past the session head ${head}`, this.session, {}, requestId);
+      if (this.subscribers.size === 0) this.stopWatching();
       return;
     }
-    this.unsubscribe(link);
     const resumed = typeof from === 'number' && from > 0;
     const sub: Subscriber = { link, offset: start, state: 'catching-up', liveSent: false, startedAt: this.deps.config.clock(), resumed };
     this.subscribers.set(link, sub);
-    // Readers need to hear of writes made by other processes; one watch per actor, not per reader.
-    this.unwatch ??= this.deps.store.watch(this.session, (notice) => this.onNotice(notice.head));
     link.send({ type: 'subscribed', ...(requestId !== undefined ? { id: requestId } : {}), session: this.session, from: start, head });
     if (resumed) {
       this.deps.metrics.resumeAttempts.inc();
@@ -318,15 +342,17 @@ export class SessionActor implements FlushHandler<Op> {
     this.catchUp(sub);
   }
 
+  private stopWatching(): void {
+    this.unwatch?.();
+    this.unwatch = null;
+  }
+
   unsubscribe(link: Link): boolean {
     const sub = this.subscribers.get(link);
     if (!sub) return false;
     sub.state = 'closed';
     this.subscribers.delete(link);
-    if (this.subscribers.size === 0 && this.unwatch) {
-      this.unwatch();
-      this.unwatch = null;
-    }
+    if (this.subscribers.size === 0) this.stopWatching();
     return true;
   }
 
@@ -363,8 +389,7 @@ export class SessionActor implements FlushHandler<Op> {
     this.giveUp(this.flusher.drainQueue(), new SpoolError('SHUTTING_DOWN', 'gateway is shutting down'));
     for (const sub of this.subscribers.values()) sub.state = 'closed';
     this.subscribers.clear();
-    this.unwatch?.();
-    this.unwatch = null;
+    this.stopWatching();
   }
 
   // ------------------------------------------------------------------ internals
@@ -506,8 +531,13 @@ export class SessionActor implements FlushHandler<Op> {
     }
   }
 
+  private noteStoreHead(head: Offset): void {
+    if (head > this.storeHead) this.storeHead = head;
+  }
+
   /** A change notice from the store (this process's writes or another's). */
   private onNotice(head: Offset): void {
+    this.noteStoreHead(head);
     if (head <= this.hot.head || this.closed) return;
     if (this.pendingSync) {
       this.pendingSync.head = Math.max(this.pendingSync.head, head);
@@ -725,6 +755,7 @@ export class SessionActor implements FlushHandler<Op> {
       }
     }
     const fresh = events.filter((e) => e.offset > prevHead && !(removed?.has(e.offset) ?? false));
+    this.noteStoreHead(head);
     for (const event of fresh) if (event.type === 'gen.end') this.emitEnd(event);
     this.hot.push(fresh, head, (e) => dataSize(e.data));
     if (removed) this.hot.remove(removed);
@@ -807,25 +838,23 @@ export class SessionActor implements FlushHandler<Op> {
   /** Brings a reader from its offset to the head (store, then hot buffer), then marks it live. */
   private catchUp(sub: Subscriber): void {
     if (sub.state === 'closed' || this.closed) return;
-    if (sub.offset >= this.hot.floor) {
-      const head = this.hot.head;
-      sub.state = 'live';
-      this.sendFrames(sub, this.framesFor(this.hot.readAfter(sub.offset)), head);
-      if (!sub.liveSent) {
-        sub.liveSent = true;
-        sub.link.send({ type: 'live', session: this.session, offset: sub.offset });
-        if (sub.resumed) {
-          const latencyMs = this.deps.config.clock() - sub.startedAt;
-          this.deps.metrics.resumeLatency.observe(latencyMs / 1000);
-          this.deps.telemetry.emit({ name: 'resume.live', session: this.session, offset: sub.offset, latencyMs, connectionId: sub.link.id });
-        }
-      }
+    // The hot buffer serves a reader only when it holds everything the store has; while a sync
+    // is pending (another process wrote), the reader reads the store.
+    if (sub.offset >= this.hot.floor && this.hot.head >= this.storeHead) {
+      this.goLive(sub, this.hot.readAfter(sub.offset), this.hot.head);
       return;
     }
     sub.state = 'catching-up';
     this.deps.store.read(this.session, sub.offset, this.deps.config.readPageEvents).then(
       (page) => {
         if (sub.state !== 'catching-up') return;
+        this.noteStoreHead(page.head);
+        const advanced = page.through > sub.offset;
+        if (!advanced || page.through >= page.head) {
+          // At the store's head: live from here; the pending sync brings later events.
+          this.goLive(sub, page.items, page.through);
+          return;
+        }
         this.sendFrames(sub, this.framesFor(page.items), page.through);
         if (sub.state === 'catching-up') this.catchUp(sub);
       },
@@ -836,6 +865,20 @@ export class SessionActor implements FlushHandler<Op> {
         this.sendError(sub.link, 'STORE_UNAVAILABLE', 'store read failed; resubscribe from your offset', this.session);
       },
     );
+  }
+
+  /** Sends the last items of a catch-up and marks the reader live (`live` once per subscription). */
+  private goLive(sub: Subscriber, items: readonly ReadItem[], through: Offset): void {
+    sub.state = 'live';
+    this.sendFrames(sub, this.framesFor(items), through);
+    if (sub.liveSent) return;
+    sub.liveSent = true;
+    sub.link.send({ type: 'live', session: this.session, offset: sub.offset });
+    if (sub.resumed) {
+      const latencyMs = this.deps.config.clock() - sub.startedAt;
+      this.deps.metrics.resumeLatency.observe(latencyMs / 1000);
+      this.deps.telemetry.emit({ name: 'resume.live', session: this.session, offset: sub.offset, latencyMs, connectionId: sub.link.id });
+    }
   }
 
   /** @internal The store stayed down past the budget (or the actor closes): answer every op. */

@@ -214,3 +214,32 @@ describe('idle timeout across processes', () => {
     expect(ends).toHaveLength(1);
   });
 });
+
+describe('readers across processes', () => {
+  it('a reader arriving at a gateway that stopped watching the session is judged against the store head, not a stale one', async () => {
+    const store = new MemoryStore();
+    const a = await gateway({ store });
+    const b = await gateway({ store });
+    const producer = await client(a);
+    const { token } = await producer.open('s', 'g');
+    producer.send({ type: 'chunks', token, seq: 0, items: [{ data: 0 }, { data: 1 }] });
+    await producer.next((f) => f.type === 'ack' && f['seq'] === 1);
+    const first = await client(b);
+    expect((await first.readAll('s', 0)).map((e) => e['offset'])).toEqual([1, 2, 3]);
+    first.close();
+    // B's actor no longer watches: these writes happen without it hearing of them.
+    producer.send({ type: 'chunks', token, seq: 2, items: [{ data: 2 }, { data: 3 }] });
+    producer.send({ type: 'finish', id: 5, token, seq: 4 });
+    await producer.next((f) => f.id === 5);
+    const second = await client(b);
+    second.send({ type: 'subscribe', id: 1, session: 's', from: 5 });
+    expect(await second.next((f) => f.id === 1)).toMatchObject({ type: 'subscribed', from: 5, head: 6 });
+    const events = await second.next((f) => f.type === 'events');
+    expect(events['events'].map((e: AnyFrame) => e['offset'])).toEqual([6]);
+    expect(await second.next((f) => f.type === 'live')).toMatchObject({ offset: 6 });
+    // And 'now' means the store's head too.
+    const third = await client(b);
+    third.send({ type: 'subscribe', id: 2, session: 's', from: 'now' });
+    expect(await third.next((f) => f.id === 2)).toMatchObject({ type: 'subscribed', from: 6, head: 6 });
+  });
+});

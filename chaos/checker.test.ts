@@ -1,0 +1,96 @@
+/**
+ * The checker of the chaos suite, fed recorded histories (chaos/fixtures/*.json, the format the
+ * runner writes for a failed scenario) in which a guarantee was broken on purpose. A checker that
+ * passes any of them would let the suite pass with the feature broken.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { SessionEvent } from '../protocol/types';
+import { checkHistory, chunkData, formatViolation, parseChunkData, type RecordedHistory, type Rule } from './checker';
+
+interface Fixture {
+  readonly description: string;
+  readonly expect: { readonly ok: boolean; readonly first?: { readonly rule: Rule; readonly where: string }; readonly also?: readonly Rule[] };
+  readonly history: RecordedHistory;
+}
+
+const DIR = path.join(__dirname, 'fixtures');
+const load = (name: string): Fixture => JSON.parse(fs.readFileSync(path.join(DIR, name), 'utf8')) as Fixture;
+
+describe('chaos history checker', () => {
+  it('accepts a correct history: every ack in the log, every reader contiguous and exactly once', () => {
+    const report = checkHistory(load('valid.json').history);
+    expect(report.violations).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.stats).toMatchObject({ sessions: 1, logEvents: 6, generations: 1, acksChecked: 2, appendsChecked: 1, readers: 2, stints: 3, delivered: 12 });
+  });
+
+  const broken: Array<[string, string]> = [
+    ['ack-before-durable.json', 'an ack whose event never appears (acking before the store resolved)'],
+    ['write-after-fence.json', 'an event stored after fencing (the epoch check skipped)'],
+    ['duplicate-delivery.json', 'a duplicate delivery'],
+    ['silent-hole.json', 'a silent hole'],
+    ['two-gen-ends.json', 'two gen.end for one generation'],
+    ['gap-without-retention.json', 'a gap with no retention pressure configured'],
+    ['gap-over-retained.json', 'a gap over events the log still holds'],
+  ];
+
+  it.each(broken)('%s: %s fails the check and names the first bad event', (file) => {
+    const fixture = load(file);
+    const report = checkHistory(fixture.history);
+    expect(report.ok).toBe(false);
+    const first = report.violations[0];
+    expect(first).toBeDefined();
+    expect({ rule: first?.rule, where: first?.where }).toEqual(fixture.expect.first);
+    for (const rule of fixture.expect.also ?? []) expect(report.violations.map((v) => v.rule)).toContain(rule);
+    const text = formatViolation(first!, fixture.history.scenario, fixture.history.seed);
+    expect(text).toContain(`[${first!.rule}] in scenario fixture (seed 42)`);
+    expect(text).toContain(`first bad event: ${JSON.stringify(first!.event)}`);
+    expect(text).toContain('reproduce: npm run chaos -- --scenario fixture --seed 42');
+  });
+
+  it('names the very event that broke the guarantee', () => {
+    expect(checkHistory(load('write-after-fence.json').history).violations[0]?.event).toMatchObject({ offset: 6, type: 'chunk', generationId: 'A', seq: 2 });
+    expect(checkHistory(load('ack-before-durable.json').history).violations[0]?.event).toEqual({ seq: 2, offset: 5 });
+    expect(checkHistory(load('duplicate-delivery.json').history).violations[0]?.event).toMatchObject({ offset: 4, seq: 1 });
+    expect(checkHistory(load('silent-hole.json').history).violations[0]?.message).toMatch(/offsets 4-4 skipped without a gap before chunk s0-g0\/2 @5/);
+    expect(checkHistory(load('two-gen-ends.json').history).violations[0]?.event).toMatchObject({ offset: 7, type: 'gen.end', status: 'timeout' });
+  });
+
+  it('accepts trimmed ranges reported as gaps under retention pressure, and an acked chunk that was trimmed', () => {
+    const history = load('valid.json').history;
+    const log = history.logs['s0']!;
+    const trimmedLog = [...log.slice(0, 3), { type: 'gap' as const, from: 4, to: 4, reason: 'trimmed' as const }, ...log.slice(4)];
+    const report = checkHistory({
+      ...history,
+      retentionPressure: true,
+      logs: { s0: trimmedLog },
+      // One reader got offset 4 before it was trimmed, the other only the gap.
+      readers: [
+        { id: 'early', session: 's0', stints: [{ from: 0, items: log }] },
+        { id: 'late', session: 's0', stints: [{ from: 0, items: trimmedLog }] },
+      ],
+    });
+    expect(report.violations).toEqual([]);
+  });
+
+  it('reports a reader that never caught up, a stint that resumed from the wrong offset, and an event it was never sent', () => {
+    const history = load('valid.json').history;
+    const log = history.logs['s0']!;
+    const rules = (readers: RecordedHistory['readers']): Rule[] => checkHistory({ ...history, readers }).violations.map((v) => v.rule);
+    expect(rules([{ id: 'r', session: 's0', stints: [{ from: 0, items: log.slice(0, 4) }] }])).toEqual(['unresumed']);
+    expect(rules([{ id: 'r', session: 's0', stints: [{ from: 0, items: log.slice(0, 3) }, { from: 2, items: log.slice(2) }] }])).toContain('resume-seam');
+    const phantom: SessionEvent = { offset: 7, type: 'chunk', generationId: 's0-g0', seq: 3, priority: 2, ts: 0, data: chunkData('s0-g0', 3, 'xx') };
+    expect(rules([{ id: 'r', session: 's0', stints: [{ from: 0, items: [...log, phantom] }] }])).toEqual(['phantom-event']);
+  });
+
+  it('reports a chunk stored twice and a chunk stored under the wrong seq', () => {
+    const history = load('valid.json').history;
+    const log = history.logs['s0']!;
+    const twice = [...log.slice(0, 5), { ...log[4]!, offset: 6 }, { ...log[5]!, offset: 7 }];
+    expect(checkHistory({ ...history, readers: [], producers: [], logs: { s0: twice } }).violations.map((v) => v.rule)).toContain('duplicate-stored');
+    const swapped = log.map((e) => (e.type !== 'gap' && e.offset === 4 ? { ...e, data: chunkData('s0-g0', 2, 'xx') } : e));
+    expect(checkHistory({ ...history, readers: [], logs: { s0: swapped } }).violations[0]).toMatchObject({ rule: 'wrong-event', where: 'log' });
+    expect(parseChunkData(chunkData('g-1', 17, 'pad'))).toEqual({ generation: 'g-1', seq: 17 });
+  });
+});

@@ -1,0 +1,466 @@
+/**
+ * The history checker of the chaos suite. The runner records, while faults fly:
+ *
+ *   - every acknowledged write, producer side: each `ack {seq, offset}` (cumulative), each
+ *     `finished`, each `appended`, and how every producer ended;
+ *   - every item delivered to every reader, in delivery order, in stints (a stint is one
+ *     subscription; a reader that closes its client resumes on a new one from its saved offset);
+ *   - the log of every session, read at the end after the faults stopped.
+ *
+ * and `checkHistory` verifies the guarantees against that record (DESIGN §2):
+ *
+ *   lost-ack            G1  an acknowledged chunk/append is not in the log and no gap covers it
+ *   ack-mismatch        G1  an ack names an offset that holds some other event
+ *   duplicate-stored    G2  the log holds a (generation, seq) or an append key twice
+ *   duplicate-delivery  G5  a reader received an offset twice
+ *   order               G3  a generation's chunks are not in seq order, or skip a seq with nothing trimmed
+ *   silent-hole         G5  offsets skipped without a gap (reader or log)
+ *   gen-end-count       G6  a generation without exactly one gen.end, or something of it after its gen.end
+ *   write-after-fence   G4  an event of a fenced generation stored after its `gen.end fenced`
+ *   ack-after-fence     G4  a fenced producer acknowledged at an offset after its fencing point
+ *   fence-not-atomic    G4  the taker's gen.start does not directly follow the `gen.end fenced`
+ *   unexpected-gap      G7  a gap although no retention pressure was configured
+ *   gap-over-retained   G7  a gap delivered over an offset the log still holds (a hole that was not trimmed)
+ *   wrong-event         G5  a reader got an event that differs from the log's event at that offset,
+ *                           or a chunk whose data names another (generation, seq)
+ *   phantom-event       G1  a reader got an offset past the final head (a non-durable event)
+ *   resume-seam         G5  a stint began somewhere other than where the reader's previous one ended
+ *   unresumed           G5  a reader never caught up with the final head
+ *   finish-mismatch     G6  `finished` disagrees with the gen.end in the log
+ *
+ * Violations come in a fixed order (per session: the log, then producers, then readers; each in
+ * offset/delivery order), so "the first bad event" is well defined and stable for a history.
+ */
+import type { EndStatus, ReadItem, SessionEvent } from '../protocol/types';
+
+export interface AckRecord {
+  readonly seq: number;
+  readonly offset: number;
+}
+
+export interface ProducerRecord {
+  readonly session: string;
+  readonly generation: string;
+  /** 'sdk': the SDK's Generation; 'raw': frames written by hand (duplicate storms, stale writers). */
+  readonly via: 'sdk' | 'raw';
+  readonly takeover: boolean;
+  /** Every ack that advanced the durable point, in arrival order. */
+  readonly acks: AckRecord[];
+  finished?: { readonly offset: number; readonly status: EndStatus };
+  /** How it ended for the producer: 'fenced' (taken over), 'failed' (another error), 'finished'. */
+  outcome: 'running' | 'finished' | 'fenced' | 'failed';
+  error?: string;
+}
+
+export interface AppendRecord {
+  readonly session: string;
+  readonly key: string;
+  readonly offset: number;
+}
+
+export interface ReaderStint {
+  readonly from: number;
+  /** Which gateway served it (for the report). */
+  readonly gateway?: number;
+  readonly items: ReadItem[];
+}
+
+export interface ReaderRecord {
+  readonly id: string;
+  readonly session: string;
+  readonly stints: ReaderStint[];
+}
+
+/** Everything a run observed; also the format of the checker's fixtures. */
+export interface RecordedHistory {
+  readonly scenario: string;
+  readonly seed: number;
+  /** Retention was configured low: gaps are legitimate where retention trimmed. Otherwise any gap is a violation. */
+  readonly retentionPressure: boolean;
+  readonly producers: ProducerRecord[];
+  readonly appends: AppendRecord[];
+  readonly readers: ReaderRecord[];
+  /** Each session's log read from offset 0 at the end. */
+  readonly logs: Record<string, ReadItem[]>;
+}
+
+export type Rule =
+  | 'lost-ack'
+  | 'ack-mismatch'
+  | 'duplicate-stored'
+  | 'duplicate-delivery'
+  | 'order'
+  | 'silent-hole'
+  | 'gen-end-count'
+  | 'write-after-fence'
+  | 'ack-after-fence'
+  | 'fence-not-atomic'
+  | 'unexpected-gap'
+  | 'gap-over-retained'
+  | 'wrong-event'
+  | 'phantom-event'
+  | 'resume-seam'
+  | 'unresumed'
+  | 'finish-mismatch';
+
+export interface Violation {
+  readonly rule: Rule;
+  readonly session: string;
+  /** 'log', 'producer <generation>' or 'reader <id>'. */
+  readonly where: string;
+  readonly message: string;
+  /** The first bad event (or gap, or ack) as recorded. */
+  readonly event: unknown;
+}
+
+export interface CheckStats {
+  sessions: number;
+  logEvents: number;
+  logGaps: number;
+  generations: number;
+  fenced: number;
+  acksChecked: number;
+  appendsChecked: number;
+  readers: number;
+  stints: number;
+  delivered: number;
+  deliveredGaps: number;
+}
+
+export interface CheckReport {
+  readonly ok: boolean;
+  readonly violations: Violation[];
+  readonly stats: CheckStats;
+}
+
+/** What a chunk written by the chaos workload carries: `<generation>#<seq>|padding`. */
+export function chunkData(generation: string, seq: number, padding: string): string {
+  return `${generation}#${seq}|${padding}`;
+}
+
+/** The (generation, seq) a chunk's data names, when it follows `chunkData`. */
+export function parseChunkData(data: unknown): { generation: string; seq: number } | undefined {
+  if (typeof data !== 'string') return undefined;
+  const m = /^([^#|]+)#(\d+)\|/.exec(data);
+  return m ? { generation: m[1] as string, seq: Number(m[2]) } : undefined;
+}
+
+const MAX_VIOLATIONS = 200;
+
+interface SessionIndex {
+  readonly events: Map<number, SessionEvent>;
+  /** Inclusive trimmed ranges, in order. */
+  readonly gaps: Array<{ from: number; to: number }>;
+  readonly head: number;
+}
+
+/** The first gap (in offset order) whose `to` is at or past `offset`. */
+function firstGapReaching(index: SessionIndex, offset: number): { from: number; to: number } | undefined {
+  const gaps = index.gaps;
+  let lo = 0;
+  let hi = gaps.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((gaps[mid] as { to: number }).to < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return gaps[lo];
+}
+
+function inGap(index: SessionIndex, offset: number): boolean {
+  const g = firstGapReaching(index, offset);
+  return g !== undefined && g.from <= offset;
+}
+
+/** Some trimmed offset lies strictly between `after` and `before`. */
+function gapBetween(index: SessionIndex, after: number, before: number): boolean {
+  const g = firstGapReaching(index, after + 1);
+  return g !== undefined && g.from < before;
+}
+
+function identity(e: SessionEvent): string {
+  return JSON.stringify([e.offset, e.type, e.generationId ?? null, e.seq ?? null, e.key ?? null, e.status ?? null, e.priority, e.data ?? null]);
+}
+
+function describe(item: ReadItem | undefined): string {
+  if (item === undefined) return 'nothing';
+  if (item.type === 'gap') return `gap ${item.from}-${item.to}`;
+  const gen = item.generationId !== undefined ? ` ${item.generationId}` : '';
+  const seq = item.type === 'chunk' ? `/${item.seq}` : '';
+  const status = item.type === 'gen.end' ? ` ${item.status}` : '';
+  const key = item.type === 'append' ? ` key ${item.key}` : '';
+  return `${item.type}${gen}${seq}${status}${key} @${item.offset}`;
+}
+
+export function checkHistory(history: RecordedHistory): CheckReport {
+  const violations: Violation[] = [];
+  const stats: CheckStats = {
+    sessions: 0,
+    logEvents: 0,
+    logGaps: 0,
+    generations: 0,
+    fenced: 0,
+    acksChecked: 0,
+    appendsChecked: 0,
+    readers: 0,
+    stints: 0,
+    delivered: 0,
+    deliveredGaps: 0,
+  };
+  const add = (rule: Rule, session: string, where: string, message: string, event: unknown): void => {
+    if (violations.length < MAX_VIOLATIONS) violations.push({ rule, session, where, message, event });
+  };
+  const sessions = [...new Set([...Object.keys(history.logs), ...history.producers.map((p) => p.session), ...history.readers.map((r) => r.session)])].sort();
+  for (const session of sessions) {
+    stats.sessions += 1;
+    const index = checkLog(session, history.logs[session] ?? [], history.retentionPressure, add, stats);
+    checkProducers(session, index, history.producers.filter((p) => p.session === session), add, stats);
+    checkAppends(session, index, history.appends.filter((a) => a.session === session), add, stats);
+    for (const reader of history.readers.filter((r) => r.session === session)) checkReader(reader, index, history.retentionPressure, add, stats);
+  }
+  return { ok: violations.length === 0, violations, stats };
+}
+
+type Add = (rule: Rule, session: string, where: string, message: string, event: unknown) => void;
+
+function checkLog(session: string, log: readonly ReadItem[], pressure: boolean, add: Add, stats: CheckStats): SessionIndex {
+  const events = new Map<number, SessionEvent>();
+  const gaps: Array<{ from: number; to: number }> = [];
+  let cursor = 0;
+  for (const item of log) {
+    if (item.type === 'gap') {
+      stats.logGaps += 1;
+      if (!pressure) add('unexpected-gap', session, 'log', `the log reports gap ${item.from}-${item.to} (${item.reason}) but no retention pressure was configured`, item);
+      if (item.from !== cursor + 1) add(item.from <= cursor ? 'duplicate-delivery' : 'silent-hole', session, 'log', `log gap ${item.from}-${item.to} does not start right after offset ${cursor}`, item);
+      gaps.push({ from: item.from, to: item.to });
+      cursor = Math.max(cursor, item.to);
+      continue;
+    }
+    if (item.offset <= cursor) {
+      add('duplicate-delivery', session, 'log', `the log read repeats offset ${item.offset} (after ${cursor})`, item);
+      continue;
+    }
+    if (item.offset !== cursor + 1) add('silent-hole', session, 'log', `the log skips offsets ${cursor + 1}-${item.offset - 1} without a gap`, item);
+    cursor = item.offset;
+    events.set(item.offset, item);
+    stats.logEvents += 1;
+  }
+  const index: SessionIndex = { events, gaps, head: cursor };
+
+  // Per generation, in offset order.
+  interface Trace {
+    start?: SessionEvent;
+    ends: SessionEvent[];
+    chunks: SessionEvent[];
+  }
+  const traces = new Map<string, Trace>();
+  const keys = new Map<string, SessionEvent>();
+  for (const e of [...events.values()]) {
+    if (e.type === 'append' && e.key !== undefined) {
+      const first = keys.get(e.key);
+      if (first) add('duplicate-stored', session, 'log', `append key ${e.key} is stored twice (@${first.offset} and @${e.offset})`, e);
+      else keys.set(e.key, e);
+      continue;
+    }
+    if (e.generationId === undefined) continue;
+    let t = traces.get(e.generationId);
+    if (!t) {
+      t = { ends: [], chunks: [] };
+      traces.set(e.generationId, t);
+    }
+    if (e.type === 'gen.start') {
+      if (t.start) add('duplicate-stored', session, 'log', `generation ${e.generationId} started twice (@${t.start.offset} and @${e.offset})`, e);
+      else t.start = e;
+      if (t.chunks.length > 0 || t.ends.length > 0) add('order', session, 'log', `generation ${e.generationId} has events before its gen.start`, e);
+    } else if (e.type === 'chunk') {
+      if (t.ends.length > 0) {
+        const end = t.ends[0] as SessionEvent;
+        add(end.status === 'fenced' ? 'write-after-fence' : 'gen-end-count', session, 'log', `chunk ${e.generationId}/${e.seq} stored @${e.offset} after the generation's gen.end ${end.status} @${end.offset}`, e);
+      }
+      t.chunks.push(e);
+      const named = parseChunkData(e.data);
+      if (named !== undefined && (named.generation !== e.generationId || named.seq !== e.seq)) {
+        add('wrong-event', session, 'log', `chunk stored as ${e.generationId}/${e.seq} @${e.offset} carries the data of ${named.generation}/${named.seq}`, e);
+      }
+    } else if (e.type === 'gen.end') {
+      t.ends.push(e);
+      if (t.ends.length === 2) add('gen-end-count', session, 'log', `generation ${e.generationId} has a second gen.end @${e.offset} (first @${(t.ends[0] as SessionEvent).offset})`, e);
+    }
+  }
+  for (const [generation, t] of traces) {
+    stats.generations += 1;
+    if (t.ends.length === 0) add('gen-end-count', session, 'log', `generation ${generation} has no gen.end in the log at the end`, t.start ?? t.chunks[0]);
+    if (!t.start) add('order', session, 'log', `generation ${generation} has no gen.start`, t.chunks[0] ?? t.ends[0]);
+    const seen = new Map<number, SessionEvent>();
+    let prev: SessionEvent | undefined = t.start;
+    for (const c of t.chunks) {
+      const seq = c.seq as number;
+      const dup = seen.get(seq);
+      if (dup) {
+        add('duplicate-stored', session, 'log', `chunk ${generation}/${seq} is stored twice (@${dup.offset} and @${c.offset})`, c);
+        continue;
+      }
+      seen.set(seq, c);
+      const prevSeq = prev?.type === 'chunk' ? (prev.seq as number) : -1;
+      if (seq <= prevSeq) add('order', session, 'log', `chunk ${generation}/${seq} @${c.offset} follows seq ${prevSeq}`, c);
+      else if (seq !== prevSeq + 1 && !gapBetween(index, prev?.offset ?? 0, c.offset)) {
+        add('order', session, 'log', `generation ${generation} skips seqs ${prevSeq + 1}-${seq - 1} before @${c.offset} and nothing was trimmed there`, c);
+      }
+      prev = c;
+    }
+    const end = t.ends[0];
+    if (end) {
+      const last = t.chunks.length > 0 ? ((t.chunks[t.chunks.length - 1] as SessionEvent).seq as number) : -1;
+      const holds = end.seq ?? 0;
+      if (last >= holds) add('gen-end-count', session, 'log', `gen.end of ${generation} says ${holds} chunks but chunk seq ${last} is stored`, end);
+      else if (last < holds - 1 && !gapBetween(index, prev?.offset ?? 0, end.offset)) {
+        add('order', session, 'log', `gen.end of ${generation} says ${holds} chunks but the log holds seqs up to ${last} and nothing was trimmed before it`, end);
+      }
+      if (end.status === 'fenced') {
+        stats.fenced += 1;
+        const next = events.get(end.offset + 1);
+        if (!next || next.type !== 'gen.start' || next.generationId === generation) {
+          add('fence-not-atomic', session, 'log', `gen.end fenced of ${generation} @${end.offset} is not followed by the taker's gen.start (found ${describe(next)})`, end);
+        }
+      }
+    }
+  }
+  return index;
+}
+
+function checkProducers(session: string, index: SessionIndex, producers: readonly ProducerRecord[], add: Add, stats: CheckStats): void {
+  const byGeneration = new Map<string, { start?: SessionEvent; end?: SessionEvent; chunks: SessionEvent[] }>();
+  for (const e of index.events.values()) {
+    if (e.generationId === undefined) continue;
+    let g = byGeneration.get(e.generationId);
+    if (!g) byGeneration.set(e.generationId, (g = { chunks: [] }));
+    if (e.type === 'gen.start') g.start ??= e;
+    else if (e.type === 'gen.end') g.end ??= e;
+    else if (e.type === 'chunk') g.chunks.push(e);
+  }
+  for (const p of producers) {
+    const where = `producer ${p.generation}`;
+    const trace = byGeneration.get(p.generation) ?? { chunks: [] };
+    const end = trace.end;
+    const fencedAt = end?.status === 'fenced' ? end.offset : undefined;
+    let maxAcked = -1;
+    let maxAck: AckRecord | undefined;
+    for (const ack of p.acks) {
+      stats.acksChecked += 1;
+      if (ack.seq > maxAcked) {
+        maxAcked = ack.seq;
+        maxAck = ack;
+      }
+      if (fencedAt !== undefined && ack.offset > fencedAt) {
+        add('ack-after-fence', session, where, `ack of ${p.generation}/${ack.seq} names offset ${ack.offset}, after the generation was fenced @${fencedAt}`, ack);
+      }
+      const at = index.events.get(ack.offset);
+      if (at === undefined) {
+        if (!inGap(index, ack.offset)) {
+          add('lost-ack', session, where, `ack of ${p.generation}/${ack.seq} @${ack.offset}: the log at the end has no event there and no gap covers it (head ${index.head})`, ack);
+        }
+      } else if (at.type !== 'chunk' || at.generationId !== p.generation || at.seq !== ack.seq) {
+        add('ack-mismatch', session, where, `ack of ${p.generation}/${ack.seq} names offset ${ack.offset}, where the log holds ${describe(at)}`, ack);
+      }
+    }
+    if (p.finished) {
+      if (maxAcked < 0 && end?.seq !== undefined) maxAcked = end.seq - 1;
+      const at = index.events.get(p.finished.offset);
+      if (!at || at.type !== 'gen.end' || at.generationId !== p.generation || at.status !== p.finished.status) {
+        add('finish-mismatch', session, where, `finished {${p.finished.status} @${p.finished.offset}} but the log holds ${describe(at)} there`, p.finished);
+      } else if (at.seq !== undefined) {
+        maxAcked = Math.max(maxAcked, at.seq - 1);
+      }
+    }
+    // Every seq up to the highest acked one must be stored, or trimmed (covered by a gap).
+    const chunks = [...trace.chunks].sort((a, b) => (a.seq as number) - (b.seq as number));
+    let i = 0;
+    for (let seq = 0; seq <= maxAcked; seq++) {
+      while (i < chunks.length && ((chunks[i] as SessionEvent).seq as number) < seq) i++;
+      if (chunks[i]?.seq === seq) continue;
+      const before = i > 0 ? (chunks[i - 1] as SessionEvent).offset : (trace.start?.offset ?? 0);
+      const after = chunks[i]?.offset ?? end?.offset ?? Number.MAX_SAFE_INTEGER;
+      if (gapBetween(index, before, after)) continue;
+      add('lost-ack', session, where, `chunk ${p.generation}/${seq} was acknowledged (ack seq ${maxAck?.seq ?? maxAcked} @${maxAck?.offset ?? '?'}${p.finished ? ', or finished' : ''}) but is not in the log and no gap covers where it belongs`, {
+        generation: p.generation,
+        seq,
+        ack: maxAck ?? null,
+      });
+      break; // one per producer: the rest follow from it
+    }
+  }
+}
+
+function checkAppends(session: string, index: SessionIndex, appends: readonly AppendRecord[], add: Add, stats: CheckStats): void {
+  for (const a of appends) {
+    stats.appendsChecked += 1;
+    const at = index.events.get(a.offset);
+    if (at === undefined) {
+      if (!inGap(index, a.offset)) add('lost-ack', session, 'appends', `append ${a.key} was acknowledged @${a.offset} but the log has nothing there`, a);
+    } else if (at.type !== 'append' || at.key !== a.key) {
+      add('ack-mismatch', session, 'appends', `append ${a.key} was acknowledged @${a.offset}, where the log holds ${describe(at)}`, a);
+    }
+  }
+}
+
+function checkReader(reader: ReaderRecord, index: SessionIndex, pressure: boolean, add: Add, stats: CheckStats): void {
+  const session = reader.session;
+  const where = `reader ${reader.id}`;
+  stats.readers += 1;
+  let cursor = reader.stints[0]?.from ?? 0;
+  let reported = 0;
+  // One reader that goes wrong tends to go wrong many times; the first few tell the story.
+  const note = (rule: Rule, message: string, event: unknown): void => {
+    if (reported++ < 5) add(rule, session, where, message, event);
+  };
+  for (const stint of reader.stints) {
+    stats.stints += 1;
+    if (stint.from !== cursor) {
+      note('resume-seam', `a stint resumed from ${stint.from} after the reader had consumed up to ${cursor}`, { from: stint.from, gateway: stint.gateway ?? null });
+      cursor = stint.from;
+    }
+    for (const item of stint.items) {
+      if (item.type === 'gap') {
+        stats.deliveredGaps += 1;
+        if (!pressure) note('unexpected-gap', `gap ${item.from}-${item.to} (${item.reason}) delivered but no retention pressure was configured`, item);
+        if (item.from <= cursor) note('duplicate-delivery', `gap ${item.from}-${item.to} covers offsets up to ${cursor} the reader already had`, item);
+        else if (item.from !== cursor + 1) note('silent-hole', `offsets ${cursor + 1}-${item.from - 1} skipped before gap ${item.from}-${item.to}`, item);
+        for (let o = Math.max(item.from, cursor + 1); o <= item.to; o++) {
+          const kept = index.events.get(o);
+          if (kept) {
+            note('gap-over-retained', `gap ${item.from}-${item.to} covers offset ${o}, which the log still holds (${describe(kept)}): a hole that retention did not make`, item);
+            break;
+          }
+        }
+        cursor = Math.max(cursor, item.to);
+        continue;
+      }
+      stats.delivered += 1;
+      if (item.offset <= cursor) {
+        note('duplicate-delivery', `offset ${item.offset} delivered again (the reader was at ${cursor})`, item);
+        continue;
+      }
+      if (item.offset !== cursor + 1) note('silent-hole', `offsets ${cursor + 1}-${item.offset - 1} skipped without a gap before ${describe(item)}`, item);
+      cursor = item.offset;
+      const logged = index.events.get(item.offset);
+      if (logged) {
+        if (identity(logged) !== identity(item)) note('wrong-event', `delivered ${describe(item)} but the log holds ${describe(logged)} there`, item);
+      } else if (item.offset > index.head) {
+        note('phantom-event', `delivered ${describe(item)}, past the final head ${index.head}: an event that was never durable`, item);
+      } else if (!inGap(index, item.offset)) {
+        note('phantom-event', `delivered ${describe(item)}, an offset the final log neither holds nor reports trimmed`, item);
+      }
+    }
+  }
+  if (cursor < index.head) note('unresumed', `the reader ended at offset ${cursor}, short of the final head ${index.head}`, { at: cursor, head: index.head });
+}
+
+/** A violation as the runner prints it: scenario, seed, rule, where, the first bad event, how to reproduce. */
+export function formatViolation(v: Violation, scenario: string, seed: number): string {
+  return [
+    `chaos violation [${v.rule}] in scenario ${scenario} (seed ${seed})`,
+    `  session ${v.session}, ${v.where}: ${v.message}`,
+    `  first bad event: ${JSON.stringify(v.event)}`,
+    `  reproduce: npm run chaos -- --scenario ${scenario} --seed ${seed}`,
+  ].join('\n');
+}

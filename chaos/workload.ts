@@ -1,0 +1,406 @@
+/**
+ * The workload of a chaos run, and its recorder: SDK producers streaming generations into
+ * every session, SDK readers following every session, and the client-driven faults (takeover
+ * during streaming, disconnect storms, raw duplicate retransmission storms with stale writers).
+ * Everything observed lands in the records the checker reads (checker.ts).
+ */
+import { SpoolClient, type Generation, type Subscription } from '../client';
+import type { ReadItem } from '../protocol/types';
+import { chunkData, type AppendRecord, type ProducerRecord, type ReaderRecord, type ReaderStint } from './checker';
+import type { Scenario } from './scenario';
+import { RawStorm } from './raw-storm';
+import type { ChaosTopology, GatewayNode } from './topology';
+import { between, errorCode, pick, sleep, withTimeout } from './util';
+
+const RECONNECT = { initialDelayMs: 20, maxDelayMs: 400 };
+const TICK_MS = 20;
+/** A resume slower than this fails the gate (issue 5). */
+export const RESUME_LIMIT_MS = 5000;
+
+/** One reader's resume, from the loss (or the restart) to `live` again. */
+export interface ResumeRecord {
+  readonly reader: string;
+  readonly cause: 'reconnect' | 'restart';
+  readonly start: number;
+  /** Undefined while still open. */
+  end?: number;
+}
+
+interface SessionState {
+  readonly id: string;
+  readonly index: number;
+  readonly client: SpoolClient;
+  generations: number;
+  current: { gen: Generation; record: ProducerRecord } | undefined;
+  takeover: Promise<void> | undefined;
+  loop: Promise<void> | undefined;
+}
+
+export class ChaosWorkload {
+  readonly producers: ProducerRecord[] = [];
+  readonly appends: AppendRecord[] = [];
+  readonly readerRecords: ReaderRecord[] = [];
+  readonly resumes: ResumeRecord[] = [];
+  /** Things that went wrong outside the checker's records (failed appends, raw storm trouble). */
+  readonly anomalies: string[] = [];
+  clientReconnects = 0;
+  rawFrames = 0;
+  private readonly sessions: SessionState[] = [];
+  private readonly readers: ChaosReader[] = [];
+  private readonly clients = new Set<SpoolClient>();
+  private readonly background = new Set<Promise<void>>();
+  private endAt = 0;
+  private takeovers = 0;
+  private storms = 0;
+  private monitor: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly topology: ChaosTopology,
+    private readonly rand: () => number,
+  ) {}
+
+  /** Starts readers first (so they follow from the very beginning), then producers. */
+  start(t0: number): void {
+    this.endAt = t0 + this.scenario.durationMs;
+    const { workload } = this.scenario;
+    const n = this.topology.gateways.length;
+    for (let i = 0; i < workload.sessions; i++) {
+      const id = `s${i}`;
+      for (let j = 0; j < workload.readersPerSession; j++) {
+        const reader = new ChaosReader(this, `${id}.r${j}`, id, this.topology.gateways, (i + j + 1) % n);
+        this.readers.push(reader);
+        this.readerRecords.push(reader.record);
+        reader.startStint(0);
+      }
+    }
+    for (let i = 0; i < workload.sessions; i++) {
+      const id = `s${i}`;
+      const client = this.client((this.topology.gateways[i % n] as GatewayNode).producerUrl);
+      const state: SessionState = { id, index: i, client, generations: 0, current: undefined, takeover: undefined, loop: undefined };
+      this.sessions.push(state);
+      state.loop = this.produce(state);
+    }
+    // Resolves client-side resumes: a reader's resume ends when its subscription is live again.
+    this.monitor = setInterval(() => {
+      const now = Date.now();
+      for (const reader of this.readers) reader.poll(now);
+    }, 25);
+  }
+
+  /** A client of the workload (closed at the end), counting its reconnects. */
+  client(url: string): SpoolClient {
+    const client = new SpoolClient({ url, reconnect: RECONNECT });
+    client.on('reconnect', () => {
+      this.clientReconnects += 1;
+    });
+    this.clients.add(client);
+    return client;
+  }
+
+  forget(client: SpoolClient): void {
+    this.clients.delete(client);
+    client.destroy();
+  }
+
+  // ------------------------------------------------------------------ producers
+
+  private async produce(state: SessionState): Promise<void> {
+    const { workload } = this.scenario;
+    const perTick = (workload.chunksPerSecond * TICK_MS) / 1000;
+    const [minBytes, maxBytes] = workload.chunkBytes ?? [8, 64];
+    const lowShare = workload.lowPriorityShare ?? 0.2;
+    while (Date.now() < this.endAt) {
+      while (state.takeover) await state.takeover;
+      const n = state.generations++;
+      await this.userMessages(state, n);
+      const id = `${state.id}-g${n}`;
+      const record = this.producerRecord(state.id, id, 'sdk', false);
+      const gen = state.client.generation(state.id, { id });
+      gen.on('ack', (a) => record.acks.push({ seq: a.seq, offset: a.offset }));
+      state.current = { gen, record };
+      try {
+        let credit = 0;
+        for (let seq = 0; seq < workload.chunksPerGeneration && Date.now() < this.endAt; ) {
+          credit += perTick;
+          while (credit >= 1 && seq < workload.chunksPerGeneration) {
+            credit -= 1;
+            const priority = this.rand() < lowShare ? 1 : 2;
+            const pad = 'x'.repeat(between(this.rand, minBytes, maxBytes));
+            const ok = gen.write(chunkData(id, seq, pad), { kind: priority === 1 ? 'reasoning' : 'text', priority });
+            seq += 1;
+            if (!ok) await gen.drained();
+          }
+          await sleep(TICK_MS);
+        }
+        const finished = await gen.finish({ timeoutMs: 30_000 });
+        record.finished = { offset: finished.offset, status: finished.status };
+        record.outcome = 'finished';
+      } catch (error) {
+        this.settleFailed(record, error);
+      } finally {
+        state.current = undefined;
+      }
+      if (record.outcome === 'failed') await sleep(200);
+    }
+  }
+
+  private producerRecord(session: string, generation: string, via: 'sdk' | 'raw', takeover: boolean): ProducerRecord {
+    const record: ProducerRecord = { session, generation, via, takeover, acks: [], outcome: 'running' };
+    this.producers.push(record);
+    return record;
+  }
+
+  private settleFailed(record: ProducerRecord, error: unknown): void {
+    const code = errorCode(error);
+    record.outcome = code === 'FENCED' ? 'fenced' : 'failed';
+    record.error = code === 'FENCED' ? code : `${code}: ${error instanceof Error ? error.message : ''}`;
+  }
+
+  /** Idempotent user messages before a generation: each sent twice at once, stored once (G2). */
+  private async userMessages(state: SessionState, n: number): Promise<void> {
+    const count = this.scenario.workload.appendsPerGeneration ?? 1;
+    for (let k = 0; k < count; k++) {
+      const key = `${state.id}-m${n}-${k}`;
+      const input = { key, kind: 'user', data: { text: `question ${n}.${k}` } };
+      try {
+        const [a, b] = await withTimeout(Promise.all([state.client.append(state.id, input), state.client.append(state.id, input)]), 30_000, `append ${key}`);
+        this.appends.push({ session: state.id, key, offset: a.offset });
+        if (b.offset !== a.offset) this.appends.push({ session: state.id, key, offset: b.offset });
+      } catch (error) {
+        this.anomalies.push(`append ${key} in ${state.id} failed: ${errorCode(error)}`);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ client-driven faults
+
+  /**
+   * Takeover during streaming: a new generation with `takeover` displaces a streaming producer,
+   * through another gateway when there is one. Returns false when no producer is streaming.
+   */
+  takeover(): boolean {
+    const candidates = this.sessions.filter((s) => s.current && !s.takeover && s.current.gen.state === 'open' && s.current.record.acks.length > 0);
+    if (candidates.length === 0 || Date.now() > this.endAt - 500) return false;
+    const state = pick(this.rand, candidates);
+    const k = this.takeovers++;
+    const n = this.topology.gateways.length;
+    const gateway = this.topology.gateways[(state.index + 1) % n] as GatewayNode;
+    const run = async (): Promise<void> => {
+      const client = this.client(gateway.producerUrl);
+      const id = `${state.id}-t${k}`;
+      const record = this.producerRecord(state.id, id, 'sdk', true);
+      const gen = client.generation(state.id, { id, takeover: true });
+      gen.on('ack', (a) => record.acks.push({ seq: a.seq, offset: a.offset }));
+      try {
+        for (let seq = 0; seq < 20; seq++) gen.write(chunkData(id, seq, 'takeover'), { kind: 'text' });
+        const finished = await gen.finish({ timeoutMs: 30_000 });
+        record.finished = { offset: finished.offset, status: finished.status };
+        record.outcome = 'finished';
+      } catch (error) {
+        this.settleFailed(record, error);
+      } finally {
+        this.forget(client);
+      }
+    };
+    const done = run().finally(() => {
+      if (state.takeover === done) state.takeover = undefined;
+    });
+    state.takeover = done;
+    this.track(done);
+    return true;
+  }
+
+  /** Disconnect storm: this share of the readers closes its client and resumes on a new one from its saved offset. */
+  restartReaders(share: number): number {
+    let restarted = 0;
+    for (const reader of this.readers) {
+      if (this.rand() < share && reader.restart(Math.floor(this.rand() * this.topology.gateways.length))) restarted += 1;
+    }
+    return restarted;
+  }
+
+  /** Duplicate retransmission storm with a stale writer, in a session of its own (see RawStorm). */
+  duplicateStorm(chunks: number): void {
+    const k = this.storms++;
+    const storm = new RawStorm(this, this.topology.gateways, this.rand, `dup${k}`, chunks);
+    this.track(storm.run());
+  }
+
+  /** @internal */
+  track(promise: Promise<void>): void {
+    const tracked = promise.catch((error: unknown) => {
+      this.anomalies.push(`background task failed: ${errorCode(error)}`);
+    });
+    this.background.add(tracked);
+    void tracked.finally(() => this.background.delete(tracked));
+  }
+
+  /** @internal */
+  recordProducer(session: string, generation: string, takeover: boolean): ProducerRecord {
+    return this.producerRecord(session, generation, 'raw', takeover);
+  }
+
+  /** @internal */
+  resumeStarted(record: ResumeRecord): void {
+    this.resumes.push(record);
+  }
+
+  // ------------------------------------------------------------------ the end
+
+  /** Waits (bounded) for every producer loop and background task to end. Returns what did not. */
+  async finishProducing(timeoutMs: number): Promise<string[]> {
+    const loops = this.sessions.map((s) => s.loop ?? Promise.resolve());
+    try {
+      await withTimeout(Promise.all([...loops, ...this.background]), timeoutMs, 'producers to finish');
+      return [];
+    } catch {
+      const stuck = this.sessions.filter((s) => s.current).map((s) => `producer of ${s.id} still at ${s.current?.record.generation} (${s.current?.gen.state})`);
+      for (const s of this.sessions) s.current?.gen.destroy();
+      return stuck.length > 0 ? stuck : ['background tasks (takeovers, storms) did not finish'];
+    }
+  }
+
+  /** Every session the workload wrote, storms included. */
+  sessionIds(): string[] {
+    return [...new Set([...this.sessions.map((s) => s.id), ...this.producers.map((p) => p.session)])];
+  }
+
+  /** Tells readers where the final head is; resolves with the readers that did not reach it in time. */
+  async stopReaders(heads: ReadonlyMap<string, number>, timeoutMs: number): Promise<string[]> {
+    await Promise.all(this.readers.map((r) => r.stopAt(heads.get(r.session) ?? 0, timeoutMs)));
+    return this.readers.filter((r) => !r.reached).map((r) => `reader ${r.id} stopped at ${r.position} of ${heads.get(r.session) ?? 0}`);
+  }
+
+  async close(): Promise<void> {
+    if (this.monitor) clearInterval(this.monitor);
+    for (const reader of this.readers) reader.close();
+    for (const client of this.clients) client.destroy();
+    this.clients.clear();
+  }
+}
+
+/** One reader of one session across stints; records everything it was given. */
+class ChaosReader {
+  readonly record: ReaderRecord;
+  private client: SpoolClient | undefined;
+  private sub: Subscription | undefined;
+  private resume: ResumeRecord | undefined;
+  private target: number | undefined;
+  private finished = false;
+  private onFinished: (() => void) | undefined;
+  private restarts = 0;
+  reached = false;
+
+  constructor(
+    private readonly workload: ChaosWorkload,
+    readonly id: string,
+    readonly session: string,
+    private readonly gateways: readonly GatewayNode[],
+    private gateway: number,
+  ) {
+    this.record = { id, session, stints: [] };
+  }
+
+  /** Where the consumer is: the resume point of the next stint. */
+  get position(): number {
+    return this.sub?.offset ?? this.record.stints[this.record.stints.length - 1]?.from ?? 0;
+  }
+
+  startStint(from: number): void {
+    const node = this.gateways[this.gateway] as GatewayNode;
+    const client = this.workload.client(node.readerUrl);
+    client.on('state', ({ previous, state }) => {
+      if (previous === 'open' && state !== 'open' && !this.finished && client === this.client) this.beginResume('reconnect');
+    });
+    const sub = client.subscribe(this.session, { from });
+    const stint: ReaderStint = { from, gateway: this.gateway, items: [] };
+    this.record.stints.push(stint);
+    this.client = client;
+    this.sub = sub;
+    void this.consume(sub, stint);
+  }
+
+  private async consume(sub: Subscription, stint: ReaderStint): Promise<void> {
+    try {
+      for await (const item of sub) {
+        stint.items.push(item as ReadItem);
+        if (this.target !== undefined && sub.offset >= this.target) {
+          this.finish();
+          return;
+        }
+      }
+    } catch (error) {
+      if (this.finished || sub !== this.sub) return;
+      // A non-retryable subscription error: note it and resume on a new client (bounded).
+      this.workload.anomalies.push(`reader ${this.id}: subscription failed with ${errorCode(error)} at ${sub.offset}`);
+      if (this.restarts < 20) {
+        await sleep(100);
+        this.restart(this.gateway);
+      }
+    }
+  }
+
+  /** Closes the client and resumes from the saved offset on a new one (disconnect storm). */
+  restart(gateway: number): boolean {
+    if (this.finished || !this.sub || !this.client) return false;
+    this.restarts += 1;
+    const from = this.sub.offset;
+    this.beginResume('restart');
+    this.sub.close();
+    this.workload.forget(this.client);
+    this.gateway = gateway;
+    this.startStint(from);
+    return true;
+  }
+
+  private beginResume(cause: ResumeRecord['cause']): void {
+    if (this.resume || this.finished) return;
+    this.resume = { reader: this.id, cause, start: Date.now() };
+    this.workload.resumeStarted(this.resume);
+  }
+
+  /** A resume ends when the subscription is live again. */
+  poll(now: number): void {
+    if (this.resume && this.sub?.live) {
+      this.resume.end = now;
+      this.resume = undefined;
+    }
+  }
+
+  stopAt(target: number, timeoutMs: number): Promise<void> {
+    this.target = target;
+    if (this.finished) return Promise.resolve();
+    if (this.position >= target) {
+      this.finish();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.close();
+        resolve();
+      }, timeoutMs);
+      this.onFinished = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private finish(): void {
+    this.reached = true;
+    // Caught up with the final head: whatever resume was under way has succeeded.
+    if (this.resume) this.resume.end = Date.now();
+    this.resume = undefined;
+    this.close();
+  }
+
+  close(): void {
+    if (this.finished) return;
+    this.finished = true;
+    // A resume still open at the end stays open: the gate reports it as unresumed.
+    this.sub?.close();
+    if (this.client) this.workload.forget(this.client);
+    this.onFinished?.();
+  }
+}
