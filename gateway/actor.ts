@@ -302,14 +302,16 @@ export class SessionActor implements FlushHandler<Op> {
   subscribe(link: Link, from: Offset | 'start' | 'now', requestId: number | undefined): void {
     this.touch();
     this.unsubscribe(link);
-    if (this.unwatch) {
-      // Watching: this actor has heard of every write up to now.
+    if (this.unwatch && (typeof from !== 'number' || from <= this.storeHead)) {
+      // Watching, and the offset is one this actor has heard of: no store round trip.
       this.startSubscription(link, from, this.storeHead, requestId);
       return;
     }
-    // Not watching until now (no readers here): other processes may have written since this
-    // actor last looked. Watch first, so nothing after the look is missed, then ask the store.
-    this.unwatch = this.deps.store.watch(this.session, (notice) => this.onNotice(notice.head));
+    // Not watching until now (no readers here), or the reader knows of an offset whose notice
+    // has not reached this process yet (it read it elsewhere): other processes may have written
+    // since this actor last looked. Watch first, so nothing after the look is missed, then ask
+    // the store before judging the offset.
+    this.unwatch ??= this.deps.store.watch(this.session, (notice) => this.onNotice(notice.head));
     this.deps.store.meta(this.session).then(
       (meta) => {
         if (this.closed) return;

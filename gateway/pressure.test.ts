@@ -242,4 +242,23 @@ describe('readers across processes', () => {
     third.send({ type: 'subscribe', id: 2, session: 's', from: 'now' });
     expect(await third.next((f) => f.id === 2)).toMatchObject({ type: 'subscribed', from: 6, head: 6 });
   });
+  it('a reader with an offset this process has not heard of yet (its notice still in flight) is checked against the store, not refused', async () => {
+    const store = new MemoryStore();
+    // B hears of nothing: every notice to it is "still in flight".
+    const deaf = Object.assign(Object.create(store) as MemoryStore, { watch: () => () => {} });
+    const a = await gateway({ store });
+    const b = await gateway({ store: deaf });
+    const watcher = await client(b);
+    watcher.send({ type: 'subscribe', id: 1, session: 's', from: 0 });
+    await watcher.next((f) => f.type === 'live');
+    const producer = await client(a);
+    const { token } = await producer.open('s', 'g');
+    producer.send({ type: 'chunks', token, seq: 0, items: [{ data: 0 }, { data: 1 }] });
+    await producer.next((f) => f.type === 'ack' && f['seq'] === 1);
+    const hopper = await client(b);
+    hopper.send({ type: 'subscribe', id: 2, session: 's', from: 2 });
+    expect(await hopper.next((f) => f.id === 2)).toMatchObject({ type: 'subscribed', from: 2, head: 3 });
+    const events = await hopper.next((f) => f.type === 'events');
+    expect(events['events'].map((e: AnyFrame) => e['offset'])).toEqual([3]);
+  });
 });
