@@ -7,29 +7,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SpoolClient } from '../client';
-import type { ReadItem } from '../protocol/types';
 import { freePort } from './fault-proxy';
 import { GatewayProcess } from './gateway-process';
 import { checkSessionHistory } from './history';
+import { readUntilEnded } from './reader';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-async function readToEnd(url: string, session: string, generations: number): Promise<ReadItem[]> {
-  const client = new SpoolClient({ url, reconnect: { initialDelayMs: 10, maxDelayMs: 200 } });
-  const sub = client.subscribe(session, { from: 0 });
-  const items: ReadItem[] = [];
-  let ends = 0;
-  for await (const item of sub) {
-    items.push(item);
-    if (item.type === 'gen.end' && ++ends === generations) break;
-  }
-  sub.close();
-  await client.close();
-  return items;
-}
 
 describe('gateway kill -9', () => {
   it('a producer streaming through SIGKILL and restart resumes, finishes, and nothing acked is lost or repeated', async () => {
@@ -63,7 +50,7 @@ describe('gateway kill -9', () => {
     expect(acked).toHaveLength(1);
     expect(acked[0]).toBeGreaterThanOrEqual(1000);
 
-    const items = await readToEnd(gateway.url, session, 1);
+    const items = await readUntilEnded(gateway.url, session, 1);
     const report = checkSessionHistory(items, { generations: 1, chunksPerGeneration: total });
     expect(report.violations).toEqual([]);
     expect(report.events).toBe(total + 2);
@@ -80,7 +67,7 @@ describe('gateway kill -9', () => {
     const producer = new SpoolClient({ url: gateway.url, reconnect: { initialDelayMs: 10, maxDelayMs: 200 } });
     cleanups.push(() => producer.close());
     const session = 'kill9-reader';
-    const reading = readToEnd(gateway.url, session, 2);
+    const reading = readUntilEnded(gateway.url, session, 2);
     const first = producer.generation(session, { id: 'before' });
     for (let i = 0; i < 500; i++) first.write(`a${i}`);
     await first.finish({ timeoutMs: 30_000 });

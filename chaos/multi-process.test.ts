@@ -10,6 +10,7 @@ import { startRedis, type RedisServer } from '../store/test-helpers/redis-server
 import { freePort } from './fault-proxy';
 import { GatewayProcess } from './gateway-process';
 import { checkSessionHistory, mulberry32 } from './history';
+import { readUntilEnded } from './reader';
 
 jest.setTimeout(120_000);
 
@@ -103,7 +104,7 @@ describe('many gateway processes on one Redis', () => {
     }
     await expect(genA.finish({ timeoutMs: 20_000 })).rejects.toMatchObject({ code: 'FENCED' });
     await genC.finish();
-    const items = await readAll(c.url, 'mp-takeover', 2);
+    const items = await readUntilEnded(c.url, 'mp-takeover', 2);
     const shape = items.map((i) => (i.type === 'gap' ? 'gap' : `${i.type}:${i.generationId}`));
     const fencedAt = shape.indexOf('gen.end:A');
     expect(shape[fencedAt + 1]).toBe('gen.start:C');
@@ -130,7 +131,7 @@ describe('many gateway processes on one Redis', () => {
     process.kill(a.pid as number, 'SIGCONT');
     // A wakes up, reads the stale frames and tries to store them: every one is fenced.
     await expect(genA.finish({ timeoutMs: 30_000 })).rejects.toMatchObject({ code: 'FENCED' });
-    const items = await readAll(c.url, session, 2);
+    const items = await readUntilEnded(c.url, session, 2);
     const chunksOfA = items.filter((i) => i.type === 'chunk' && i.generationId === 'A');
     expect(chunksOfA.length).toBe(durable.seq + 1);
     expect(chunksOfA.some((i) => i.type === 'chunk' && String(i.data).startsWith('late'))).toBe(false);
@@ -146,7 +147,7 @@ describe('many gateway processes on one Redis', () => {
     const gw = await startGateway({ port: 0, redis: server.url, logger: pino({ level: 'silent' }), storeRetryBudgetMs: 20_000 });
     cleanups.push(() => gw.close());
     const session = 'mp-restart';
-    const reading = readAll(gw.url, session, 1);
+    const reading = readUntilEnded(gw.url, session, 1);
     const gen = client(gw.url).generation(session, { id: 'g' });
     const total = 3000;
     for (let seq = 0; seq < total; seq++) {
@@ -159,17 +160,3 @@ describe('many gateway processes on one Redis', () => {
     expect(report.events).toBe(total + 2);
   });
 });
-
-async function readAll(url: string, session: string, generations: number): Promise<ReadItem[]> {
-  const reader = new SpoolClient({ url, reconnect: { initialDelayMs: 10, maxDelayMs: 200 } });
-  const sub = reader.subscribe(session, { from: 0 });
-  const items: ReadItem[] = [];
-  let ends = 0;
-  for await (const item of sub) {
-    items.push(item);
-    if (item.type === 'gen.end' && ++ends === generations) break;
-  }
-  sub.close();
-  await reader.close();
-  return items;
-}

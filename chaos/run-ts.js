@@ -5,18 +5,8 @@
  * A require hook compiles .ts with @swc/core, the compiler jest already uses. Chaos tests start
  * gateways through it so that they always run the source under test, never a stale dist/.
  */
-const fs = require('fs');
 const path = require('path');
-const { transformSync } = require('@swc/core');
-
-require.extensions['.ts'] = function compileTypeScript(module, filename) {
-  const { code } = transformSync(fs.readFileSync(filename, 'utf8'), {
-    filename,
-    jsc: { target: 'es2022', parser: { syntax: 'typescript' } },
-    module: { type: 'commonjs' },
-  });
-  module._compile(code, filename);
-};
+require('../store/test-helpers/register-ts');
 
 const entry = process.argv[2];
 if (!entry) {

@@ -9,18 +9,8 @@
  * It loads store/lmdb.ts directly: a small require hook compiles .ts files with @swc/core (the
  * compiler jest already uses), so the test needs no build step.
  */
-const fs = require('fs');
 const path = require('path');
-const { transformSync } = require('@swc/core');
-
-require.extensions['.ts'] = function compileTypeScript(module, filename) {
-  const { code } = transformSync(fs.readFileSync(filename, 'utf8'), {
-    filename,
-    jsc: { target: 'es2022', parser: { syntax: 'typescript' } },
-    module: { type: 'commonjs' },
-  });
-  module._compile(code, filename);
-};
+require('./register-ts');
 
 const { openLmdbStore } = require(path.join(__dirname, '..', 'lmdb.ts'));
 
