@@ -132,6 +132,8 @@ export class SessionActor implements FlushHandler<Op> {
   private closed = false;
   /** The queued sync op, if any: notices arriving meanwhile raise its target instead of queueing more. */
   private pendingSync: Extract<Op, { kind: 'sync' }> | null = null;
+  /** The last generation a refused chunk failed, so a finish arriving after its gen.end learns why. */
+  private lastFailure: { readonly id: string; readonly code: ErrorCode } | null = null;
   /** The highest head the store is known to have (own writes, notices, reads): never behind hot.head. */
   private storeHead: Offset = 0;
   /** Stops change notices; set while this actor has readers. */
@@ -658,6 +660,7 @@ export class SessionActor implements FlushHandler<Op> {
             gen.nextSeq = Math.min(gen.nextSeq, seq);
             if (!gen.failedCode) {
               gen.failedCode = 'SESSION_FULL';
+              this.lastFailure = { id: gen.id, code: 'SESSION_FULL' };
               if (gen.link) this.sendError(gen.link, 'SESSION_FULL', `session ${this.session} is full of critical events; chunk ${seq} refused`, gen.id);
               if (this.active === gen) this.endFromGateway(gen, 'error', 'SESSION_FULL: retention cannot make room');
             }
@@ -703,6 +706,19 @@ export class SessionActor implements FlushHandler<Op> {
   private applyEnd(op: Extract<Op, { kind: 'end' }>, r: AppendResult['results'][number]): void {
     const item = op.item;
     const gen = op.gen;
+    if (r.status === 'duplicate' && op.reply && r.endStatus !== undefined && r.endStatus !== item.status) {
+      // The generation already ended, otherwise than this finish asks: the finish failed (G6).
+      const details = { generation: item.generationId, status: r.endStatus, offset: r.offset };
+      const cause = r.endStatus === 'error' && this.lastFailure?.id === item.generationId ? this.lastFailure.code : null;
+      op.reply.reject(
+        r.endStatus === 'fenced'
+          ? new SpoolError('FENCED', `generation ${item.generationId} was displaced by a newer one`, details)
+          : cause
+            ? new SpoolError(cause, `generation ${item.generationId} failed: a chunk was refused with ${cause}`, details)
+            : new SpoolError('GENERATION_CLOSED', `generation ${item.generationId} already ended (${r.endStatus})`, details),
+      );
+      return;
+    }
     if (r.status === 'ok' || r.status === 'duplicate') {
       const status = r.status === 'duplicate' ? (r.endStatus ?? item.status) : item.status;
       if (gen && this.active === gen) {

@@ -215,6 +215,21 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
       expect(events).toContainEqual(expect.objectContaining({ name: 'generation.end', generation: 'A', status: 'fenced' }));
     });
 
+    it('a chunk refused for good (SESSION_FULL) ends the generation with gen.end error, and finish fails with that code', async () => {
+      // Critical events alone may hold 3 events: gen.start and two critical chunks fill it.
+      const gw = await gateway({ store: new MemoryStore({ retention: { maxEvents: 3, maxBytes: 1 << 20, criticalFactor: 1 } }) });
+      const c = await client(gw);
+      const { token } = await c.open('s', 'g');
+      c.send({ type: 'chunks', token, seq: 0, items: [{ priority: 3, data: 'a' }, { priority: 3, data: 'b' }] });
+      await c.next((f) => f.type === 'ack' && f['seq'] === 1);
+      c.send({ type: 'chunk', token, seq: 2, priority: 3, data: 'c' });
+      expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'SESSION_FULL', ref: 'g' });
+      c.send({ type: 'finish', id: 4, token, seq: 3 });
+      expect(await c.next((f) => f.id === 4)).toMatchObject({ type: 'error', code: 'SESSION_FULL' });
+      const ends = (await gw.store.read('s', 0, 10)).items.filter((e) => e.type === 'gen.end');
+      expect(ends).toEqual([expect.objectContaining({ generationId: 'g', status: 'error', seq: 2 })]);
+    });
+
     it('ends a generation whose producer went silent with gen.end timeout', async () => {
       const events: DomainEvent[] = [];
       const gw = await gateway({ generationIdleTimeoutMs: 150, telemetry: { emit: (e) => events.push(e) } });
