@@ -24,8 +24,6 @@ import type {
   FinishedFrame,
   OpenedFrame,
   Offset,
-  ReadItem,
-  ServerFrame,
   SessionEvent,
   SessionId,
   GenerationId,
@@ -34,8 +32,8 @@ import type { AppendResult, OpenResult, SessionStore, WriteItem } from '../store
 import type { GatewayConfig } from './config';
 import { Flusher, type FlushHandler, type FlusherOptions } from './flusher';
 import { HotBuffer } from './hot-buffer';
-import { assembleRead } from '../store/read';
 import type { Link } from './link';
+import { SessionReaders } from './readers';
 import { dataSize } from './size';
 import type { Metrics, TelemetrySink } from './telemetry';
 
@@ -94,18 +92,6 @@ type Op =
       ts: number;
     };
 
-type SubscriberState = 'catching-up' | 'live' | 'paused' | 'closed';
-
-interface Subscriber {
-  readonly link: Link;
-  offset: Offset;
-  state: SubscriberState;
-  /** `live` goes out once per subscription (PROTOCOL §9.2), not again after a pause. */
-  liveSent: boolean;
-  readonly startedAt: number;
-  readonly resumed: boolean;
-}
-
 export interface ActorDeps {
   readonly session: SessionId;
   /** Shared by every actor of a registry. */
@@ -117,15 +103,12 @@ export interface ActorDeps {
   readonly logger: Logger;
 }
 
-/** Events per `events` frame toward a reader. */
-const EVENTS_PER_FRAME = 256;
-
 export class SessionActor implements FlushHandler<Op> {
   readonly session: SessionId;
   private epoch = 0;
   private active: GenState | null = null;
   private hot!: HotBuffer;
-  private readonly subscribers = new Map<Link, Subscriber>();
+  private readonly readers: SessionReaders;
   private readonly flusher: Flusher<Op>;
   private idleTimer: NodeJS.Timeout | undefined;
   private lastUsed: number;
@@ -136,8 +119,6 @@ export class SessionActor implements FlushHandler<Op> {
   private lastFailure: { readonly id: string; readonly code: ErrorCode } | null = null;
   /** The highest head the store is known to have (own writes, notices, reads): never behind hot.head. */
   private storeHead: Offset = 0;
-  /** Stops change notices; set while this actor has readers. */
-  private unwatch: (() => void) | null = null;
   private idleWaiters: Array<() => void> | null = null;
 
   constructor(private readonly deps: ActorDeps) {
@@ -147,6 +128,19 @@ export class SessionActor implements FlushHandler<Op> {
     // The actor is its flusher's handler (methods, not per-actor closures): an idle session
     // costs little memory (DESIGN §8 memory_bytes_per_session).
     this.flusher = new Flusher<Op>(deps.flusherOptions, this);
+    this.readers = new SessionReaders({
+      session: deps.session,
+      store: deps.store,
+      config: deps.config,
+      metrics: deps.metrics,
+      telemetry: deps.telemetry,
+      logger: deps.logger,
+      hot: () => this.hot,
+      storeHead: () => this.storeHead,
+      noteStoreHead: (head) => this.noteStoreHead(head),
+      onNotice: (head) => this.onNotice(head),
+      closed: () => this.closed,
+    });
   }
 
   /** Loads the session's state from the store. Called once, before any other method. */
@@ -303,66 +297,17 @@ export class SessionActor implements FlushHandler<Op> {
   /** Starts delivery of everything after `from`; answers `subscribed` first. */
   subscribe(link: Link, from: Offset | 'start' | 'now', requestId: number | undefined): void {
     this.touch();
-    this.unsubscribe(link);
-    if (this.unwatch && (typeof from !== 'number' || from <= this.storeHead)) {
-      // Watching, and the offset is one this actor has heard of: no store round trip.
-      this.startSubscription(link, from, this.storeHead, requestId);
-      return;
-    }
-    // Not watching until now (no readers here), or the reader knows of an offset whose notice
-    // has not reached this process yet (it read it elsewhere): other processes may have written
-    // since this actor last looked. Watch first, so nothing after the look is missed, then ask
-    // the store before judging the offset.
-    this.unwatch ??= this.deps.store.watch(this.session, (notice) => this.onNotice(notice.head));
-    this.deps.store.meta(this.session).then(
-      (meta) => {
-        if (this.closed) return;
-        this.onNotice(meta.head);
-        this.startSubscription(link, from, this.storeHead, requestId);
-      },
-      (error: unknown) => {
-        this.deps.logger.warn({ session: this.session, err: String(error) }, 'store meta failed for a subscribe');
-        this.sendError(link, 'STORE_UNAVAILABLE', 'store unavailable; subscribe again from your offset', this.session, {}, requestId);
-        if (this.subscribers.size === 0) this.stopWatching();
-      },
-    );
+    this.readers.subscribe(link, from, requestId);
   }
 
-  private startSubscription(link: Link, from: Offset | 'start' | 'now', head: Offset, requestId: number | undefined): void {
-    const start = from === 'start' ? 0 : from === 'now' ? head : from;
-    if (start > head) {
-      this.sendError(link, 'OFFSET_OUT_OF_RANGE', `offset ${start} is past the session head ${head}`, this.session, {}, requestId);
-      if (this.subscribers.size === 0) this.stopWatching();
-      return;
-    }
-    const resumed = typeof from === 'number' && from > 0;
-    const sub: Subscriber = { link, offset: start, state: 'catching-up', liveSent: false, startedAt: this.deps.config.clock(), resumed };
-    this.subscribers.set(link, sub);
-    link.send({ type: 'subscribed', ...(requestId !== undefined ? { id: requestId } : {}), session: this.session, from: start, head });
-    if (resumed) {
-      this.deps.metrics.resumeAttempts.inc();
-      this.deps.telemetry.emit({ name: 'resume.attempt', session: this.session, from: start, connectionId: link.id });
-    }
-    this.catchUp(sub);
-  }
-
-  private stopWatching(): void {
-    this.unwatch?.();
-    this.unwatch = null;
-  }
-
+  /** Ends the link's subscription, if it has one. */
   unsubscribe(link: Link): boolean {
-    const sub = this.subscribers.get(link);
-    if (!sub) return false;
-    sub.state = 'closed';
-    this.subscribers.delete(link);
-    if (this.subscribers.size === 0) this.stopWatching();
-    return true;
+    return this.readers.unsubscribe(link);
   }
 
   /** The link's connection went away: drop its subscription and producer bindings. */
   detach(link: Link): void {
-    this.unsubscribe(link);
+    this.readers.unsubscribe(link);
     if (this.active?.link === link) this.active.link = null;
   }
 
@@ -372,7 +317,7 @@ export class SessionActor implements FlushHandler<Op> {
   evictable(now: number): boolean {
     return (
       !this.flusher.busy &&
-      this.subscribers.size === 0 &&
+      this.readers.size === 0 &&
       this.active === null &&
       now - this.lastUsed >= this.deps.config.sessionIdleMs
     );
@@ -391,9 +336,7 @@ export class SessionActor implements FlushHandler<Op> {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.flusher.close();
     this.giveUp(this.flusher.drainQueue(), new SpoolError('SHUTTING_DOWN', 'gateway is shutting down'));
-    for (const sub of this.subscribers.values()) sub.state = 'closed';
-    this.subscribers.clear();
-    this.stopWatching();
+    this.readers.close();
   }
 
   // ------------------------------------------------------------------ internals
@@ -778,20 +721,7 @@ export class SessionActor implements FlushHandler<Op> {
     this.hot.push(fresh, head, (e) => dataSize(e.data));
     if (removed) this.hot.remove(removed);
     if (head <= prevHead) return;
-    // Fan out from the batch itself, not the hot buffer: a batch larger than the buffer has
-    // already pushed its own front out of it.
-    let shared: ServerFrame[] | null = null;
-    for (const sub of this.subscribers.values()) {
-      if (sub.state !== 'live' || sub.offset >= head) continue;
-      if (sub.offset === prevHead) {
-        shared ??= this.framesFor(assembleRead(prevHead, fresh, head, true).items);
-        this.sendFrames(sub, shared, head);
-      } else {
-        // Not at the previous head (it read ahead from the store): bring it up the slow way.
-        sub.state = 'catching-up';
-        this.catchUp(sub);
-      }
-    }
+    this.readers.fanOut(prevHead, fresh, head);
   }
 
   private emitEnd(event: SessionEvent): void {
@@ -802,101 +732,6 @@ export class SessionActor implements FlushHandler<Op> {
       status: event.status ?? 'done',
       offset: event.offset,
     });
-  }
-
-  /** Groups read items into `events` and `gap` frames, in order. */
-  private framesFor(items: readonly ReadItem[]): ServerFrame[] {
-    const frames: ServerFrame[] = [];
-    let run: SessionEvent[] = [];
-    const flushRun = (): void => {
-      if (run.length) frames.push({ type: 'events', session: this.session, events: run });
-      run = [];
-    };
-    for (const item of items) {
-      if (item.type === 'gap') {
-        flushRun();
-        frames.push({ type: 'gap', session: this.session, from: item.from, to: item.to, reason: item.reason });
-      } else {
-        run.push(item);
-        if (run.length >= EVENTS_PER_FRAME) flushRun();
-      }
-    }
-    flushRun();
-    return frames;
-  }
-
-  /** Sends frames covering up to `through`; pauses a reader whose socket is backed up. */
-  private sendFrames(sub: Subscriber, frames: readonly ServerFrame[], through: Offset): void {
-    for (const frame of frames) sub.link.send(frame);
-    if (through > sub.offset) sub.offset = through;
-    if (sub.link.bufferedAmount() > this.deps.config.maxReaderBufferedBytes) this.pause(sub);
-  }
-
-  private pause(sub: Subscriber): void {
-    sub.state = 'paused';
-    this.deps.metrics.readerPauses.inc();
-    const timeoutMs = this.deps.config.slowReaderTimeoutMs;
-    // One timer per paused reader: a reader whose socket never drains is told to come back
-    // (SLOW_CONSUMER, retryable) instead of holding its buffer forever.
-    const timer =
-      timeoutMs > 0
-        ? setTimeout(() => {
-            if (sub.state !== 'paused') return;
-            this.unsubscribe(sub.link);
-            this.sendError(sub.link, 'SLOW_CONSUMER', `reader did not drain ${this.deps.config.maxReaderBufferedBytes} buffered bytes within ${timeoutMs} ms; resubscribe from your offset`, this.session);
-          }, timeoutMs)
-        : undefined;
-    timer?.unref();
-    sub.link.onceDrained(this.deps.config.maxReaderBufferedBytes / 2, () => {
-      clearTimeout(timer);
-      if (sub.state === 'paused') this.catchUp(sub);
-    });
-  }
-
-  /** Brings a reader from its offset to the head (store, then hot buffer), then marks it live. */
-  private catchUp(sub: Subscriber): void {
-    if (sub.state === 'closed' || this.closed) return;
-    // The hot buffer serves a reader only when it holds everything the store has; while a sync
-    // is pending (another process wrote), the reader reads the store.
-    if (sub.offset >= this.hot.floor && this.hot.head >= this.storeHead) {
-      this.goLive(sub, this.hot.readAfter(sub.offset), this.hot.head);
-      return;
-    }
-    sub.state = 'catching-up';
-    this.deps.store.read(this.session, sub.offset, this.deps.config.readPageEvents).then(
-      (page) => {
-        if (sub.state !== 'catching-up') return;
-        this.noteStoreHead(page.head);
-        const advanced = page.through > sub.offset;
-        if (!advanced || page.through >= page.head) {
-          // At the store's head: live from here; the pending sync brings later events.
-          this.goLive(sub, page.items, page.through);
-          return;
-        }
-        this.sendFrames(sub, this.framesFor(page.items), page.through);
-        if (sub.state === 'catching-up') this.catchUp(sub);
-      },
-      (error: unknown) => {
-        if (sub.state === 'closed') return;
-        this.deps.logger.warn({ session: this.session, err: String(error) }, 'store read failed for a reader');
-        this.unsubscribe(sub.link);
-        this.sendError(sub.link, 'STORE_UNAVAILABLE', 'store read failed; resubscribe from your offset', this.session);
-      },
-    );
-  }
-
-  /** Sends the last items of a catch-up and marks the reader live (`live` once per subscription). */
-  private goLive(sub: Subscriber, items: readonly ReadItem[], through: Offset): void {
-    sub.state = 'live';
-    this.sendFrames(sub, this.framesFor(items), through);
-    if (sub.liveSent) return;
-    sub.liveSent = true;
-    sub.link.send({ type: 'live', session: this.session, offset: sub.offset });
-    if (sub.resumed) {
-      const latencyMs = this.deps.config.clock() - sub.startedAt;
-      this.deps.metrics.resumeLatency.observe(latencyMs / 1000);
-      this.deps.telemetry.emit({ name: 'resume.live', session: this.session, offset: sub.offset, latencyMs, connectionId: sub.link.id });
-    }
   }
 
   /** @internal The store stayed down past the budget (or the actor closes): answer every op. */
@@ -931,10 +766,7 @@ export class SessionActor implements FlushHandler<Op> {
           // Live readers cannot be brought up to date: end their subscriptions so they resume
           // from their offsets once the store is back (never a silent skip).
           this.pendingSync = null;
-          for (const sub of [...this.subscribers.values()]) {
-            this.unsubscribe(sub.link);
-            this.sendError(sub.link, 'STORE_UNAVAILABLE', 'store read failed; resubscribe from your offset', this.session);
-          }
+          this.readers.failAll();
           break;
       }
     }
