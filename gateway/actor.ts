@@ -124,7 +124,6 @@ export class SessionActor implements FlushHandler<Op> {
   constructor(private readonly deps: ActorDeps) {
     this.session = deps.session;
     this.lastUsed = deps.config.clock();
-    const c = deps.config;
     // The actor is its flusher's handler (methods, not per-actor closures): an idle session
     // costs little memory (DESIGN §8 memory_bytes_per_session).
     this.flusher = new Flusher<Op>(deps.flusherOptions, this);
@@ -195,11 +194,16 @@ export class SessionActor implements FlushHandler<Op> {
       this.sendError(link, 'STORE_UNAVAILABLE', 'store unavailable; retry', gen.id);
       return;
     }
-    if (this.overCredit(gen, seq, items)) {
-      const credit = this.deps.config.credit;
-      this.sendError(link, 'FLOW_CONTROL', `generation ${gen.id} exceeded its credit (${credit.frames} chunks / ${credit.bytes} bytes unacknowledged)`, gen.id, { limit: credit.frames });
+    const credit = this.deps.config.credit;
+    // Credit (§7.6), chunks first: the gateway's count of unacked chunks never exceeds the
+    // producer's (acks leave here before they arrive there), so a producer that respects
+    // `welcome.credit` is never refused.
+    const fresh = seq + items.length - gen.nextSeq;
+    if (fresh > 0 && gen.nextSeq - 1 - gen.durableSeq + fresh > credit.frames) {
+      this.refuseOverCredit(link, gen);
       return;
     }
+    const byteLimit = credit.bytes + this.deps.config.limits.maxFrameBytes;
     gen.lastActivity = now;
     const watermark = this.deps.config.degradeWatermark;
     for (let i = 0; i < items.length; i++) {
@@ -220,38 +224,27 @@ export class SessionActor implements FlushHandler<Op> {
       const counted = s === gen.nextSeq;
       const size = dataSize(item.data);
       if (counted) {
+        // Bytes are checked per chunk, so each size is computed once; chunks of this frame
+        // already queued stay (they were within credit), and the connection closes.
+        if (gen.unackedBytes + size > byteLimit) {
+          this.refuseOverCredit(link, gen);
+          return;
+        }
         gen.nextSeq += 1;
         gen.unackedBytes += size;
       }
-      const write: WriteItem & { op: 'chunk' } = {
-        op: 'chunk',
-        generationId: gen.id,
-        epoch: gen.epoch,
-        seq: s,
-        priority: item.priority ?? 2,
-        ts: now,
-        data: item.data,
-        size,
-        ...(item.kind !== undefined ? { kind: item.kind } : {}),
-      };
+      const priority = item.priority ?? 2;
+      const write: WriteItem & { op: 'chunk' } =
+        item.kind === undefined
+          ? { op: 'chunk', generationId: gen.id, epoch: gen.epoch, seq: s, priority, ts: now, data: item.data, size }
+          : { op: 'chunk', generationId: gen.id, epoch: gen.epoch, seq: s, kind: item.kind, priority, ts: now, data: item.data, size };
       this.flusher.enqueue({ kind: 'chunk', item: write, gen, counted });
     }
   }
 
-  /**
-   * Whether accepting these chunks would put the generation past its credit. The gateway's count
-   * of unacked chunks never exceeds the producer's (acks leave here before they arrive there),
-   * so a producer that respects `welcome.credit` is never refused; §7.6 allows `bytes` plus one
-   * frame of slack for size estimates that differ.
-   */
-  private overCredit(gen: GenState, seq: number, items: readonly ChunkItem[]): boolean {
-    const fresh = seq + items.length - gen.nextSeq;
-    if (fresh <= 0) return false;
+  private refuseOverCredit(link: Link, gen: GenState): void {
     const credit = this.deps.config.credit;
-    if (gen.nextSeq - 1 - gen.durableSeq + fresh > credit.frames) return true;
-    let bytes = gen.unackedBytes;
-    for (let i = items.length - fresh; i < items.length; i++) bytes += dataSize((items[i] as ChunkItem).data);
-    return bytes > credit.bytes + this.deps.config.limits.maxFrameBytes;
+    this.sendError(link, 'FLOW_CONTROL', `generation ${gen.id} exceeded its credit (${credit.frames} chunks / ${credit.bytes} bytes unacknowledged)`, gen.id, { limit: credit.frames });
   }
 
   finish(link: Link, token: TokenParts, seq: number, status: 'done' | 'error' | 'aborted', error: string | undefined): Promise<FinishedFrame> {

@@ -51,7 +51,6 @@ const MISSING = Symbol('missing');
 
 const long = (n: number): string => 'x'.repeat(n);
 const BAD_ID = [MISSING, '', long(129), 'a/b', 'a b', 'é', 'a\n', '*', 'a\u0000', 1, null, true, [], {}];
-const BAD_OPTIONAL_ID = ['', long(129), 'a/b', 1, null, ['s']];
 const BAD_REQUEST_ID = [-1, 1.5, '1', null, true, 2 ** 53, NaN, Infinity, [1], {}];
 const BAD_SEQ = [MISSING, -1, 1.5, '0', null, NaN, Infinity, 2 ** 53, true, [0], {}];
 const BAD_TOKEN = [MISSING, '', long(513), 1, null, {}, ['t']];
