@@ -199,7 +199,9 @@ export class SessionActor implements FlushHandler<Op> {
     // producer's (acks leave here before they arrive there), so a producer that respects
     // `welcome.credit` is never refused.
     const fresh = seq + items.length - gen.nextSeq;
-    if (fresh > 0 && gen.nextSeq - 1 - gen.durableSeq + fresh > credit.frames) {
+    // Retransmissions are not counted by credit, so the session's queue bound also applies:
+    // without it a producer resending old seqs in a loop would grow the queue without limit (G8).
+    if ((fresh > 0 && gen.nextSeq - 1 - gen.durableSeq + fresh > credit.frames) || this.flusher.depth + items.length > this.deps.config.maxQueuedWrites) {
       this.refuseOverCredit(link, gen);
       return;
     }

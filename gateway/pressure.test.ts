@@ -85,6 +85,20 @@ describe('producer credit', () => {
   });
 });
 
+describe('retransmission floods', () => {
+  it('a producer resending old seqs in a loop cannot grow the session queue past maxQueuedWrites', async () => {
+    const { store } = gatedStore();
+    const gw = await gateway({ store, maxQueuedWrites: 50 });
+    const c = await client(gw);
+    const { token } = await c.open('s', 'g');
+    c.send({ type: 'chunk', token, seq: 0, data: 'first' });
+    // seq 0 again and again: duplicates, which credit does not count.
+    for (let i = 0; i < 100; i++) c.send({ type: 'chunk', token, seq: 0, data: 'first' });
+    expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'FLOW_CONTROL' });
+    expect(Number(/^spool_persistence_queue_depth (\d+)/m.exec(gw.metrics.render())?.[1])).toBeLessThanOrEqual(50);
+  });
+});
+
 describe('slow readers', () => {
   const chunk = 'y'.repeat(1000);
 
