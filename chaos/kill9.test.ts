@@ -18,16 +18,22 @@ afterEach(async () => {
 });
 
 
+/** A gateway in its own process on a fresh data dir and a fixed port (so it restarts there), and a producer client. */
+async function killableGateway(): Promise<{ gateway: GatewayProcess; producer: SpoolClient }> {
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-kill9-'));
+  cleanups.push(() => fs.rmSync(data, { recursive: true, force: true }));
+  const gateway = new GatewayProcess({ port: await freePort(), data });
+  cleanups.push(() => gateway.kill9());
+  await gateway.start();
+  const producer = new SpoolClient({ url: gateway.url, reconnect: { initialDelayMs: 10, maxDelayMs: 200 } });
+  cleanups.push(() => producer.close());
+  return { gateway, producer };
+}
+
 describe('gateway kill -9', () => {
   it('a producer streaming through SIGKILL and restart resumes, finishes, and nothing acked is lost or repeated', async () => {
-    const data = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-kill9-'));
-    cleanups.push(() => fs.rmSync(data, { recursive: true, force: true }));
-    const gateway = new GatewayProcess({ port: await freePort(), data });
-    cleanups.push(() => gateway.kill9());
-    await gateway.start();
+    const { gateway, producer } = await killableGateway();
 
-    const producer = new SpoolClient({ url: gateway.url, reconnect: { initialDelayMs: 10, maxDelayMs: 200 } });
-    cleanups.push(() => producer.close());
     const session = 'kill9';
     const total = 6000;
     const killAt = [1500, 4000];
@@ -59,13 +65,7 @@ describe('gateway kill -9', () => {
   });
 
   it('a reader following through SIGKILL and restart resumes from its offset with no repeats', async () => {
-    const data = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-kill9r-'));
-    cleanups.push(() => fs.rmSync(data, { recursive: true, force: true }));
-    const gateway = new GatewayProcess({ port: await freePort(), data });
-    cleanups.push(() => gateway.kill9());
-    await gateway.start();
-    const producer = new SpoolClient({ url: gateway.url, reconnect: { initialDelayMs: 10, maxDelayMs: 200 } });
-    cleanups.push(() => producer.close());
+    const { gateway, producer } = await killableGateway();
     const session = 'kill9-reader';
     const reading = readUntilEnded(gateway.url, session, 2);
     const first = producer.generation(session, { id: 'before' });
