@@ -4,6 +4,7 @@
 import pino from 'pino';
 import type WebSocket from 'ws';
 import { closeCodeOf } from '../protocol/errors';
+import type { ReadItem } from '../protocol/types';
 import { MemoryStore } from '../store/memory';
 import { startGateway, type Gateway, type GatewayOptions } from './index';
 import { RawClient, type AnyFrame } from './test-helpers/raw-client';
@@ -41,6 +42,19 @@ function gatedStore(): { store: MemoryStore; release: () => void } {
     },
   });
   return { store, release };
+}
+
+/** A session's whole log, page by page up to its head (however much a run wrote). */
+async function readLog(store: MemoryStore, session: string): Promise<ReadItem[]> {
+  const items: ReadItem[] = [];
+  let after = 0;
+  for (;;) {
+    const page = await store.read(session, after, 1000);
+    items.push(...page.items);
+    if (page.through >= page.head) return items;
+    if (page.through <= after) throw new Error(`read of ${session} after ${after} made no progress (head ${page.head})`);
+    after = page.through;
+  }
 }
 
 /** Stops reading from the socket at the TCP level, so the gateway's send buffer toward it fills. */
@@ -204,8 +218,23 @@ describe('degradation', () => {
 describe('idle timeout across processes', () => {
   it('a gateway whose producer moved to another gateway does not time the generation out while it is written elsewhere', async () => {
     const store = new MemoryStore();
-    const first = await gateway({ store, generationIdleTimeoutMs: 100 });
-    const second = await gateway({ store, generationIdleTimeoutMs: 100 });
+    // Both gateways read one clock that moves only when the test moves it: idleness is judged by
+    // it, so neither a fast run (no time passes) nor a stalled one (too much passes) decides.
+    let now = Date.now();
+    const clock = (): number => now;
+    // How the store answered the first gateway's idle-timeout ends.
+    const idleEnds: string[] = [];
+    const watched = Object.assign(Object.create(store) as MemoryStore, {
+      append: async (session: string, items: Parameters<MemoryStore['append']>[1]) => {
+        const result = await store.append(session, items);
+        items.forEach((item, i) => {
+          if (item.op === 'end' && item.status === 'timeout') idleEnds.push(result.results[i]?.status ?? 'missing');
+        });
+        return result;
+      },
+    });
+    const first = await gateway({ store: watched, clock, generationIdleTimeoutMs: 100 });
+    const second = await gateway({ store, clock, generationIdleTimeoutMs: 100 });
     const a = await client(first);
     const opened = await a.open('s', 'g');
     a.send({ type: 'chunk', token: opened['token'], seq: 0, data: 'on first' });
@@ -213,19 +242,24 @@ describe('idle timeout across processes', () => {
     a.ws.terminate();
     const b = await client(second);
     const { token } = await b.open('s', 'g', { resume: { token: opened['token'] } });
-    // Keep writing through the second gateway well past the first one's idle timeout.
-    const started = Date.now();
+    // Keep writing through the second gateway, the clock passing the idle timeout as it goes,
+    // until the first gateway's idle timeout has fired twice (each answered by the store), and
+    // no further than a count: every step moves the clock 60 ms, so each of the first gateway's
+    // checks finds 100 ms without activity there, while the second one hears a chunk every step.
     let seq = 1;
-    while (Date.now() - started < 500) {
+    while (idleEnds.length < 2 && seq <= 100_000) {
+      now += 60;
       b.send({ type: 'chunk', token, seq, data: `on second ${seq}` });
-      await b.next((f) => f.type === 'ack' || f.type === 'error');
+      if ((await b.next((f) => f.type === 'ack' || f.type === 'error', 20_000)).type === 'error') break;
       seq += 1;
     }
+    expect(idleEnds.slice(0, 2)).toEqual(['busy', 'busy']);
     expect(b.frames.filter((f) => f.type === 'error')).toEqual([]);
     b.send({ type: 'finish', id: 9, token, seq });
-    expect(await b.next((f) => f.id === 9)).toMatchObject({ type: 'finished', status: 'done' });
-    const ends = (await store.read('s', 0, 10_000)).items.filter((e) => e.type === 'gen.end');
-    expect(ends).toHaveLength(1);
+    expect(await b.next((f) => f.id === 9, 20_000)).toMatchObject({ type: 'finished', status: 'done' });
+    const log = await readLog(store, 's');
+    expect(log.filter((e) => e.type === 'chunk').map((e) => (e as AnyFrame)['seq'])).toEqual(Array.from({ length: seq }, (_, i) => i));
+    expect(log.filter((e) => e.type === 'gen.end').map((e) => (e as AnyFrame)['status'])).toEqual(['done']);
   });
 });
 
