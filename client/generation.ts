@@ -56,6 +56,7 @@ import {
   Emitter,
   jitteredDelay,
   log,
+  randomSecret,
   reasonText,
   wireText,
   type AbortSignalLike,
@@ -108,6 +109,8 @@ export class Generation {
   /** Created by the first `on()`: a generation nobody observes carries no listener state. */
   private events: Emitter<GenerationEvents> | undefined;
 
+  /** Proves a retried first open (its `opened` lost) comes from this producer (§7.1). */
+  private readonly secret = randomSecret();
   private retryTimer: Timer | undefined;
   private retryFailures = 0;
   private sendScheduled = false;
@@ -312,13 +315,15 @@ export class Generation {
   private sendOpen(): void {
     const base = { type: 'open' as const, session: this.session, generation: this.idValue };
     // A reconnect resumes with the token and never takes over again. An open that was never
-    // answered is the same request retried, so it keeps the takeover the caller asked for.
+    // answered is the same request retried: it repeats the secret (so the gateway knows it is
+    // this producer if the first one got through) and keeps the takeover the caller asked for.
+    const first = this.secret === undefined ? base : { ...base, secret: this.secret };
     const frame: ClientFrame =
       this.token !== undefined
         ? { ...base, resume: { token: this.token } }
         : this.takeover && !this.firstOpenAnswered
-          ? { ...base, takeover: true }
-          : base;
+          ? { ...first, takeover: true }
+          : first;
     this.connection.request(frame, {
       resolve: (reply) => this.onOpened(reply),
       reject: (error) => this.onOpenError(error),

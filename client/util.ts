@@ -99,6 +99,20 @@ export function randomId(): string {
   return id;
 }
 
+/**
+ * A producer secret for an open (PROTOCOL §7.1): 128 bits from the platform's CSPRNG, as 32 hex
+ * chars. Undefined where there is none (Math.random is guessable, and a guessable secret proves
+ * nothing): such a producer whose first `opened` is lost gets GENERATION_ACTIVE on its retry.
+ */
+export function randomSecret(): string | undefined {
+  const crypto = (globalThis as { crypto?: { getRandomValues?: (array: Uint8Array) => Uint8Array } }).crypto;
+  if (crypto?.getRandomValues === undefined) return undefined;
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let hex = '';
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, '0');
+  return hex;
+}
+
 /** UTF-8 byte length of a string without allocating (TextEncoder per write would). */
 export function utf8Length(text: string): number {
   let bytes = 0;

@@ -11,7 +11,9 @@
  *                                               │ ──idle timeout──────▶ gen.end timeout
  *                                               │ ──chunk refused full─▶ gen.end error
  *                                               └──open B + takeover──▶ gen.end fenced (by the store)
- *   A resumed open (same generation id) re-binds the producer's link and answers nextSeq.
+ *   A resumed open (same generation id, proved by the token's tag or the first open's secret)
+ *   re-binds the producer's link and answers nextSeq; an unproved one with takeover fences the
+ *   generation's writer (new epoch and token, same seqs); an unproved one without is refused.
  */
 import type { Logger } from 'pino';
 import { SpoolError, type ErrorCode, type ErrorDetails } from '../protocol/errors';
@@ -28,8 +30,9 @@ import type {
   SessionId,
   GenerationId,
 } from '../protocol/types';
-import type { AppendResult, OpenResult, SessionStore, WriteItem } from '../store/types';
+import type { AppendResult, OpenRequest, OpenResult, SessionStore, WriteItem } from '../store/types';
 import type { GatewayConfig } from './config';
+import { newTag, secretDigest } from './credentials';
 import { Flusher, type FlushHandler, type FlusherOptions } from './flusher';
 import { HotBuffer } from './hot-buffer';
 import type { Link } from './link';
@@ -84,13 +87,27 @@ type Op =
       readonly kind: 'open';
       readonly generationId: string;
       readonly takeover: boolean;
-      readonly resume: boolean;
+      /** The resume token's parts: a resume never creates a generation (§7.1). */
+      readonly resume: TokenParts | undefined;
+      /** Digest of the producer's secret, when the open carried one. */
+      readonly secret: string | undefined;
       readonly link: Link;
       readonly reply: Reply<OpenedFrame>;
       readonly requestId: number | undefined;
       /** Set when the store call is made: the activity time the store records for it. */
       ts: number;
+      /** Set when the store call is made: the tag of any epoch the open makes. */
+      tag: string;
     };
+
+/** How an open asks (PROTOCOL §7.1). */
+export interface OpenOptions {
+  readonly takeover: boolean;
+  /** The parsed `resume.token`. */
+  readonly resume?: TokenParts;
+  /** The producer's secret, as sent. */
+  readonly secret?: string;
+}
 
 export interface ActorDeps {
   readonly session: SessionId;
@@ -169,15 +186,30 @@ export class SessionActor implements FlushHandler<Op> {
   // ------------------------------------------------------------------ producers
 
   /**
-   * Opens a generation, or re-binds the producer of the active one. With `resume` (the token
-   * of an earlier open) it never creates a generation: a displaced one answers FENCED, an ended
-   * or unknown one GENERATION_CLOSED (with how it ended, when the store still remembers).
+   * Opens a generation, or re-binds the producer of the active one when the open proves it is
+   * that producer (the resume token's tag, or the secret of its first open). With `resume` it
+   * never creates a generation: a displaced one answers FENCED, an ended or unknown one
+   * GENERATION_CLOSED (with how it ended, when the store still remembers). An open of the active
+   * generation that proves nothing answers GENERATION_ACTIVE, unless it asks for `takeover`,
+   * which fences the generation's current writer and hands it a new token.
    */
-  open(link: Link, generationId: string, takeover: boolean, resume: boolean, requestId: number | undefined): Promise<OpenedFrame> {
+  open(link: Link, generationId: string, options: OpenOptions, requestId: number | undefined): Promise<OpenedFrame> {
     this.touch();
     return new Promise<OpenedFrame>((resolve, reject) => {
       if (this.rejectIfUnavailable(reject)) return;
-      this.flusher.enqueue({ kind: 'open', generationId, takeover: takeover && !resume, resume, link, reply: { resolve, reject }, requestId, ts: 0 });
+      const resume = options.resume;
+      this.flusher.enqueue({
+        kind: 'open',
+        generationId,
+        takeover: options.takeover && resume === undefined,
+        resume,
+        secret: options.secret === undefined ? undefined : secretDigest(options.secret),
+        link,
+        reply: { resolve, reject },
+        requestId,
+        ts: 0,
+        tag: '',
+      });
     });
   }
 
@@ -440,8 +472,15 @@ export class SessionActor implements FlushHandler<Op> {
     }
     if (first.kind === 'open') {
       first.ts = this.deps.config.clock();
-      const request = { generationId: first.generationId, takeover: first.takeover, ts: first.ts };
-      const result = await store.openGeneration(this.session, first.resume ? { ...request, resumeOnly: true } : request);
+      const request: OpenRequest = {
+        generationId: first.generationId,
+        takeover: first.takeover,
+        tag: (first.tag = newTag()),
+        ts: first.ts,
+        ...(first.resume ? { resumeOnly: true, resumeTag: first.resume.tag } : {}),
+        ...(first.secret !== undefined ? { secret: first.secret } : {}),
+      };
+      const result = await store.openGeneration(this.session, request);
       metrics.persistenceLatency.observe((performance.now() - started) / 1000);
       metrics.persistenceSuccess.inc();
       if (result.status === 'opened' && result.events[0]) await this.readUpTo(result.events[0].offset - 1);
@@ -507,13 +546,23 @@ export class SessionActor implements FlushHandler<Op> {
         this.active = gen;
         this.publish(result.events, result.trimmed, result.events.at(-1)?.offset ?? this.hot.head);
         this.armIdleTimer();
-        reply.resolve(this.opened(op, gen, false));
+        reply.resolve(this.opened(op, gen, op.tag, false));
         return;
       }
       case 'resumed': {
         let gen = this.active;
-        if (!gen || gen.id !== op.generationId) {
-          // Another process (or a restart) changed the active generation: adopt the store's view.
+        if (result.takeover || !gen || gen.id !== op.generationId || gen.epoch !== result.epoch) {
+          // A takeover of this generation's writer (new epoch: the displaced writer's queued
+          // chunks stay bound to the old state, are fenced by the store and answered on its
+          // link), or another process (or a restart) changed the active generation: adopt the
+          // store's view.
+          const displaced = gen !== null && gen.id === op.generationId ? gen : null;
+          if (displaced && result.takeover) {
+            displaced.ending = true;
+            if (displaced.link && displaced.link !== op.link) {
+              this.sendError(displaced.link, 'FENCED', `generation ${displaced.id} was taken over by another producer`, displaced.id, { epoch: result.epoch });
+            }
+          }
           gen = this.newGen(op.generationId, result.epoch, result.nextSeq - 1, result.startOffset);
           this.active = gen;
           this.epoch = Math.max(this.epoch, result.epoch);
@@ -523,10 +572,25 @@ export class SessionActor implements FlushHandler<Op> {
         gen.lastActivity = this.deps.config.clock();
         gen.knownWriteTs = Math.max(gen.knownWriteTs, op.ts);
         gen.nextSeq = Math.max(gen.nextSeq, result.nextSeq);
-        reply.resolve(this.opened(op, gen, true, result.nextSeq));
+        reply.resolve(this.opened(op, gen, result.tag, true, result.nextSeq));
         return;
       }
       case 'active':
+        if (result.activeId === op.generationId) {
+          // The generation is active, and this open did not prove it is its producer.
+          if (op.resume && op.resume.epoch < result.epoch) {
+            reply.reject(new SpoolError('FENCED', `generation ${op.generationId} was taken over by another producer`, { generation: op.generationId, epoch: result.epoch }));
+            return;
+          }
+          reply.reject(
+            new SpoolError(
+              'GENERATION_ACTIVE',
+              `generation ${op.generationId} is active and this open does not prove it is its producer: resume with its token, repeat the secret of its first open, or open with takeover`,
+              { generation: result.activeId, epoch: result.epoch },
+            ),
+          );
+          return;
+        }
         reply.reject(new SpoolError('GENERATION_ACTIVE', `generation ${result.activeId} is active in session ${this.session}; open with takeover to displace it`, { generation: result.activeId, epoch: result.epoch }));
         return;
       case 'unknown':
@@ -551,13 +615,13 @@ export class SessionActor implements FlushHandler<Op> {
     }
   }
 
-  private opened(op: Extract<Op, { kind: 'open' }>, gen: GenState, resumed: boolean, nextSeq = gen.nextSeq): OpenedFrame {
+  private opened(op: Extract<Op, { kind: 'open' }>, gen: GenState, tag: string, resumed: boolean, nextSeq = gen.nextSeq): OpenedFrame {
     return {
       type: 'opened',
       ...(op.requestId !== undefined ? { id: op.requestId } : {}),
       session: this.session,
       generation: gen.id as GenerationId,
-      token: encodeToken({ epoch: gen.epoch, session: this.session, generation: gen.id as GenerationId }),
+      token: encodeToken({ epoch: gen.epoch, session: this.session, generation: gen.id as GenerationId, tag }),
       nextSeq,
       offset: gen.startOffset,
       resumed,

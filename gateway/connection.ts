@@ -160,15 +160,22 @@ export class Connection implements Link, SocketHandlers {
         return;
       case 'open': {
         const { session, generation, id } = frame;
+        let resume: TokenParts | undefined;
         if (frame.resume) {
-          const parts = parseToken(frame.resume.token);
-          if (!parts || parts.session !== session || parts.generation !== generation) {
+          resume = parseToken(frame.resume.token);
+          if (!resume || resume.session !== session || resume.generation !== generation) {
             throw new SpoolError('BAD_FRAME', 'resume.token does not belong to this session and generation');
           }
         }
+        const options = {
+          takeover: frame.takeover === true,
+          ...(resume ? { resume } : {}),
+          ...(frame.secret !== undefined ? { secret: frame.secret } : {}),
+        };
         this.onActor(session, id, async (actor) => {
-          const opened = await actor.open(this, generation, frame.takeover === true, frame.resume !== undefined, id);
-          this.channels.set(opened.token, { epoch: parseToken(opened.token)?.epoch ?? 0, session, generation });
+          const opened = await actor.open(this, generation, options, id);
+          const parts = parseToken(opened.token);
+          if (parts) this.channels.set(opened.token, parts);
           this.send(opened);
         });
         return;

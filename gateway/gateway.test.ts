@@ -183,7 +183,7 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
       const a = await c.open('s', 'A');
       await c.open('s', 'B', { takeover: true });
       expect(await c.open('s', 'A', { resume: { token: a['token'] } })).toMatchObject({ type: 'error', code: 'FENCED', details: { status: 'fenced' } });
-      expect(await c.open('t', 'ghost', { resume: { token: 'v1/3/t/ghost' } })).toMatchObject({ type: 'error', code: 'GENERATION_CLOSED' });
+      expect(await c.open('t', 'ghost', { resume: { token: 'v1/3/t/ghost/AAAAAAAAAAAAAAAAAAAAAA' } })).toMatchObject({ type: 'error', code: 'GENERATION_CLOSED' });
       expect((await gw.store.meta('t')).head).toBe(0);
     });
 
@@ -243,6 +243,87 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
       const end = await r.next((f) => f.type === 'events' && f['events'].some((e: AnyFrame) => e.type === 'gen.end'));
       expect(end['events'].find((e: AnyFrame) => e.type === 'gen.end')).toMatchObject({ generationId: 'g', status: 'timeout', seq: 1 });
       expect(events).toContainEqual(expect.objectContaining({ name: 'generation.end', status: 'timeout' }));
+    });
+  });
+
+  describe('a second client (PROTOCOL §7.1)', () => {
+    const stored = async (gw: Gateway, session: string) => (await gw.store.read(session, 0, 1000)).items as AnyFrame[];
+
+    it('naming an active generation without proof is refused GENERATION_ACTIVE; nothing of it is stored and the producer\'s acks stay true', async () => {
+      const gw = await gateway();
+      const a = await client(gw);
+      const opened = await a.open('s', 'g', { secret: 'producer-a-secret-0001' });
+      a.send({ type: 'chunks', token: opened['token'], seq: 0, items: [{ data: 'a0' }, { data: 'a1' }, { data: 'a2' }] });
+      await a.next((f) => f.type === 'ack' && f['seq'] === 2);
+
+      const b = await client(gw);
+      // No token, a secret of its own, a token forged from what readers and errors show, a takeover-less resume.
+      const bare = await b.open('s', 'g');
+      expect(bare).toMatchObject({ type: 'error', code: 'GENERATION_ACTIVE', details: { generation: 'g', epoch: 1 } });
+      expect(await b.open('s', 'g', { secret: 'someone-elses-secret-01' })).toMatchObject({ type: 'error', code: 'GENERATION_ACTIVE' });
+      const forged = `v1/1/s/g/${'A'.repeat(22)}`;
+      expect(await b.open('s', 'g', { resume: { token: forged } })).toMatchObject({ type: 'error', code: 'GENERATION_ACTIVE' });
+      b.send({ type: 'chunk', token: forged, seq: 3, data: 'intruder' });
+      expect(await b.next(isError('BAD_FRAME'))).toMatchObject({ code: 'BAD_FRAME' });
+
+      a.send({ type: 'chunk', token: opened['token'], seq: 3, data: 'a3' });
+      const ack = await a.next((f) => f.type === 'ack' && f['seq'] === 3);
+      const log = await stored(gw, 's');
+      expect(log.find((e) => e['offset'] === ack['offset'])).toMatchObject({ type: 'chunk', seq: 3, data: 'a3' });
+      expect(log.map((e) => e['data']).filter((d) => d !== undefined)).toEqual(['a0', 'a1', 'a2', 'a3']);
+    });
+
+    it('a retried first open whose opened was lost resumes by repeating the secret of the first open', async () => {
+      const gw = await gateway();
+      const first = await client(gw);
+      const opened = await first.open('s', 'g', { secret: 'producer-secret-000001' });
+      first.send({ type: 'chunk', token: opened['token'], seq: 0, data: 'x' });
+      await first.next((f) => f.type === 'ack');
+      first.ws.terminate();
+      const retry = await client(gw);
+      expect(await retry.open('s', 'g', { secret: 'producer-secret-000001' })).toMatchObject({ type: 'opened', resumed: true, nextSeq: 1, token: opened['token'] });
+      expect((await stored(gw, 's')).map((e) => e['type'])).toEqual(['gen.start', 'chunk']);
+    });
+
+    it('takeover of the active generation fences its writer, hands out a new token and continues its seqs', async () => {
+      const gw = await gateway();
+      const a = await client(gw);
+      const openedA = await a.open('s', 'g');
+      a.send({ type: 'chunks', token: openedA['token'], seq: 0, items: [{ data: 'a0' }, { data: 'a1' }] });
+      await a.next((f) => f.type === 'ack' && f['seq'] === 1);
+
+      const b = await client(gw);
+      const openedB = await b.open('s', 'g', { takeover: true });
+      expect(openedB).toMatchObject({ type: 'opened', resumed: true, nextSeq: 2, offset: 1 });
+      expect(openedB['token']).not.toBe(openedA['token']);
+      expect(await a.next(isError('FENCED'))).toMatchObject({ ref: 'g', details: { epoch: 2 } });
+
+      a.send({ type: 'chunk', token: openedA['token'], seq: 2, data: 'stale' });
+      expect(await a.next(isError('FENCED'))).toMatchObject({ ref: 'g' });
+      expect(await a.open('s', 'g', { resume: { token: openedA['token'] } })).toMatchObject({ type: 'error', code: 'FENCED' });
+
+      b.send({ type: 'chunk', token: openedB['token'], seq: 2, data: 'b2' });
+      await b.next((f) => f.type === 'ack' && f['seq'] === 2);
+      b.send({ type: 'finish', id: 9, token: openedB['token'], seq: 3 });
+      await b.next((f) => f.id === 9 && f.type === 'finished');
+      expect((await stored(gw, 's')).map((e) => [e['type'], e['data'] ?? e['status'] ?? null])).toEqual([
+        ['gen.start', null],
+        ['chunk', 'a0'],
+        ['chunk', 'a1'],
+        ['chunk', 'b2'],
+        ['gen.end', 'done'],
+      ]);
+    });
+
+    it('a retransmitted seq is answered with the original offset and the first content stays, whatever the resend holds', async () => {
+      const gw = await gateway();
+      const c = await client(gw);
+      const { token } = await c.open('s', 'g');
+      c.send({ type: 'chunk', token, seq: 0, data: 'first' });
+      const ack = await c.next((f) => f.type === 'ack');
+      c.send({ type: 'chunk', token, seq: 0, data: 'different bytes' });
+      expect(await c.next((f) => f.type === 'ack')).toMatchObject({ seq: 0, offset: ack['offset'] });
+      expect((await stored(gw, 's')).map((e) => e['data'])).toEqual([undefined, 'first']);
     });
   });
 

@@ -148,7 +148,7 @@ export async function runRawBaseline(options: { readonly name?: string; readonly
     const names = Array.from({ length: sessions }, (_, i) => `raw-${i}`);
     const epochs = new Map<string, number>();
     for (const session of names) {
-      const opened = await store.openGeneration(session, { generationId: 'g', takeover: false, ts: Date.now() });
+      const opened = await store.openGeneration(session, { generationId: 'g', takeover: false, tag: 'perf-baseline-tag-0000', ts: Date.now() });
       if (opened.status !== 'opened') throw new Error(`raw baseline: openGeneration answered ${opened.status}`);
       epochs.set(session, opened.epoch);
     }

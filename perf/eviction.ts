@@ -99,7 +99,7 @@ interface Appending {
 
 /** Opens a generation in `session` and fills it to `retained` events (untimed). */
 async function fill(store: SessionStore, session: string, retained: number, problems: string[]): Promise<Appending> {
-  const opened = await store.openGeneration(session, { generationId: 'g', takeover: false, ts: Date.now() });
+  const opened = await store.openGeneration(session, { generationId: 'g', takeover: false, tag: 'perf-baseline-tag-0000', ts: Date.now() });
   if (opened.status !== 'opened') throw new Error(`${session}: openGeneration answered ${opened.status}`);
   const target: Appending = { store, session, epoch: opened.epoch, seq: 0 };
   // gen.start is event 1: N − 1 chunks make N retained events.

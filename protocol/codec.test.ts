@@ -23,7 +23,7 @@ import { validateClientFrame } from './validate';
 const PROTOCOLS: readonly Subprotocol[] = [SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON];
 const S = 'chat-1' as SessionId;
 const G = 'gen.42' as GenerationId;
-const TOKEN = encodeToken({ epoch: 3, session: S, generation: G });
+const TOKEN = encodeToken({ epoch: 3, session: S, generation: G, tag: 'AAAAAAAAAAAAAAAAAAAAAA' });
 
 /** A sample of every client frame type, with every optional field set. */
 const CLIENT_FRAMES: readonly ClientFrame[] = [
@@ -239,7 +239,7 @@ describe('garbage is BAD_FRAME', () => {
       expect(encoded[encoded.length - 1]).toBe(0x00);
       return Uint8Array.from([...encoded.subarray(0, -1), ...float32]);
     };
-    expect(ArrayBuffer.isView((decodeFrame(withRawLast({ data: 0 }), SUBPROTOCOL_MSGPACK) as { data: unknown }).data)).toBe(true);
+    expectBadFrame(() => decodeFrame(withRawLast({ data: 0 }), SUBPROTOCOL_MSGPACK)); // msgpackr alone would give a Float32Array
     expectBadFrame(() => receive(withRawLast({ type: 'chunk', token: TOKEN, seq: 0, data: 0 }), SUBPROTOCOL_MSGPACK));
     expectBadFrame(() => receive(withRawLast({ type: 'chunks', token: TOKEN, seq: 0, items: [{ data: 'ok' }, { data: 0 }] }), SUBPROTOCOL_MSGPACK));
     expectBadFrame(() => receive(withRawLast({ type: 'append', session: S, key: 'k', kind: 'user', data: 0 }), SUBPROTOCOL_MSGPACK));
@@ -269,8 +269,8 @@ describe('garbage is BAD_FRAME', () => {
 
 const idArb = fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/);
 const tokenArb = fc
-  .record({ epoch: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), session: idArb, generation: idArb })
-  .map((parts) => encodeToken(parts as { epoch: number; session: SessionId; generation: GenerationId }));
+  .record({ epoch: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), session: idArb, generation: idArb, tag: fc.stringMatching(/^[A-Za-z0-9_-]{16,64}$/) })
+  .map((parts) => encodeToken(parts as { epoch: number; session: SessionId; generation: GenerationId; tag: string }));
 const seqArb = fc.nat({ max: 2 ** 40 });
 const requestIdArb = fc.nat();
 const priorityArb = fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const);

@@ -110,6 +110,12 @@ export interface OpenFrame {
   readonly generation: GenerationId;
   readonly resume?: { readonly token: string };
   readonly takeover?: boolean;
+  /**
+   * A secret the producer drew for this generation (16–128 chars of base64url). Sent with the
+   * first open and repeated by a retry of it whose `opened` was lost, it proves the retry comes
+   * from the same producer (PROTOCOL §7.1). The gateway keeps only a digest of it.
+   */
+  readonly secret?: string;
 }
 export interface ChunkFrame {
   readonly type: 'chunk';

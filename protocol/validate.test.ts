@@ -20,7 +20,7 @@ import { encodeToken, parseToken } from './token';
 import { END_STATUSES, type EndStatus, type GenerationId, type SessionId } from './types';
 import { portableData, rawRequestId, validateClientFrame } from './validate';
 
-const TOKEN = encodeToken({ epoch: 1, session: 's' as SessionId, generation: 'g' as GenerationId });
+const TOKEN = encodeToken({ epoch: 1, session: 's' as SessionId, generation: 'g' as GenerationId, tag: 'AAAAAAAAAAAAAAAAAAAAAA' });
 
 function validate(raw: unknown, limits: ProtocolLimits = DEFAULT_LIMITS): unknown {
   return validateClientFrame(raw, limits);
@@ -88,7 +88,7 @@ const VALID: Record<string, { min: Record<string, unknown>; full: Record<string,
   hello: { min: { type: 'hello', protocol: 1 }, full: { type: 'hello', id: 0, protocol: 1, token: 't', client: 'app/1' } },
   open: {
     min: { type: 'open', session: 's', generation: 'g' },
-    full: { type: 'open', id: 1, session: 's', generation: 'g', resume: { token: TOKEN }, takeover: false },
+    full: { type: 'open', id: 1, session: 's', generation: 'g', resume: { token: TOKEN }, takeover: false, secret: 'Zm9vYmFyYmF6cXV4LXNlY3JldA' },
   },
   chunk: {
     min: { type: 'chunk', token: TOKEN, seq: 0, data: 'x' },
@@ -205,6 +205,7 @@ const INVALID_FIELDS: Record<string, Record<string, readonly unknown[]>> = {
     generation: BAD_ID,
     resume: ['x', null, [], {}, { token: 1 }, { token: '' }, { token: long(513) }, { token: null }, new Uint8Array(1)],
     takeover: ['true', 1, 0, null, []],
+    secret: ['', 'short', 'x'.repeat(15), 'x'.repeat(129), 'sixteen chars ok', 'abcdefghijklmnop+', 1, null, {}],
   },
   chunk: {
     token: BAD_TOKEN,
@@ -344,12 +345,13 @@ describe('rawRequestId', () => {
 
 describe('generation tokens', () => {
   const idArb = fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/);
-  const partsArb = fc.record({ epoch: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), session: idArb, generation: idArb });
+  const tagArb = fc.stringMatching(/^[A-Za-z0-9_-]{16,64}$/);
+  const partsArb = fc.record({ epoch: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), session: idArb, generation: idArb, tag: tagArb });
 
   test('parse(encode(parts)) gives the parts back, and the token fits the 512-char token field', () => {
     fc.assert(
       fc.property(partsArb, (parts) => {
-        const token = encodeToken(parts as { epoch: number; session: SessionId; generation: GenerationId });
+        const token = encodeToken(parts as { epoch: number; session: SessionId; generation: GenerationId; tag: string });
         expect(parseToken(token)).toEqual(parts);
         expect(token.length).toBeLessThanOrEqual(512);
       }),
@@ -360,8 +362,9 @@ describe('generation tokens', () => {
   test('a token that parses re-encodes to exactly itself (one spelling per token)', () => {
     const near = fc.oneof(
       fc.string({ unit: 'binary' }),
-      fc.tuple(fc.constantFrom('v1', 'v2', 'V1', ''), fc.string(), idArb, idArb).map((f) => f.join('/')),
-      fc.tuple(fc.string({ unit: fc.constantFrom('0', '1', '9', ' ', '+', '-', '.', 'e', 'x') }), idArb, idArb).map(([e, s, g]) => `v1/${e}/${s}/${g}`),
+      fc.tuple(fc.constantFrom('v1', 'v2', 'V1', ''), fc.string(), idArb, idArb, tagArb).map((f) => f.join('/')),
+      fc.tuple(fc.string({ unit: fc.constantFrom('0', '1', '9', ' ', '+', '-', '.', 'e', 'x') }), idArb, idArb, tagArb).map(([e, s, g, t]) => `v1/${e}/${s}/${g}/${t}`),
+      fc.tuple(idArb, idArb, fc.string()).map(([s, g, t]) => `v1/1/${s}/${g}/${t}`),
     );
     fc.assert(
       fc.property(near, (token) => {
@@ -376,36 +379,41 @@ describe('generation tokens', () => {
     '',
     'v1',
     'v1/1/s',
-    'v1/1/s/g/x',
-    'v2/1/s/g',
-    'V1/1/s/g',
-    '/1/s/g',
-    'v1//s/g',
-    'v1/0/s/g',
-    'v1/-1/s/g',
-    'v1/01/s/g',
-    'v1/1.0/s/g',
-    'v1/1e3/s/g',
-    'v1/0x1/s/g',
-    'v1/ 1/s/g',
-    'v1/1 /s/g',
-    'v1/+1/s/g',
-    'v1/abc/s/g',
-    'v1/Infinity/s/g',
-    'v1/9007199254740992/s/g',
-    'v1/99999999999999999999/s/g',
-    'v1/1//g',
-    'v1/1/s/',
-    'v1/1/s b/g',
-    'v1/1/s/g\n',
-    `v1/1/${long(129)}/g`,
-    `v1/1/s/${long(129)}`,
+    'v1/1/s/g',
+    'v1/1/s/g/',
+    'v1/1/s/g/short',
+    'v1/1/s/g/AAAAAAAAAAAAAAAAAAAAA+',
+    `v1/1/s/g/${'A'.repeat(65)}`,
+    'v1/1/s/g/AAAAAAAAAAAAAAAAAAAAAA/x',
+    'v2/1/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'V1/1/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    '/1/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1//s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/0/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/-1/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/01/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/1.0/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/1e3/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/0x1/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/ 1/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/1 /s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/+1/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/abc/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/Infinity/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/9007199254740992/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/99999999999999999999/s/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/1//g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/1/s//AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/1/s b/g/AAAAAAAAAAAAAAAAAAAAAA',
+    'v1/1/s/g/AAAAAAAAAAAAAAAAAAAAAA\n',
+    `v1/1/${long(129)}/g/AAAAAAAAAAAAAAAAAAAAAA`,
+    `v1/1/s/${long(129)}/AAAAAAAAAAAAAAAAAAAAAA`,
   ])('malformed token %j is refused', (token) => {
     expect(parseToken(token)).toBeUndefined();
   });
 
   test('the largest safe epoch is accepted', () => {
-    expect(parseToken(`v1/${Number.MAX_SAFE_INTEGER}/s/g`)).toEqual({ epoch: Number.MAX_SAFE_INTEGER, session: 's', generation: 'g' });
+    expect(parseToken(`v1/${Number.MAX_SAFE_INTEGER}/s/g/${'A'.repeat(22)}`)).toEqual({ epoch: Number.MAX_SAFE_INTEGER, session: 's', generation: 'g', tag: 'A'.repeat(22) });
   });
 });
 

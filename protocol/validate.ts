@@ -60,6 +60,9 @@ function priority(frame: Obj, field = 'priority'): Priority | undefined {
   return value;
 }
 
+/** An open's producer secret: long enough to be unguessable when drawn at random (§7.1). */
+const SECRET_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
+
 function token(frame: Obj): string {
   const value = frame['token'];
   if (typeof value !== 'string' || value.length === 0 || value.length > 512) bad('token must be the string returned by opened');
@@ -163,9 +166,11 @@ const decoders: { [T in ClientFrameType]: (frame: Obj, limits: ProtocolLimits) =
     }
     const takeover = frame['takeover'];
     if (takeover !== undefined && typeof takeover !== 'boolean') bad('takeover must be a boolean');
+    const secret = frame['secret'];
+    if (secret !== undefined && (typeof secret !== 'string' || !SECRET_PATTERN.test(secret))) bad('secret must be 16-128 chars of [A-Za-z0-9_-]');
     return withOptional(
       { type: 'open', session: id(frame, 'session') as SessionId, generation: id(frame, 'generation') as GenerationId },
-      { id: requestId(frame), resume: resumeToken, takeover },
+      { id: requestId(frame), resume: resumeToken, takeover, secret },
     );
   },
   chunk(frame, limits) {

@@ -12,8 +12,11 @@
  *   (none) ──────────────────────────▶ active ──end(seq = chunk count)──▶ ended (gen.end status)
  *                                        │  ▲
  *                       open same id ────┘  │ chunk seq = lastSeq+1
- *                       (resumed:           │ (stored, or dropped: seq consumed, nothing stored)
- *                        lastWriteTs only)  │
+ *                       proved (token tag   │ (stored, or dropped: seq consumed, nothing stored)
+ *                       or secret): resumed,│
+ *                       lastWriteTs only;   │
+ *                       unproved + takeover:│ epoch+1, new tag (old writer fenced), no event;
+ *                       unproved: `active`  │
  *                                        │ open other id + takeover
  *                                        └──────────────────────────────▶ ended (gen.end fenced)
  *
@@ -52,6 +55,10 @@ export interface ActiveRecord {
   lastSeq: number;
   startOffset: Offset;
   lastWriteTs: number;
+  /** The tag of the current epoch's token: a resume must present it (PROTOCOL §7.1). */
+  tag: string;
+  /** Digest of the producer's secret ('' when its open carried none). */
+  secret: string;
 }
 
 /** A session's persisted bookkeeping. `count`/`bytes` include the critical share. */
@@ -125,7 +132,8 @@ export function publicMeta(meta: MetaRecord | undefined): SessionMeta {
   return {
     epoch: meta.epoch,
     head: meta.head,
-    active: meta.active === null ? null : { ...meta.active },
+    // Tag and secret digest stay inside the store: they are the producer's credentials.
+    active: meta.active === null ? null : { id: meta.active.id, epoch: meta.active.epoch, lastSeq: meta.active.lastSeq, startOffset: meta.active.startOffset, lastWriteTs: meta.active.lastWriteTs },
     count: meta.count,
     bytes: meta.bytes,
   };
@@ -227,6 +235,16 @@ class Operation {
   }
 }
 
+/**
+ * True when an open of the active generation comes from its producer: it presents the tag of the
+ * current epoch's token, or repeats the secret of the generation's first open. An empty tag or
+ * secret never matches (a generation opened without a secret cannot be resumed by one).
+ */
+function provesProducer(active: ActiveRecord, request: OpenRequest): boolean {
+  if (request.resumeTag !== undefined && request.resumeTag !== '' && request.resumeTag === active.tag) return true;
+  return request.secret !== undefined && request.secret !== '' && request.secret === active.secret;
+}
+
 /** `SessionStore.openGeneration` against one session view. */
 export function applyOpen(tx: SessionTx, request: OpenRequest, options: StoreOptions): OpenResult {
   const previous = tx.readMeta();
@@ -235,15 +253,31 @@ export function applyOpen(tx: SessionTx, request: OpenRequest, options: StoreOpt
   const current = meta.active;
 
   if (current !== null && current.id === request.generationId) {
-    // A re-open is activity (§7.8): every process's idle timeout must see it. Only the active
-    // generation's lastWriteTs moves (one meta write, and none when it would not rise); the
-    // session's own lastWriteTs (its TTL) stays, as nothing was stored.
-    if (request.ts > current.lastWriteTs) {
-      current.lastWriteTs = request.ts;
-      op.touch();
-      op.commit();
+    if (provesProducer(current, request)) {
+      // A re-open is activity (§7.8): every process's idle timeout must see it. Only the active
+      // generation's lastWriteTs moves (one meta write, and none when it would not rise); the
+      // session's own lastWriteTs (its TTL) stays, as nothing was stored.
+      if (request.ts > current.lastWriteTs) {
+        current.lastWriteTs = request.ts;
+        op.touch();
+        op.commit();
+      }
+      return { status: 'resumed', epoch: current.epoch, tag: current.tag, nextSeq: current.lastSeq + 1, startOffset: current.startOffset, takeover: false };
     }
-    return { status: 'resumed', epoch: current.epoch, nextSeq: current.lastSeq + 1, startOffset: current.startOffset };
+    if (!request.takeover || request.resumeOnly === true) return { status: 'active', activeId: current.id, epoch: meta.epoch };
+    // Takeover of the active generation's writer: a new epoch and tag fence whoever held the old
+    // token; the generation, its seqs and its log stay as they are (no event is stored).
+    meta.epoch += 1;
+    current.epoch = meta.epoch;
+    current.tag = request.tag;
+    current.secret = request.secret ?? '';
+    current.lastWriteTs = Math.max(current.lastWriteTs, request.ts);
+    // The new epoch is durable state: it refreshes the session's TTL like a dropped chunk does
+    // (the Redis store refreshes every key's TTL on it too).
+    meta.lastWriteTs = Math.max(meta.lastWriteTs, request.ts);
+    op.touch();
+    op.commit();
+    return { status: 'resumed', epoch: current.epoch, tag: current.tag, nextSeq: current.lastSeq + 1, startOffset: current.startOffset, takeover: true };
   }
   const ended = tx.endedRecord(request.generationId);
   if (ended !== undefined) return { status: 'closed', endStatus: ended.endStatus, endOffset: ended.endOffset };
@@ -259,7 +293,7 @@ export function applyOpen(tx: SessionTx, request: OpenRequest, options: StoreOpt
     fenced = current.id;
   }
   const startOffset = op.store({ type: 'gen.start', generationId: request.generationId, priority: CRITICAL, ts: request.ts }, 0);
-  meta.active = { id: request.generationId, epoch: meta.epoch, lastSeq: -1, startOffset, lastWriteTs: request.ts };
+  meta.active = { id: request.generationId, epoch: meta.epoch, lastSeq: -1, startOffset, lastWriteTs: request.ts, tag: request.tag, secret: request.secret ?? '' };
   op.retain();
   op.commit();
   return { status: 'opened', epoch: meta.epoch, nextSeq: 0, startOffset, events: op.events, trimmed: op.trimmed, fenced };

@@ -5,7 +5,7 @@ import path from 'path';
 import { open } from 'lmdb';
 import type { SessionEvent } from '../protocol/types';
 import { openLmdbStore, type LmdbStoreOptions } from './lmdb';
-import { chunk, dropped, end, keyed, readAll, runStoreConformance } from './store.conformance';
+import { chunk, dropped, end, keyed, readAll, runStoreConformance, TAG } from './store.conformance';
 import { DEFAULT_STORE_OPTIONS } from './types';
 
 const T0 = 1_700_000_000_000;
@@ -52,9 +52,9 @@ describe('LmdbStore', () => {
   it('data survives closing and reopening at the same path, including the active generation', async () => {
     const dir = tempDir();
     const first = openAt(dir);
-    await first.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+    await first.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
     await first.append('s', [chunk('g1', 1, 0), keyed('u1'), end('g1', 1, 1)]);
-    await first.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 + 1 });
+    await first.openGeneration('s', { generationId: 'g2', takeover: false, tag: TAG, ts: T0 + 1 });
     await first.append('s', [chunk('g2', 2, 0), chunk('g2', 2, 1, { kind: 'reasoning', data: { nested: [1, 'two', null] } })]);
     const metaBefore = await first.meta('s');
     const logBefore = await readAll(first, 's');
@@ -65,8 +65,8 @@ describe('LmdbStore', () => {
       expect(await second.meta('s')).toEqual(metaBefore);
       expect(metaBefore).toMatchObject({ epoch: 2, head: 7, active: { id: 'g2', epoch: 2, lastSeq: 1, startOffset: 5 } });
       expect(await readAll(second, 's')).toEqual(logBefore);
-      expect(await second.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 })).toEqual({ status: 'resumed', epoch: 2, nextSeq: 2, startOffset: 5 });
-      expect(await second.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 })).toEqual({ status: 'closed', endStatus: 'done', endOffset: 4 });
+      expect(await second.openGeneration('s', { generationId: 'g2', takeover: false, resumeTag: TAG, tag: TAG, ts: T0 })).toEqual({ status: 'resumed', epoch: 2, tag: TAG, nextSeq: 2, startOffset: 5, takeover: false });
+      expect(await second.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 })).toEqual({ status: 'closed', endStatus: 'done', endOffset: 4 });
       const retry = await second.append('s', [chunk('g2', 2, 1), keyed('u1'), chunk('g2', 2, 2)]);
       expect(retry.results).toEqual([{ status: 'duplicate', offset: 7 }, { status: 'duplicate', offset: 3 }, { status: 'ok', offset: 8 }]);
     } finally {
@@ -130,11 +130,11 @@ describe('LmdbStore', () => {
     const dir = tempDir();
     const store = openAt(dir, { sessionTtlMs: 3_600_000, dedupeWindowMs: 7_200_000 });
     for (const session of ['a', 'b']) {
-      await store.openGeneration(session, { generationId: 'g1', takeover: false, ts: T0 });
+      await store.openGeneration(session, { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       await store.append(session, [chunk('g1', 1, 0, { priority: 0 }), chunk('g1', 1, 1), keyed('k1'), end('g1', 1, 2)]);
-      await store.openGeneration(session, { generationId: 'g2', takeover: false, ts: T0 });
+      await store.openGeneration(session, { generationId: 'g2', takeover: false, tag: TAG, ts: T0 });
       await store.append(session, [chunk('g2', 2, 0, { priority: 1 }), dropped('g2', 2, 1)]);
-      await store.openGeneration(session, { generationId: 'g2', takeover: false, ts: T0 });
+      await store.openGeneration(session, { generationId: 'g2', takeover: false, tag: TAG, ts: T0 });
     }
     expect(await store.expire(T0 + 3_600_001)).toBe(2);
     await store.close();
@@ -144,11 +144,11 @@ describe('LmdbStore', () => {
   it('a generation that ends leaves no seq index behind (dropped seqs included), and dedupe records leave with their window', async () => {
     const dir = tempDir();
     const store = openAt(dir, { sessionTtlMs: 24 * 3_600_000, dedupeWindowMs: 120_000 });
-    await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+    await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
     await store.append('s', [chunk('g1', 1, 0), dropped('g1', 1, 1), chunk('g1', 1, 2), keyed('k1'), end('g1', 1, 3)]);
-    await store.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 });
+    await store.openGeneration('s', { generationId: 'g2', takeover: false, tag: TAG, ts: T0 });
     await store.append('s', [dropped('g2', 2, 0)]);
-    await store.openGeneration('s', { generationId: 'g3', takeover: true, ts: T0 });
+    await store.openGeneration('s', { generationId: 'g3', takeover: true, tag: TAG, ts: T0 });
     await store.expire(T0 + 120_001);
     await store.close();
     const families = new Set((await rawKeys(dir)).map((key) => key[0]));

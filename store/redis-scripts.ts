@@ -11,7 +11,8 @@
  *   KEYS  1 log   2 meta   3 p0   4 p1   5 p2   6 seq   7 keys   8 ended   9 dedupe
  *   ARGV  1 maxEvents  2 maxBytes  3 criticalFactor  4 sessionTtlMs  5 dedupeWindowMs
  *         6 publish command ('PUBLISH' standalone, 'SPUBLISH' cluster)  7 notice channel
- *   open    ARGV 8 generationId  9 takeover '1'|'0'  10 resumeOnly '1'|'0'  11 ts
+ *   open    ARGV 8 generationId  9 takeover '1'|'0'  10 resumeOnly '1'|'0'  11 ts  12 tag
+ *           13 resumeTag ('' for none)  14 secret digest ('' for none)
  *   append  ARGV 8 header: msgpack array, one array per item (below)  9.. event bodies, one
  *           per chunk (except dropped ones) and append item, in item order (Redis' cmsgpack
  *           cannot read msgpack `bin`, so bodies travel as arguments of their own and are
@@ -23,7 +24,7 @@
  *
  * Replies are one msgpack value (cmsgpack.pack), decoded by redis.ts:
  *
- *   open    ['resumed', epoch, nextSeq, startOffset] | ['closed', endStatus, endOffset]
+ *   open    ['resumed', epoch, nextSeq, startOffset, tag, takeover 1|0] | ['closed', endStatus, endOffset]
  *           | ['unknown'] | ['active', activeId, epoch] | ['full']
  *           | ['opened', epoch, startOffset, fencedId | false, fencedSeq, fencedEndOffset, trimmed]
  *   append  [head, results, trimmed]; a result is [1, offset] ok | [2, offset] or
@@ -65,7 +66,8 @@ local function num(n)
 end
 
 local raw = redis.call('HMGET', META, 'epoch', 'head', 'count', 'bytes', 'criticalCount', 'criticalBytes',
-  'lastWriteTs', 'activeId', 'activeEpoch', 'activeLastSeq', 'activeStartOffset', 'activeLastWriteTs')
+  'lastWriteTs', 'activeId', 'activeEpoch', 'activeLastSeq', 'activeStartOffset', 'activeLastWriteTs',
+  'activeTag', 'activeSecret')
 local meta = {
   epoch = tonumber(raw[1]) or 0, head = tonumber(raw[2]) or 0, count = tonumber(raw[3]) or 0,
   bytes = tonumber(raw[4]) or 0, criticalCount = tonumber(raw[5]) or 0,
@@ -73,7 +75,7 @@ local meta = {
 }
 if raw[8] then
   meta.active = { id = raw[8], epoch = tonumber(raw[9]), lastSeq = tonumber(raw[10]),
-    startOffset = tonumber(raw[11]), lastWriteTs = tonumber(raw[12]) }
+    startOffset = tonumber(raw[11]), lastWriteTs = tonumber(raw[12]), tag = raw[13] or '', secret = raw[14] or '' }
 end
 -- stored: events written by this call (a notice is published only then);
 -- dirty: meta changed (stored or trimmed), so meta is written and every TTL refreshed.
@@ -208,12 +210,14 @@ local function commit()
   local a = meta.active
   if a then
     local more = { 'activeId', a.id, 'activeEpoch', num(a.epoch), 'activeLastSeq', num(a.lastSeq),
-      'activeStartOffset', num(a.startOffset), 'activeLastWriteTs', num(a.lastWriteTs) }
+      'activeStartOffset', num(a.startOffset), 'activeLastWriteTs', num(a.lastWriteTs),
+      'activeTag', a.tag, 'activeSecret', a.secret }
     for i = 1, #more do fields[#fields + 1] = more[i] end
     redis.call('HSET', META, unpack(fields))
   else
     redis.call('HSET', META, unpack(fields))
-    redis.call('HDEL', META, 'activeId', 'activeEpoch', 'activeLastSeq', 'activeStartOffset', 'activeLastWriteTs')
+    redis.call('HDEL', META, 'activeId', 'activeEpoch', 'activeLastSeq', 'activeStartOffset', 'activeLastWriteTs',
+      'activeTag', 'activeSecret')
   end
   for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], TTL_MS) end
   if stored > 0 then redis.call(PUBLISH, CHANNEL, num(meta.head)) end
@@ -223,14 +227,28 @@ end
 /** `SessionStore.openGeneration`, as engine.ts `applyOpen`. */
 export const OPEN_SCRIPT = `${PRELUDE}
 local generationId, takeover, resumeOnly, ts = ARGV[8], ARGV[9] == '1', ARGV[10] == '1', tonumber(ARGV[11])
+local tag, resumeTag, secret = ARGV[12], ARGV[13], ARGV[14]
 prune(ts)
 local current = meta.active
 if current and current.id == generationId then
-  -- A re-open is activity (§7.8): raise the active generation's lastWriteTs, one HSET and only
-  -- when it rises. No commit(): nothing was stored, so no TTL is refreshed and no notice sent;
-  -- meta exists (an active generation implies it), so HSET keeps its TTL and creates nothing.
-  if ts > current.lastWriteTs then redis.call('HSET', META, 'activeLastWriteTs', num(ts)) end
-  return cmsgpack.pack({ 'resumed', current.epoch, current.lastSeq + 1, current.startOffset })
+  -- Proof of being its producer: the current token's tag, or the first open's secret (never '').
+  if (resumeTag ~= '' and resumeTag == current.tag) or (secret ~= '' and secret == current.secret) then
+    -- A re-open is activity (§7.8): raise the active generation's lastWriteTs, one HSET and only
+    -- when it rises. No commit(): nothing was stored, so no TTL is refreshed and no notice sent;
+    -- meta exists (an active generation implies it), so HSET keeps its TTL and creates nothing.
+    if ts > current.lastWriteTs then redis.call('HSET', META, 'activeLastWriteTs', num(ts)) end
+    return cmsgpack.pack({ 'resumed', current.epoch, current.lastSeq + 1, current.startOffset, current.tag, 0 })
+  end
+  if not takeover or resumeOnly then return cmsgpack.pack({ 'active', current.id, meta.epoch }) end
+  -- Takeover of the active generation's writer: new epoch and tag, same generation, no event.
+  meta.epoch = meta.epoch + 1
+  current.epoch = meta.epoch
+  current.tag = tag
+  current.secret = secret
+  if ts > current.lastWriteTs then current.lastWriteTs = ts end
+  dirty = true
+  commit()
+  return cmsgpack.pack({ 'resumed', current.epoch, current.lastSeq + 1, current.startOffset, current.tag, 1 })
 end
 local ended = redis.call('HGET', ENDED, generationId)
 if ended then
@@ -250,7 +268,7 @@ if current then
   fenced = current.id
 end
 local startOffset = store(cmsgpack.pack({ type = 'gen.start', generationId = generationId, priority = CRITICAL, ts = ts }), CRITICAL, 0, ts)
-meta.active = { id = generationId, epoch = meta.epoch, lastSeq = -1, startOffset = startOffset, lastWriteTs = ts }
+meta.active = { id = generationId, epoch = meta.epoch, lastSeq = -1, startOffset = startOffset, lastWriteTs = ts, tag = tag, secret = secret }
 retain()
 commit()
 return cmsgpack.pack({ 'opened', meta.epoch, startOffset, fenced, fencedSeq, fencedOffset, trimmed })

@@ -4,7 +4,7 @@ import { openRedisStore, sessionKeys, type RedisStore, type RedisStoreOptions, t
 import { keySlot, noticeChannel } from './redis-notices';
 import { PRUNE_PER_CALL } from './redis-scripts';
 import { DEFAULT_STORE_OPTIONS } from './types';
-import { NoticeLog, chunk, dropped, end, keyed, readAll, runStoreConformance } from './store.conformance';
+import { NoticeLog, chunk, dropped, end, keyed, readAll, runStoreConformance, TAG } from './store.conformance';
 import { command, freePort, startCluster, startRedis, stopAllRedis, waitUntil, type RedisCluster, type RedisServer } from './test-helpers/redis-server';
 
 const T0 = 1_700_000_000_000;
@@ -71,7 +71,7 @@ describe('RedisStore on a real redis-server', () => {
       const store = await make({ dedupeWindowMs: 2 * MINUTE });
       const k = keysOf('s');
       await store.append('s', Array.from({ length: 70 }, (_, i) => keyed(`k${i}`, { ts: T0 })));
-      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       await store.append('s', [end('g1', 1, 0, 'done', { ts: T0 })]);
       expect([await raw.hlen(k.keys), await raw.hlen(k.ended), await raw.zcard(k.dedupe)]).toEqual([70, 1, 71]);
 
@@ -94,16 +94,16 @@ describe('RedisStore on a real redis-server', () => {
     it('the seq hash exists only while its generation is active: removed on end and on takeover', async () => {
       const store = await make();
       const k = keysOf('s');
-      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)]);
       expect(await raw.hgetall(k.seq)).toEqual({ '0': '2', '1': '3' });
       await store.append('s', [end('g1', 1, 2)]);
       expect(await raw.exists(k.seq)).toBe(0);
 
-      await store.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 });
+      await store.openGeneration('s', { generationId: 'g2', takeover: false, tag: TAG, ts: T0 });
       await store.append('s', [chunk('g2', 2, 0)]);
       expect(await raw.exists(k.seq)).toBe(1);
-      await store.openGeneration('s', { generationId: 'g3', takeover: true, ts: T0 });
+      await store.openGeneration('s', { generationId: 'g3', takeover: true, tag: TAG, ts: T0 });
       expect(await raw.exists(k.seq)).toBe(0);
       expect(await raw.hgetall(k.ended)).toEqual({ g1: '4:done', g2: '7:fenced' });
     });
@@ -112,7 +112,7 @@ describe('RedisStore on a real redis-server', () => {
       const ttl = 60_000;
       const store = await make({ sessionTtlMs: ttl });
       const k = keysOf('s');
-      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       await raw.pexpire(k.meta, 1000);
       expect(await store.append('s', [dropped('g1', 1, 0, { ts: T0 + 5 })])).toEqual({ results: [{ status: 'dropped' }], events: [], trimmed: [], head: 1 });
       expect(await raw.hgetall(k.seq)).toEqual({ '0': '0' });
@@ -125,14 +125,14 @@ describe('RedisStore on a real redis-server', () => {
     it('a resumed open sets only activeLastWriteTs, only when it rises, and refreshes no TTL', async () => {
       const store = await make({ sessionTtlMs: 60_000 });
       const k = keysOf('s');
-      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       await store.append('s', [chunk('g1', 1, 0, { ts: T0 + 1 })]);
       await raw.pexpire(k.meta, 5000);
       const before = await raw.hgetall(k.meta);
-      expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 + 9 })).toMatchObject({ status: 'resumed', nextSeq: 1 });
+      expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeTag: TAG, tag: TAG, ts: T0 + 9 })).toMatchObject({ status: 'resumed', nextSeq: 1 });
       expect(await raw.hgetall(k.meta)).toEqual({ ...before, activeLastWriteTs: String(T0 + 9) });
       expect(await raw.pttl(k.meta)).toBeLessThanOrEqual(5000);
-      expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, ts: T0 + 2 })).toMatchObject({ status: 'resumed' });
+      expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, resumeTag: TAG, tag: TAG, ts: T0 + 2 })).toMatchObject({ status: 'resumed' });
       expect(await raw.hget(k.meta, 'activeLastWriteTs')).toBe(String(T0 + 9));
     });
 
@@ -141,9 +141,9 @@ describe('RedisStore on a real redis-server', () => {
       const store = await make({ sessionTtlMs: ttl });
       const now = Date.now();
       await store.append('s', [keyed('k1', { ts: now })]);
-      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: now });
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: now });
       await store.append('s', [end('g1', 1, 0, 'done', { ts: now })]);
-      await store.openGeneration('s', { generationId: 'g2', takeover: false, ts: now });
+      await store.openGeneration('s', { generationId: 'g2', takeover: false, tag: TAG, ts: now });
       await store.append('s', [0, 1, 2].map((seq) => chunk('g2', 2, seq, { priority: seq as Priority, ts: now })));
       const keys = Object.values(keysOf('s'));
       const pttls = await Promise.all(keys.map((key) => raw.pttl(key)));
@@ -159,7 +159,7 @@ describe('RedisStore on a real redis-server', () => {
     it('retention evicts exactly what it reports, from the index heads, and leaves every other entry byte for byte', async () => {
       const store = await make({ retention: { ...DEFAULT_STORE_OPTIONS.retention, maxEvents: 8 } });
       const k = keysOf('s');
-      await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       const priorities: Priority[] = [2, 1, 0, 3, 2, 1, 0];
       await store.append('s', priorities.map((priority, seq) => chunk('g1', 1, seq, { priority, size: 10 + seq, data: { seq, text: 'x'.repeat(seq) } })));
       const before = new Map((await raw.xrangeBuffer(k.log, '-', '+')).map(([id, fields]) => [id.toString(), Buffer.concat(fields)]));
@@ -195,7 +195,7 @@ describe('RedisStore on a real redis-server', () => {
       await waitUntil('the subscription', async () => (await raw.pubsub('NUMSUB', channel))[1] === 1);
       expect(a.watchedSessions).toBe(1);
 
-      await b.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      await b.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       await Promise.all([first.reached(1), second.reached(1)]);
       await b.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)]);
       await Promise.all([first.reached(3), second.reached(3)]);
@@ -227,10 +227,10 @@ describe('RedisStore on a real redis-server', () => {
 
     it('a takeover by another store fences the old owner inside the script: nothing of its writes lands', async () => {
       const [a, b] = [await make(), await make()];
-      const opened = await a.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+      const opened = await a.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       expect(opened).toMatchObject({ status: 'opened', epoch: 1 });
       await a.append('s', [chunk('g1', 1, 0)]);
-      expect(await b.openGeneration('s', { generationId: 'g2', takeover: true, ts: T0 })).toMatchObject({ status: 'opened', epoch: 2, fenced: 'g1' });
+      expect(await b.openGeneration('s', { generationId: 'g2', takeover: true, tag: TAG, ts: T0 })).toMatchObject({ status: 'opened', epoch: 2, fenced: 'g1' });
       const lengthBefore = await raw.xlen(keysOf('s').log);
       const stale = await a.append('s', [chunk('g1', 1, 1), keyed('late', { ts: T0 }), end('g1', 1, 2)]);
       // The old generation's chunk is fenced and its finish learns how it ended; the keyed
@@ -269,7 +269,7 @@ describe('RedisStore on a real redis-server', () => {
       const durable = await startRedis({ appendonly: true });
       try {
         const store = await make({ commandTimeoutMs: 500 }, { url: durable.url });
-        await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 });
+        await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
         await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1), keyed('k1')]);
         const before = await readAll(store, 's');
         await durable.kill();
@@ -336,7 +336,7 @@ describe('RedisStore on a real 3-master cluster', () => {
       await waitUntil(`the shard subscription of ${session}`, async () => ((await command(port, 'PUBSUB', 'SHARDNUMSUB', noticeChannel(session))) as [string, number])[1] === 1);
     }
     for (const session of owners.values()) {
-      await b.openGeneration(session, { generationId: 'g1', takeover: false, ts: T0 });
+      await b.openGeneration(session, { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       await b.append(session, [chunk('g1', 1, 0), end('g1', 1, 1)]);
     }
     await Promise.all([...logs.values()].map((log) => log.reached(3)));
@@ -370,8 +370,8 @@ describe('RedisStore on a real 3-master cluster', () => {
 
   it('a takeover through another store fences the old owner on the cluster', async () => {
     const [a, b] = [await make(), await make()];
-    await a.openGeneration('s7', { generationId: 'g1', takeover: false, ts: T0 });
-    await b.openGeneration('s7', { generationId: 'g2', takeover: true, ts: T0 });
+    await a.openGeneration('s7', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+    await b.openGeneration('s7', { generationId: 'g2', takeover: true, tag: TAG, ts: T0 });
     const stale = await a.append('s7', [chunk('g1', 1, 0)]);
     expect(stale).toEqual({ results: [{ status: 'fenced', epoch: 2 }], events: [], trimmed: [], head: 3 });
   });

@@ -11,7 +11,8 @@
  *                           scripts with Redis' cmsgpack). The offset is the entry id.
  *   s:{id}:meta     hash    epoch, head, count, bytes, criticalCount, criticalBytes,
  *                           lastWriteTs, and while a generation is active: activeId,
- *                           activeEpoch, activeLastSeq, activeStartOffset, activeLastWriteTs
+ *                           activeEpoch, activeLastSeq, activeStartOffset, activeLastWriteTs,
+ *                           activeTag (the token tag), activeSecret (the producer secret's digest)
  *   s:{id}:p0|p1|p2 list    retention index per trimmable priority: "offset:size" pushed at the
  *                           tail in offset order, popped at the head; evicting is one LPOP and
  *                           one XDEL, never a read or decode of an event
@@ -365,11 +366,19 @@ export class RedisStore implements SessionStore {
 
   openGeneration(session: string, request: OpenRequest): Promise<OpenResult> {
     return this.run('openGeneration', async () => {
-      const args = [request.generationId, request.takeover ? '1' : '0', request.resumeOnly === true ? '1' : '0', String(request.ts)];
+      const args = [
+        request.generationId,
+        request.takeover ? '1' : '0',
+        request.resumeOnly === true ? '1' : '0',
+        String(request.ts),
+        request.tag,
+        request.resumeTag ?? '',
+        request.secret ?? '',
+      ];
       const reply = (await this.evalScript('spoolOpen', session, args)) as unknown[];
       switch (reply[0]) {
         case 'resumed':
-          return { status: 'resumed', epoch: reply[1] as number, nextSeq: reply[2] as number, startOffset: reply[3] as Offset };
+          return { status: 'resumed', epoch: reply[1] as number, nextSeq: reply[2] as number, startOffset: reply[3] as Offset, tag: reply[4] as string, takeover: reply[5] === 1 };
         case 'closed':
           return { status: 'closed', endStatus: reply[1] as EndStatus, endOffset: reply[2] as Offset };
         case 'unknown':

@@ -22,6 +22,8 @@ export interface ConformanceOptions {
 }
 
 const T0 = 1_700_000_000_000;
+/** The token tag every open of these tests draws; a re-open that presents it proves its producer. */
+export const TAG = 'conformance-tag-000000';
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
@@ -92,7 +94,7 @@ export function keyed(key: string, extra: ItemExtras = {}): WriteItem {
 type Opened = Extract<OpenResult, { status: 'opened' }>;
 
 async function openNew(store: SessionStore, session: string, generationId: string, takeover = false, ts = T0): Promise<Opened> {
-  const result = await store.openGeneration(session, { generationId, takeover, ts });
+  const result = await store.openGeneration(session, { generationId, takeover, tag: TAG, ts });
   if (result.status !== 'opened') throw new Error(`expected ${generationId} to open, got ${JSON.stringify(result)}`);
   return result;
 }
@@ -221,26 +223,80 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
         const store = await open();
         await openNew(store, 's', 'g1');
         await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1), chunk('g1', 1, 2)]);
-        const resumed = { status: 'resumed', epoch: 1, nextSeq: 3, startOffset: 1 };
-        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 })).toEqual(resumed);
-        expect(await store.openGeneration('s', { generationId: 'g1', takeover: true, ts: T0 })).toEqual(resumed);
+        const resumed = { status: 'resumed', epoch: 1, tag: TAG, nextSeq: 3, startOffset: 1, takeover: false };
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeTag: TAG, tag: TAG, ts: T0 })).toEqual(resumed);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: true, resumeTag: TAG, tag: TAG, ts: T0 })).toEqual(resumed);
         expect(await store.meta('s')).toMatchObject({ epoch: 1, head: 4 });
+      });
+
+      it('re-opening the active generation without proof of being its producer answers active and changes nothing', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0)]);
+        const before = await store.meta('s');
+        const refused = { status: 'active', activeId: 'g1', epoch: 1 };
+        // No proof, a wrong tag, a secret the first open did not carry, and a resume (which never takes over).
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: 'other-tag-000000000000', ts: T0 + 5 })).toEqual(refused);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeTag: 'forged-tag-00000000000', tag: 'x-tag-0000000000000000', ts: T0 + 5 })).toEqual(refused);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, secret: 'digest-of-a-secret', tag: 'x-tag-0000000000000000', ts: T0 + 5 })).toEqual(refused);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: true, resumeOnly: true, resumeTag: 'forged-tag-00000000000', tag: 'x-tag-0000000000000000', ts: T0 + 5 })).toEqual(refused);
+        expect(await store.meta('s')).toEqual(before);
+        expect(layout(await readAll(store, 's'))).toEqual([1, 2]);
+      });
+
+      it('a retried first open proves its producer by repeating the secret of the first open', async () => {
+        const store = await open();
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, secret: 'secret-digest-A', tag: TAG, ts: T0 })).toMatchObject({ status: 'opened', epoch: 1 });
+        await store.append('s', [chunk('g1', 1, 0)]);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, secret: 'secret-digest-A', tag: 'unused-tag-00000000000', ts: T0 + 1 })).toEqual({
+          status: 'resumed', epoch: 1, tag: TAG, nextSeq: 1, startOffset: 1, takeover: false,
+        });
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, secret: 'secret-digest-B', tag: 'unused-tag-00000000000', ts: T0 + 1 })).toEqual({ status: 'active', activeId: 'g1', epoch: 1 });
+        expect(layout(await readAll(store, 's'))).toEqual([1, 2]);
+      });
+
+      it('takeover of the active generation without proof fences its writer: new epoch and tag, same seqs, no event', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)]);
+        const NEW_TAG = 'taken-over-tag-0000000';
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: true, secret: 'digest-C', tag: NEW_TAG, ts: T0 + 3 })).toEqual({
+          status: 'resumed', epoch: 2, tag: NEW_TAG, nextSeq: 2, startOffset: 1, takeover: true,
+        });
+        expect(await store.meta('s')).toMatchObject({ epoch: 2, head: 3, active: { id: 'g1', epoch: 2, lastSeq: 1, startOffset: 1 } });
+        // The old writer's token no longer proves anything, and its writes are fenced.
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, resumeTag: TAG, tag: 'x-tag-0000000000000000', ts: T0 + 4 })).toEqual({ status: 'active', activeId: 'g1', epoch: 2 });
+        const stale = await store.append('s', [chunk('g1', 1, 2), end('g1', 1, 2)]);
+        expect(stale.results).toEqual([{ status: 'fenced', epoch: 2 }, { status: 'fenced', epoch: 2 }]);
+        // The new writer resumes with its tag or its secret and continues the seqs.
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, resumeTag: NEW_TAG, tag: 'x-tag-0000000000000000', ts: T0 + 4 })).toMatchObject({ status: 'resumed', epoch: 2, nextSeq: 2 });
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, secret: 'digest-C', tag: 'x-tag-0000000000000000', ts: T0 + 4 })).toMatchObject({ status: 'resumed', epoch: 2, tag: NEW_TAG });
+        const fresh = await store.append('s', [chunk('g1', 2, 1), chunk('g1', 2, 2), end('g1', 2, 3)]);
+        expect(fresh.results).toEqual([{ status: 'duplicate', offset: 3 }, { status: 'ok', offset: 4 }, { status: 'ok', offset: 5 }]);
+        expect(layout(await readAll(store, 's'))).toEqual([1, 2, 3, 4, 5]);
+      });
+
+      it('a generation opened without a secret is never resumed by one', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, secret: '', tag: 'x-tag-0000000000000000', ts: T0 })).toMatchObject({ status: 'active' });
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeTag: '', tag: 'x-tag-0000000000000000', ts: T0 })).toMatchObject({ status: 'active' });
       });
 
       it('a resumeOnly open never creates a generation: unknown when neither active nor ended', async () => {
         const store = await open();
-        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, ts: T0 })).toEqual({ status: 'unknown' });
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, tag: TAG, ts: T0 })).toEqual({ status: 'unknown' });
         expect(await store.meta('s')).toMatchObject({ epoch: 0, head: 0, active: null });
         await openNew(store, 's', 'g1');
-        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, ts: T0 })).toMatchObject({ status: 'resumed', nextSeq: 0 });
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, resumeTag: TAG, tag: TAG, ts: T0 })).toMatchObject({ status: 'resumed', nextSeq: 0 });
         await openNew(store, 's', 'g2', true);
-        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, ts: T0 })).toMatchObject({ status: 'closed', endStatus: 'fenced' });
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, tag: TAG, ts: T0 })).toMatchObject({ status: 'closed', endStatus: 'fenced' });
       });
 
       it('opening while another generation is active is refused unless takeover is asked for', async () => {
         const store = await open();
         await openNew(store, 's', 'g1');
-        expect(await store.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 })).toEqual({ status: 'active', activeId: 'g1', epoch: 1 });
+        expect(await store.openGeneration('s', { generationId: 'g2', takeover: false, tag: TAG, ts: T0 })).toEqual({ status: 'active', activeId: 'g1', epoch: 1 });
         expect(await store.meta('s')).toMatchObject({ epoch: 1, head: 1, active: { id: 'g1' } });
       });
 
@@ -273,8 +329,8 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
         await openNew(store, 's', 'g1');
         await openNew(store, 's', 'g2', true);
         const ended = await store.append('s', [end('g2', 2, 0, 'done')]);
-        expect(await store.openGeneration('s', { generationId: 'g1', takeover: true, ts: T0 })).toEqual({ status: 'closed', endStatus: 'fenced', endOffset: 2 });
-        expect(await store.openGeneration('s', { generationId: 'g2', takeover: false, ts: T0 })).toEqual({ status: 'closed', endStatus: 'done', endOffset: ended.head });
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: true, tag: TAG, ts: T0 })).toEqual({ status: 'closed', endStatus: 'fenced', endOffset: 2 });
+        expect(await store.openGeneration('s', { generationId: 'g2', takeover: false, tag: TAG, ts: T0 })).toEqual({ status: 'closed', endStatus: 'done', endOffset: ended.head });
         expect(await store.meta('s')).toMatchObject({ epoch: 2, head: 4, active: null });
       });
 
@@ -509,17 +565,17 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
         const store = await open();
         await openNew(store, 's', 'g1', false, T0);
         await store.append('s', [chunk('g1', 1, 0, { ts: T0 + 10 })]);
-        const resumed = { status: 'resumed', epoch: 1, nextSeq: 1, startOffset: 1 };
-        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, ts: T0 + 30 })).toEqual(resumed);
+        const resumed = { status: 'resumed', epoch: 1, tag: TAG, nextSeq: 1, startOffset: 1, takeover: false };
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeTag: TAG, tag: TAG, ts: T0 + 30 })).toEqual(resumed);
         expect(await store.meta('s')).toEqual({
           epoch: 1, head: 2, count: 2, bytes: 10,
           active: { id: 'g1', epoch: 1, lastSeq: 0, startOffset: 1, lastWriteTs: T0 + 30 },
         });
-        expect(await store.openGeneration('s', { generationId: 'g1', takeover: true, ts: T0 + 20 })).toEqual(resumed);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: true, resumeTag: TAG, tag: TAG, ts: T0 + 20 })).toEqual(resumed);
         expect((await store.meta('s')).active?.lastWriteTs).toBe(T0 + 30);
         // The idle timeout of another process, which last saw the chunk at T0 + 10, must not end it.
         expect((await store.append('s', [end('g1', 1, 1, 'timeout', { ifIdleSince: T0 + 25 })])).results).toEqual([{ status: 'busy', lastWriteTs: T0 + 30 }]);
-        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, ts: T0 + 40 })).toEqual(resumed);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, resumeTag: TAG, tag: TAG, ts: T0 + 40 })).toEqual(resumed);
         expect((await store.append('s', [end('g1', 1, 1, 'timeout', { ifIdleSince: T0 + 35 })])).results).toEqual([{ status: 'busy', lastWriteTs: T0 + 40 }]);
         expect(layout(await readAll(store, 's'))).toEqual([1, 2]);
         const ended = await store.append('s', [end('g1', 1, 1, 'timeout', { ts: T0 + 70, ifIdleSince: T0 + 40 })]);
@@ -604,7 +660,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
         const refused = await store.append('s', [chunk('g1', 1, 0), keyed('k4'), keyed('k1'), end('g1', 1, 0, 'error')]);
         expect(refused.results).toEqual([{ status: 'full' }, { status: 'full' }, { status: 'duplicate', offset: 2 }, { status: 'ok', offset: 5 }]);
         expect(refused.events).toEqual([expect.objectContaining({ type: 'gen.end', generationId: 'g1', status: 'error' })]);
-        expect(await store.openGeneration('s', { generationId: 'g2', takeover: true, ts: T0 })).toEqual({ status: 'full' });
+        expect(await store.openGeneration('s', { generationId: 'g2', takeover: true, tag: TAG, ts: T0 })).toEqual({ status: 'full' });
         expect(await store.meta('s')).toMatchObject({ epoch: 1, head: 5, active: null });
       });
 
@@ -704,7 +760,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
         await openNew(store, 'd', 'g1', false, T0);
         await store.append('d', [dropped('g1', 1, 0, { ts: T0 + 50 * MINUTE })]);
         await openNew(store, 'r', 'g1', false, T0);
-        expect((await store.openGeneration('r', { generationId: 'g1', takeover: false, ts: T0 + 50 * MINUTE })).status).toBe('resumed');
+        expect((await store.openGeneration('r', { generationId: 'g1', takeover: false, resumeTag: TAG, tag: TAG, ts: T0 + 50 * MINUTE })).status).toBe('resumed');
         expect(await store.expire(T0 + HOUR + 1)).toBe(1);
         expect(await store.meta('r')).toEqual(EMPTY_META);
         expect(await store.meta('d')).toMatchObject({ head: 1, active: { id: 'g1', lastSeq: 0 } });

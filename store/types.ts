@@ -64,13 +64,27 @@ export interface SessionMeta {
 
 export interface OpenRequest {
   readonly generationId: string;
-  /** Displace an active generation of another id (it ends with `gen.end fenced`). */
+  /**
+   * Displace the writer of the active generation: one of another id ends with `gen.end fenced`;
+   * the same id, when the open does not prove it is its producer, gets a new epoch and tag (its
+   * old writer is fenced) and keeps its seqs.
+   */
   readonly takeover: boolean;
   /**
    * A producer resuming a generation it opened before: never create it. When it is neither
    * active nor remembered as ended, the answer is `unknown`.
    */
   readonly resumeOnly?: boolean;
+  /** The tag any epoch this open makes gets (a new generation, or a takeover of the active one). */
+  readonly tag: string;
+  /**
+   * Proof that the caller is the active generation's producer (PROTOCOL §7.1): the tag of its
+   * resume token, and/or the digest of the secret its first open carried. Without one that
+   * matches, re-opening the active generation answers `active` and changes nothing.
+   */
+  readonly resumeTag?: string;
+  /** Digest of the producer's secret: remembered with a new generation, compared on a re-open. */
+  readonly secret?: string;
   readonly ts: number;
 }
 
@@ -86,11 +100,23 @@ export type OpenResult =
       readonly fenced: string | null;
     }
   /**
-   * The generation is already the active one: resume at nextSeq. Nothing is stored; only the
-   * generation's lastWriteTs is raised to the request's ts (a re-open keeps it alive, §7.8).
+   * The generation is the active one and the open proved it is its producer: resume at nextSeq.
+   * Nothing is stored; only the generation's lastWriteTs is raised to the request's ts (a re-open
+   * keeps it alive, §7.8). With `takeover` (an open of the active id with takeover and without
+   * proof) the epoch was bumped and the tag replaced: the previous writer is fenced.
    */
-  | { readonly status: 'resumed'; readonly epoch: number; readonly nextSeq: number; readonly startOffset: Offset }
-  /** Another generation is active and takeover was not asked for. */
+  | {
+      readonly status: 'resumed';
+      readonly epoch: number;
+      readonly tag: string;
+      readonly nextSeq: number;
+      readonly startOffset: Offset;
+      readonly takeover: boolean;
+    }
+  /**
+   * Another generation is active and takeover was not asked for; or this one is, and the open
+   * proved nothing. Nothing was written.
+   */
   | { readonly status: 'active'; readonly activeId: string; readonly epoch: number }
   /** This generation id already ended (within the dedupe window). */
   | { readonly status: 'closed'; readonly endStatus: EndStatus; readonly endOffset: Offset }
