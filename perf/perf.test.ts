@@ -1,6 +1,7 @@
 /**
  * The benchmark and the demo at toy sizes, asserting correctness only: every chunk reaches its
- * reader exactly once and every figure is a finite number. Speed is never asserted here.
+ * reader exactly once and every figure is a finite number. Speed is never asserted here, not
+ * even that a figure is positive: a latency of a toy run may read 0 at the timer's grain.
  */
 import { runConcurrentSessions, runLoneWrites, runRawBaseline, runSingleSession, type ScenarioResult } from './bench-quick';
 import { runDemo } from './demo';
@@ -10,10 +11,15 @@ function expectSane(result: ScenarioResult, chunks: number): void {
   expect(result.chunks).toBe(chunks);
   expect(result.ack.count).toBe(chunks);
   expect(result.delivery.count).toBe(chunks);
-  for (const value of [result.seconds, result.chunksPerSec, result.storeBatch, result.ack.p50, result.ack.p99, result.ack.max, result.delivery.p50, result.delivery.p99, result.delivery.max]) {
-    expect(Number.isFinite(value)).toBe(true);
-    expect(value).toBeGreaterThan(0);
-  }
+  for (const value of [result.seconds, result.chunksPerSec, result.ack.p50, result.ack.p99, result.ack.max, result.delivery.p50, result.delivery.p99, result.delivery.max]) finite(value);
+  // Every chunk went through a store append: a mean of at least one event per append.
+  expect(result.storeBatch).toBeGreaterThanOrEqual(1);
+}
+
+/** A measured figure (time, rate, latency): a number, whatever the machine's speed. */
+function finite(value: number): void {
+  expect(Number.isFinite(value)).toBe(true);
+  expect(value).toBeGreaterThanOrEqual(0);
 }
 
 describe('bench:quick at toy sizes', () => {
@@ -33,8 +39,7 @@ describe('bench:quick at toy sizes', () => {
     const raw = await runRawBaseline({ sessions: 3, perSession: 100, batch: 64 });
     expect(raw.problems).toEqual([]);
     expect(raw.chunks).toBe(300);
-    expect(Number.isFinite(raw.chunksPerSec)).toBe(true);
-    expect(raw.chunksPerSec).toBeGreaterThan(0);
+    finite(raw.chunksPerSec);
   });
 });
 
