@@ -35,12 +35,13 @@ export class RawClient {
 
   static async connect(url: string, protocol: Subprotocol | string[] = SUBPROTOCOL_MSGPACK, hello = true): Promise<RawClient> {
     const ws = new WebSocket(url, protocol);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
+    // Listening from the 'open' event itself: a frame or a close that came in the same read as
+    // the upgrade (a gateway that answers at once, or a slow machine) is emitted before any
+    // continuation of an awaited promise runs, and would otherwise be lost.
+    const client = await new Promise<RawClient>((resolve, reject) => {
+      ws.once('open', () => resolve(new RawClient(ws, (ws.protocol || 'spool.v1.json') as Subprotocol)));
       ws.once('error', reject);
     });
-    const negotiated = (ws.protocol || 'spool.v1.json') as Subprotocol;
-    const client = new RawClient(ws, negotiated);
     if (hello) {
       client.send({ type: 'hello', protocol: 1 });
       await client.next((f) => f.type === 'welcome');
@@ -57,7 +58,7 @@ export class RawClient {
   }
 
   /** The first frame after the last one consumed that matches, waiting for it if needed. */
-  next(match: (f: AnyFrame) => boolean, timeoutMs = 5000): Promise<AnyFrame> {
+  next(match: (f: AnyFrame) => boolean, timeoutMs = 20_000): Promise<AnyFrame> {
     for (let i = this.cursor; i < this.frames.length; i++) {
       const frame = this.frames[i] as AnyFrame;
       if (match(frame)) {
@@ -85,7 +86,7 @@ export class RawClient {
     return this.next((f) => f.id === id && (f.type === 'opened' || f.type === 'error'));
   }
 
-  waitClosed(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+  waitClosed(timeoutMs = 20_000): Promise<{ code: number; reason: string }> {
     if (this.closed) return Promise.resolve(this.closed);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('socket did not close')), timeoutMs);
