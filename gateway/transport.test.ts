@@ -56,7 +56,7 @@ class Inbox<T> {
     else this.items.push(item);
   }
 
-  next(what: string, ms = 5000): Promise<T> {
+  next(what: string, ms = 20_000): Promise<T> {
     if (this.items.length) return Promise.resolve(this.items.shift() as T);
     return within(new Promise<T>((resolve) => this.waiters.push(resolve)), ms, what);
   }
@@ -109,7 +109,7 @@ async function connect(url: string, protocols: string[] = [SUBPROTOCOL_MSGPACK])
       ws.once('open', () => resolve());
       ws.once('error', reject);
     }),
-    5000,
+    20_000,
     'client open',
   );
   cleanups.push(() => ws.terminate());
@@ -126,7 +126,7 @@ function opens(url: string): Promise<boolean> {
       ws.once('open', () => resolve(true));
       ws.once('close', () => resolve(false));
     }),
-    5000,
+    20_000,
     'connection attempt',
   );
 }
@@ -143,7 +143,7 @@ function request(port: number, path: string, method = 'GET'): Promise<{ status: 
       req.on('error', reject);
       req.end();
     }),
-    5000,
+    20_000,
     `${method} ${path}`,
   );
 }
@@ -241,7 +241,7 @@ describe.each(TRANSPORT_NAMES)('%s transport', (name) => {
       cleanups.push(() => ws.terminate());
       const got = new Inbox<string>();
       ws.on('message', (d) => got.push(d.toString()));
-      const closed = within(new Promise<number>((resolve) => ws.once('close', resolve)), 5000, 'client close');
+      const closed = within(new Promise<number>((resolve) => ws.once('close', resolve)), 20_000, 'client close');
       expect(await got.next('message')).toBe('refused');
       expect(await closed).toBe(4001);
       expect(await closes.next('server onClose')).toBe(4001);
@@ -390,8 +390,8 @@ describe.each(TRANSPORT_NAMES)('%s transport', (name) => {
       const sb = await h.accepted.next('accept b');
       const first = h.server.close();
       const second = h.server.close();
-      await within(Promise.all([first, second]), 5000, 'close');
-      await within(h.server.close(), 5000, 'third close');
+      await within(Promise.all([first, second]), 20_000, 'close');
+      await within(h.server.close(), 20_000, 'third close');
       expect((await a.closed.next('a closed')).code).toBe(1006);
       expect((await b.closed.next('b closed')).code).toBe(1006);
       await sa.closes.next('a onClose');
