@@ -34,7 +34,7 @@ function rejection(promise: Promise<unknown>): Promise<SpoolError> {
       },
       (error: unknown) => error as SpoolError,
     ),
-    3000,
+    15_000,
     'a rejection',
   );
 }
@@ -53,7 +53,7 @@ describe('connection', () => {
     // Nothing but the hello goes out before the welcome.
     expect(socket.frames.map((frame) => frame.type)).toEqual(['hello']);
     await answerAppend(socket, 1);
-    await expect(within(appended, 3000, 'append')).resolves.toEqual({ offset: 1, duplicate: false });
+    await expect(within(appended, 15_000, 'append')).resolves.toEqual({ offset: 1, duplicate: false });
   });
 
   test('accepts the WebSocket constructor as an option', async () => {
@@ -61,7 +61,7 @@ describe('connection', () => {
     client = new SpoolClient({ url: gateway.url, WebSocket: WsWebSocket });
     const appended = client.append('s1', { key: 'k1', kind: 'user', data: 'hi' });
     await answerAppend(await gateway.accept(), 4, true);
-    await expect(within(appended, 3000, 'append')).resolves.toEqual({ offset: 4, duplicate: true });
+    await expect(within(appended, 15_000, 'append')).resolves.toEqual({ offset: 4, duplicate: true });
   });
 
   test('a non-retryable close (UNAUTHORIZED 4002) stops reconnecting and fails what waits with its code', async () => {
@@ -99,7 +99,7 @@ describe('connection', () => {
     const resent = await second.next('append');
     expect(resent).toMatchObject({ session: 's1', key: 'user-msg-1', kind: 'user', data: { text: 'hi' } });
     second.send({ type: 'appended', id: resent['id'], session: 's1', key: 'user-msg-1', offset: 8, duplicate: true });
-    await expect(within(appended, 3000, 'append')).resolves.toEqual({ offset: 8, duplicate: true });
+    await expect(within(appended, 15_000, 'append')).resolves.toEqual({ offset: 8, duplicate: true });
   });
 
   test('a retryable append error is retried after a backoff; a non-retryable one rejects', async () => {
@@ -110,7 +110,7 @@ describe('connection', () => {
     const first = await socket.next('append');
     socket.send({ type: 'error', id: first['id'], code: 'STORE_UNAVAILABLE', message: 'down', retryable: true });
     await answerAppend(socket, 2);
-    await expect(within(retried, 3000, 'append')).resolves.toEqual({ offset: 2, duplicate: false });
+    await expect(within(retried, 15_000, 'append')).resolves.toEqual({ offset: 2, duplicate: false });
 
     const refused = client.append('s1', { key: 'b', kind: 'user', data: 1 });
     const second = await socket.next('append');
@@ -138,9 +138,9 @@ describe('connection', () => {
     const socket = await gateway.accept();
     const closed = client.close();
     await answerAppend(socket, 1);
-    await within(closed, 3000, 'close');
+    await within(closed, 15_000, 'close');
     await expect(appended).resolves.toEqual({ offset: 1, duplicate: false });
-    await within(socket.closed, 3000, 'the socket to close');
+    await within(socket.closed, 15_000, 'the socket to close');
     expect((await rejection(client.append('s1', { key: 'k2', kind: 'user', data: 'x' }))).code).toBe('CLOSED');
     expect(() => client?.subscribe('s1')).toThrow(expect.objectContaining({ code: 'CLOSED' }));
   });

@@ -39,7 +39,7 @@ describe('coalescing', () => {
     expect(frame['seq']).toBe(0);
     expect(frame['items']).toEqual([{ data: written.join('') }]);
     ack(socket, 'g1', 0, 2);
-    await expect(within(flushed, 3000, 'flush')).resolves.toEqual({ seq: 0, offset: 2 });
+    await expect(within(flushed, 15_000, 'flush')).resolves.toEqual({ seq: 0, offset: 2 });
   });
 
   test('a different kind, priority or non-string data closes the merge first, so order is kept exactly', async () => {
@@ -109,7 +109,7 @@ describe('coalescing', () => {
     expect(itemsOf([...frames, ...socket.take('chunks')])).toEqual([{ data: 'x' }, { data: { n: 1 } }, { data: 'ab' }]);
     expect(finish).toMatchObject({ seq: 3, status: 'aborted', error: 'stop' });
     socket.send({ type: 'finished', id: finish['id'], generation: 'g1', status: 'aborted', offset: 5 });
-    await expect(within(aborted, 3000, 'abort')).resolves.toEqual({ offset: 5, status: 'aborted' });
+    await expect(within(aborted, 15_000, 'abort')).resolves.toEqual({ offset: 5, status: 'aborted' });
   });
 
   test("write()'s return value counts the open merge, and drained() sends it rather than wait for the window", async () => {
@@ -129,7 +129,7 @@ describe('coalescing', () => {
     await settle();
     expect(done).toBe(false);
     ack(socket, 'g1', 0, 2);
-    await within(drained, 3000, 'drained');
+    await within(drained, 15_000, 'drained');
     expect(gen.write('z')).toBe(true);
   });
 
@@ -208,7 +208,7 @@ describe('AbortSignal', () => {
     const finish = await socket.next('finish');
     expect(finish).toMatchObject({ seq: 2, status: 'aborted', error: 'user pressed stop' });
     socket.send({ type: 'finished', id: finish['id'], generation: 'g1', status: 'aborted', offset: 4 });
-    await expect(within(gen.finish(), 3000, 'finish')).resolves.toEqual({ offset: 4, status: 'aborted' });
+    await expect(within(gen.finish(), 15_000, 'finish')).resolves.toEqual({ offset: 4, status: 'aborted' });
   });
 
   test('an already-aborted signal aborts at once: the generation opens and ends aborted', async () => {
@@ -221,7 +221,7 @@ describe('AbortSignal', () => {
     const finish = await socket.next('finish');
     expect(finish).toMatchObject({ seq: 0, status: 'aborted', error: 'too late' });
     socket.send({ type: 'finished', id: finish['id'], generation: 'g1', status: 'aborted', offset: 2 });
-    await expect(within(gen.finish(), 3000, 'finish')).resolves.toEqual({ offset: 2, status: 'aborted' });
+    await expect(within(gen.finish(), 15_000, 'finish')).resolves.toEqual({ offset: 2, status: 'aborted' });
   });
 
   test('a reason longer than the wire limit is cut to 1024 chars', async () => {
@@ -245,7 +245,7 @@ describe('AbortSignal', () => {
     const finished = gen.finish();
     const finish = await socket.next('finish');
     socket.send({ type: 'finished', id: finish['id'], generation: 'g1', status: 'done', offset: 2 });
-    await within(finished, 3000, 'finish');
+    await within(finished, 15_000, 'finish');
     expect(signal.listeners.size).toBe(0);
     signal.fire('late');
     expect(gen.state).toBe('finished');
@@ -273,7 +273,7 @@ describe('AbortSignal', () => {
     expect(finish).toMatchObject({ seq: 1, status: 'done' });
     expect(finish['error']).toBeUndefined();
     socket.send({ type: 'finished', id: finish['id'], generation: 'g1', status: 'done', offset: 3 });
-    await expect(within(finished, 3000, 'finish')).resolves.toEqual({ offset: 3, status: 'done' });
+    await expect(within(finished, 15_000, 'finish')).resolves.toEqual({ offset: 3, status: 'done' });
   });
 });
 
@@ -291,7 +291,7 @@ describe('finish({ timeoutMs })', () => {
     // The gateway answers at last: the producer has given up and closed the channel.
     socket.send({ type: 'ack', generation: 'g1', seq: 0, offset: 2 });
     socket.send({ type: 'finished', id: finish['id'], generation: 'g1', status: 'done', offset: 3 });
-    await within(socket.closed, 3000, 'the channel to close');
+    await within(socket.closed, 15_000, 'the channel to close');
     await settle();
     expect(gen.state).toBe('failed');
     expect(await rejection(gen.finish())).toBe(error);
@@ -343,7 +343,7 @@ describe('bounded queue', () => {
     while (seqsOf(frames).length < 100) frames.push(await second.next('chunks'));
     expect(seqsOf(frames)).toEqual(Array.from({ length: 100 }, (_, i) => i));
     ack(second, 'g1', 99, 101);
-    await within(drained, 3000, 'drained');
+    await within(drained, 15_000, 'drained');
     expect(gen.write('0123456789')).toBe(true); // the refused write goes through now
     expect(seqsOf([await second.next('chunks')])).toEqual([100]);
   });
@@ -389,7 +389,7 @@ describe('events', () => {
     ack(socket, 'g1', 1, 3); // a repeat (duplicate batch) is no progress
     ack(socket, 'g1', 0, 2); // a stale one neither
     ack(socket, 'g1', 3, 5, 1);
-    await within(gen.flush(), 3000, 'flush');
+    await within(gen.flush(), 15_000, 'flush');
     expect(acks).toEqual([
       { seq: 1, offset: 3, dropped: 0 },
       { seq: 3, offset: 5, dropped: 1 },
@@ -398,7 +398,7 @@ describe('events', () => {
     gen.write(4);
     await socket.next('chunks');
     ack(socket, 'g1', 4, 6);
-    await within(gen.flush(), 3000, 'flush');
+    await within(gen.flush(), 15_000, 'flush');
     expect(acks).toHaveLength(2);
   });
 
@@ -412,11 +412,11 @@ describe('events', () => {
     });
     const socket = await gateway.accept();
     await answerOpen(socket);
-    await within(gen.flush(), 3000, 'the open'); // nothing written: resolves once opened
+    await within(gen.flush(), 15_000, 'the open'); // nothing written: resolves once opened
     const finished = gen.finish();
     const finish = await socket.next('finish');
     socket.send({ type: 'finished', id: finish['id'], generation: 'g1', status: 'done', offset: 2 });
-    await within(finished, 3000, 'finish');
+    await within(finished, 15_000, 'finish');
     expect(states.map((change) => change.state)).toEqual(['open', 'finishing', 'finished']);
     expect(states[0]?.previous).toBe('opening');
     expect(() => gen.on('nope' as 'ack', () => undefined)).toThrow(TypeError);
@@ -435,7 +435,7 @@ describe('events', () => {
     first.terminate();
     const second = await gateway.accept();
     await answerOpen(second);
-    await within(gen.flush(), 3000, 'flush after the reconnect');
+    await within(gen.flush(), 15_000, 'flush after the reconnect');
     expect(client.reconnects).toBe(1);
     expect(reconnects).toEqual([{ connection: 'generation g1', reconnects: 1 }]);
     expect(changes).toEqual([

@@ -67,12 +67,12 @@ describe('generation', () => {
     expect(seqsOf([await socket.next('chunks')])).toEqual([0, 1, 2]);
 
     ack(socket, 'g1', 1, 11);
-    await expect(within(flushAB, 3000, 'flush of a, b')).resolves.toEqual({ seq: 1, offset: 11 });
+    await expect(within(flushAB, 15_000, 'flush of a, b')).resolves.toEqual({ seq: 1, offset: 11 });
     await settle();
     expect(flushedABC).toBe(false);
 
     ack(socket, 'g1', 2, 12);
-    await expect(within(flushABC, 3000, 'flush of a, b, c')).resolves.toEqual({ seq: 2, offset: 12 });
+    await expect(within(flushABC, 15_000, 'flush of a, b, c')).resolves.toEqual({ seq: 2, offset: 12 });
   });
 
   test('flush with nothing written resolves once the generation is open, with the gen.start offset', async () => {
@@ -81,7 +81,7 @@ describe('generation', () => {
     const flushed = gen.flush();
     const socket = await gateway.accept();
     await answerOpen(socket, 0, 7);
-    await expect(within(flushed, 3000, 'flush')).resolves.toEqual({ seq: -1, offset: 7 });
+    await expect(within(flushed, 15_000, 'flush')).resolves.toEqual({ seq: -1, offset: 7 });
   });
 
   test('write() returns false past the high-water mark and drained() resolves after acks', async () => {
@@ -99,7 +99,7 @@ describe('generation', () => {
     await settle();
     expect(drained).toBe(false);
     ack(socket, 'g1', 0, 2);
-    await within(drainedPromise, 3000, 'drained');
+    await within(drainedPromise, 15_000, 'drained');
     expect(gen.write('z')).toBe(true);
   });
 
@@ -154,7 +154,7 @@ describe('generation', () => {
     gen.write('t5');
     expect(seqsOf([await second.next('chunks')])).toEqual([5]);
     ack(second, 'g1', 5, 9);
-    await expect(within(flushed, 3000, 'flush')).resolves.toEqual({ seq: 5, offset: 9 });
+    await expect(within(flushed, 15_000, 'flush')).resolves.toEqual({ seq: 5, offset: 9 });
     expect(seqsOf(second.frames.filter((frame) => frame.type === 'chunks'))).toEqual([3, 4, 5]);
     expect(gen.state).toBe('open');
   });
@@ -174,7 +174,7 @@ describe('generation', () => {
     const resent = await second.next('chunks');
     expect([resent['seq'], resent['items']]).toEqual([1, [{ data: 'b' }]]);
     ack(second, 'g1', 1, 5);
-    await expect(within(flushed, 3000, 'flush')).resolves.toEqual({ seq: 1, offset: 5 });
+    await expect(within(flushed, 15_000, 'flush')).resolves.toEqual({ seq: 1, offset: 5 });
   });
 
   test('SEQ_GAP makes the producer resend from expectedSeq, once per gap', async () => {
@@ -194,7 +194,7 @@ describe('generation', () => {
     // A later frame after the hole draws the same error, arriving after the resend went out.
     socket.send(gap);
     ack(socket, 'g1', 1, 3);
-    await within(flushedTwo, 3000, 'flush'); // the repeated SEQ_GAP has been handled by now
+    await within(flushedTwo, 15_000, 'flush'); // the repeated SEQ_GAP has been handled by now
     // Frames arrive in order: a second resend of 2..3 would reach the gateway before this write.
     gen.write(4);
     expect(seqsOf([await socket.next('chunks')])).toEqual([4]);
@@ -230,7 +230,7 @@ describe('generation', () => {
     const again = await socket.next('finish');
     expect(again['seq']).toBe(2);
     socket.send({ type: 'finished', id: again['id'], generation: 'g1', status: 'done', offset: 5 });
-    await expect(within(finished, 3000, 'finish')).resolves.toEqual({ offset: 5, status: 'done' });
+    await expect(within(finished, 15_000, 'finish')).resolves.toEqual({ offset: 5, status: 'done' });
   });
 
   test('finish sends seq = number of chunks, resolves with the gen.end offset and closes the channel', async () => {
@@ -247,9 +247,9 @@ describe('generation', () => {
     const finish = await socket.next('finish');
     expect(finish).toMatchObject({ token: 'v1/1/s1/g1', seq: 2, status: 'done' });
     socket.send({ type: 'finished', id: finish['id'], generation: 'g1', status: 'done', offset: 4 });
-    await expect(within(finished, 3000, 'finish')).resolves.toEqual({ offset: 4, status: 'done' });
+    await expect(within(finished, 15_000, 'finish')).resolves.toEqual({ offset: 4, status: 'done' });
     expect(gen.state).toBe('finished');
-    await within(socket.closed, 3000, 'the channel to close');
+    await within(socket.closed, 15_000, 'the channel to close');
   });
 
   test('abort finishes with status aborted and the reason', async () => {
@@ -261,7 +261,7 @@ describe('generation', () => {
     const finish = await socket.next('finish');
     expect(finish).toMatchObject({ seq: 0, status: 'aborted', error: 'user pressed stop' });
     socket.send({ type: 'finished', id: finish['id'], generation: 'g1', status: 'aborted', offset: 2 });
-    await expect(within(aborted, 3000, 'abort')).resolves.toEqual({ offset: 2, status: 'aborted' });
+    await expect(within(aborted, 15_000, 'abort')).resolves.toEqual({ offset: 2, status: 'aborted' });
   });
 
   test('a finish interrupted by a drop is re-sent on the resumed channel after the missing chunks', async () => {
@@ -281,7 +281,7 @@ describe('generation', () => {
     const finish = await second.next('finish');
     expect(finish['seq']).toBe(3);
     second.send({ type: 'finished', id: finish['id'], generation: 'g1', status: 'done', offset: 9 });
-    await expect(within(finished, 3000, 'finish')).resolves.toEqual({ offset: 9, status: 'done' });
+    await expect(within(finished, 15_000, 'finish')).resolves.toEqual({ offset: 9, status: 'done' });
   });
 
   test('a lost finished is recovered from the GENERATION_CLOSED answer to the reopen', async () => {
@@ -302,7 +302,7 @@ describe('generation', () => {
       retryable: false,
       details: { status: 'done', offset: 3 },
     });
-    await expect(within(finished, 3000, 'finish')).resolves.toEqual({ offset: 3, status: 'done' });
+    await expect(within(finished, 15_000, 'finish')).resolves.toEqual({ offset: 3, status: 'done' });
   });
 
   test('FENCED fails finish with code FENCED and later writes throw it', async () => {

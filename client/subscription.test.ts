@@ -32,7 +32,7 @@ async function answerSubscribe(socket: FakeSocket, from: number, head: number): 
 async function read(sub: Subscription, n: number): Promise<SubscriptionItem[]> {
   const items: SubscriptionItem[] = [];
   for (let i = 0; i < n; i++) {
-    const result = await within(sub.next(), 3000, `item ${i + 1} of ${n}`);
+    const result = await within(sub.next(), 15_000, `item ${i + 1} of ${n}`);
     if (result.done === true) throw new Error('subscription ended early');
     items.push(result.value);
   }
@@ -118,7 +118,7 @@ describe('subscription', () => {
         () => undefined,
         (e: unknown) => e as SpoolError,
       ),
-      3000,
+      15_000,
       'the rejection',
     );
     expect(error?.code).toBe('OFFSET_OUT_OF_RANGE');
@@ -137,11 +137,11 @@ describe('subscription', () => {
       (async () => {
         while (seen.length === 0) await new Promise((resolve) => setImmediate(resolve));
       })(),
-      3000,
+      15_000,
       'the first event',
     );
     sub.close();
-    await within(loop, 3000, 'the loop to end');
+    await within(loop, 15_000, 'the loop to end');
     expect(seen).toEqual([1]);
     expect((await socket.next('unsubscribe'))['session']).toBe('s1');
   });

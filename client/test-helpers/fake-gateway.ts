@@ -66,7 +66,7 @@ export class FakeSocket {
   }
 
   /** Waits for the next unread frame (of `type`, skipping none: frames of other types stay unread). */
-  next(type?: string, ms = 3000): Promise<Seen> {
+  next(type?: string, ms = 15_000): Promise<Seen> {
     const index = this.unread.findIndex((frame) => type === undefined || frame.type === type);
     if (index >= 0) return Promise.resolve(this.unread.splice(index, 1)[0] as Seen);
     return within(new Promise<Seen>((resolve) => this.waiters.push({ type, resolve })), ms, `a ${type ?? 'any'} frame`);
@@ -153,14 +153,14 @@ export class FakeGateway {
   }
 
   /** The next connection not yet handed out, in order of arrival. */
-  nextSocket(ms = 3000): Promise<FakeSocket> {
+  nextSocket(ms = 15_000): Promise<FakeSocket> {
     const socket = this.pendingSockets.shift();
     if (socket !== undefined) return Promise.resolve(socket);
     return within(new Promise<FakeSocket>((resolve) => this.waiters.push(resolve)), ms, 'a client connection');
   }
 
   /** Next connection, its hello already received (and answered unless autoWelcome is off). */
-  async accept(ms = 3000): Promise<FakeSocket> {
+  async accept(ms = 15_000): Promise<FakeSocket> {
     const socket = await this.nextSocket(ms);
     await socket.next('hello', ms);
     return socket;

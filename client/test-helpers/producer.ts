@@ -41,7 +41,7 @@ export function itemsOf(frames: Seen[]): unknown[] {
 }
 
 /** Resolves with the SpoolError `promise` rejects with; fails if it resolves or hangs. */
-export function rejection(promise: Promise<unknown>, ms = 3000): Promise<SpoolError> {
+export function rejection(promise: Promise<unknown>, ms = 15_000): Promise<SpoolError> {
   return within(
     promise.then(
       () => {
