@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SessionEvent } from '../protocol/types';
-import { checkHistory, chunkData, formatViolation, parseChunkData, type RecordedHistory, type Rule } from './checker';
+import { checkHistory, chunkData, formatViolation, judgeIntrusion, parseChunkData, type IntrusionRecord, type RecordedHistory, type Rule } from './checker';
 
 interface Fixture {
   readonly description: string;
@@ -33,6 +33,7 @@ describe('chaos history checker', () => {
     ['two-gen-ends.json', 'two gen.end for one generation'],
     ['gap-without-retention.json', 'a gap with no retention pressure configured'],
     ['gap-over-retained.json', 'a gap over events the log still holds'],
+    ['content-replaced.json', "a second writer's chunk stored under the producer's seq (issue 9)"],
   ];
 
   it.each(broken)('%s: %s fails the check and names the first bad event', (file) => {
@@ -81,7 +82,8 @@ describe('chaos history checker', () => {
     expect(rules([{ id: 'r', session: 's0', stints: [{ from: 0, items: log.slice(0, 4) }] }])).toEqual(['unresumed']);
     expect(rules([{ id: 'r', session: 's0', stints: [{ from: 0, items: log.slice(0, 3) }, { from: 2, items: log.slice(2) }] }])).toContain('resume-seam');
     const phantom: SessionEvent = { offset: 7, type: 'chunk', generationId: 's0-g0', seq: 3, priority: 2, ts: 0, data: chunkData('s0-g0', 3, 'xx') };
-    expect(rules([{ id: 'r', session: 's0', stints: [{ from: 0, items: [...log, phantom] }] }])).toEqual(['phantom-event']);
+    // Seq 3 was never written by its producer either: content-mismatch names the same event.
+    expect(rules([{ id: 'r', session: 's0', stints: [{ from: 0, items: [...log, phantom] }] }])).toEqual(['phantom-event', 'content-mismatch']);
   });
 
   it('reports a chunk stored twice and a chunk stored under the wrong seq', () => {
@@ -92,5 +94,38 @@ describe('chaos history checker', () => {
     const swapped = log.map((e) => (e.type !== 'gap' && e.offset === 4 ? { ...e, data: chunkData('s0-g0', 2, 'xx') } : e));
     expect(checkHistory({ ...history, readers: [], logs: { s0: swapped } }).violations[0]).toMatchObject({ rule: 'wrong-event', where: 'log' });
     expect(parseChunkData(chunkData('g-1', 17, 'pad'))).toEqual({ generation: 'g-1', seq: 17 });
+  });
+
+  it('content-mismatch: a chunk whose bytes are not what its producer wrote is reported in the log and at every reader that got it', () => {
+    expect(checkHistory(load('valid.json').history).stats.contentChecked).toBe(9); // 3 stored, 3 + 3 delivered: all compared, none differ
+    const { intrusions: _answers, ...history } = load('content-replaced.json').history;
+    const report = checkHistory(history);
+    expect(report.violations.map((v) => [v.rule, v.where])).toEqual([
+      ['content-mismatch', 'log'],
+      ['content-mismatch', 'reader s0.r0'],
+      ['content-mismatch', 'reader s0.r1'],
+    ]);
+    expect(report.violations[0]?.event).toMatchObject({ offset: 4, generationId: 's0-g0', seq: 1, data: 's0-g0#1|intruder' });
+    // Same data, another priority: still not what the producer wrote.
+    const valid = load('valid.json').history;
+    const reprioritised = valid.logs['s0']!.map((e) => (e.type === 'chunk' && e.seq === 2 ? { ...e, priority: 1 as const } : e));
+    expect(checkHistory({ ...valid, readers: [], logs: { s0: reprioritised } }).violations.map((v) => v.rule)).toEqual(['content-mismatch']);
+    // A stored chunk at a seq its producer never wrote is someone else's too.
+    const shorter = valid.producers.map((p) => ({ ...p, written: p.written!.slice(0, 2) }));
+    const never = checkHistory({ ...valid, readers: [], producers: shorter });
+    expect(never.violations.map((v) => v.message)).toEqual([expect.stringMatching(/s0-g0\/2 @5 .*never wrote seq 2/)]);
+  });
+
+  it('intruder-accepted: the second writer must be refused; faults that leave an attempt unanswered judge nothing', () => {
+    const history = load('valid.json').history;
+    const attempt = (answer: string): IntrusionRecord => ({ session: 's0', generation: 's0-g0', attempt: 'open-no-token', answer });
+    const refusals = ['GENERATION_ACTIVE', 'FENCED', 'BAD_FRAME', 'GENERATION_CLOSED', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN', 'no-answer'];
+    const report = checkHistory({ ...history, intrusions: refusals.map(attempt) });
+    expect(report.violations).toEqual([]);
+    expect(report.stats.intrusions).toBe(refusals.length);
+    for (const answer of ['opened', 'ack', 'finished', 'SEQ_GAP', 'FLOW_CONTROL', 'INTERNAL']) {
+      expect(judgeIntrusion(answer)).toBe('accepted');
+      expect(checkHistory({ ...history, intrusions: [attempt(answer)] }).violations.map((v) => [v.rule, v.where])).toEqual([['intruder-accepted', 'second writer on s0-g0']]);
+    }
   });
 });

@@ -27,11 +27,21 @@
  *   resume-seam         G5  a stint began somewhere other than where the reader's previous one ended
  *   unresumed           G5  a reader never caught up with the final head
  *   finish-mismatch     G6  `finished` disagrees with the gen.end in the log
+ *   content-mismatch    G2  a stored or delivered chunk whose kind, priority or data differ from
+ *                           what its producer wrote under that (generation, seq), or a chunk at a
+ *                           seq its producer never wrote (someone else's bytes in its generation)
+ *   intruder-accepted   G4  a second writer that named another producer's generation without its
+ *                           token (no token, a forged or stale one, a wrong secret) was answered
+ *                           anything but a refusal: `opened`, `ack`, `finished`, or an error only
+ *                           a writer of the generation can get
  *
  * Violations come in a fixed order (per session: the log, then producers, then readers; each in
  * offset/delivery order), so "the first bad event" is well defined and stable for a history.
  */
 import type { EndStatus, ReadItem, SessionEvent } from '../protocol/types';
+import { chunkDigest, parseChunkData } from './chunk-content';
+
+export { chunkData, chunkDigest, parseChunkData } from './chunk-content';
 
 export interface AckRecord {
   readonly seq: number;
@@ -46,6 +56,11 @@ export interface ProducerRecord {
   readonly takeover: boolean;
   /** Every ack that advanced the durable point, in arrival order. */
   readonly acks: AckRecord[];
+  /**
+   * What the producer wrote: `written[seq]` is the `chunkDigest` of chunk seq as it sent it.
+   * Absent in histories recorded before issue 9; then its chunks' content is not checked.
+   */
+  readonly written?: Array<string | null>;
   finished?: { readonly offset: number; readonly status: EndStatus };
   /** How it ended for the producer: 'fenced' (taken over), 'failed' (another error), 'finished'. */
   outcome: 'running' | 'finished' | 'fenced' | 'failed';
@@ -71,6 +86,23 @@ export interface ReaderRecord {
   readonly stints: ReaderStint[];
 }
 
+/**
+ * One attempt of the second writer (workload.ts, second-writer.ts) to get into another producer's
+ * generation without its token, and what the gateway answered.
+ */
+export interface IntrusionRecord {
+  readonly session: string;
+  readonly generation: string;
+  /** What it tried, e.g. `open-no-token`, `open-forged-token`, `chunks-forged-token`, `finish-stale-token`. */
+  readonly attempt: string;
+  /** The seq a chunk/chunks/finish frame carried. */
+  readonly seq?: number;
+  /** An error code, the type of a frame that was not an error (`opened`, `ack`, `finished`), or `no-answer`. */
+  readonly answer: string;
+  /** The answering frame, when it was not a refusal. */
+  readonly frame?: unknown;
+}
+
 /** Everything a run observed; also the format of the checker's fixtures. */
 export interface RecordedHistory {
   readonly scenario: string;
@@ -82,6 +114,8 @@ export interface RecordedHistory {
   readonly readers: ReaderRecord[];
   /** Each session's log read from offset 0 at the end. */
   readonly logs: Record<string, ReadItem[]>;
+  /** The second writer's attempts (absent in histories recorded before issue 9). */
+  readonly intrusions?: IntrusionRecord[];
 }
 
 export type Rule =
@@ -101,7 +135,9 @@ export type Rule =
   | 'phantom-event'
   | 'resume-seam'
   | 'unresumed'
-  | 'finish-mismatch';
+  | 'finish-mismatch'
+  | 'content-mismatch'
+  | 'intruder-accepted';
 
 export interface Violation {
   readonly rule: Rule;
@@ -125,24 +161,15 @@ export interface CheckStats {
   stints: number;
   delivered: number;
   deliveredGaps: number;
+  /** Chunks (stored and delivered) whose content was compared with what their producer wrote. */
+  contentChecked: number;
+  intrusions: number;
 }
 
 export interface CheckReport {
   readonly ok: boolean;
   readonly violations: Violation[];
   readonly stats: CheckStats;
-}
-
-/** What a chunk written by the chaos workload carries: `<generation>#<seq>|padding`. */
-export function chunkData(generation: string, seq: number, padding: string): string {
-  return `${generation}#${seq}|${padding}`;
-}
-
-/** The (generation, seq) a chunk's data names, when it follows `chunkData`. */
-export function parseChunkData(data: unknown): { generation: string; seq: number } | undefined {
-  if (typeof data !== 'string') return undefined;
-  const m = /^([^#|]+)#(\d+)\|/.exec(data);
-  return m ? { generation: m[1] as string, seq: Number(m[2]) } : undefined;
 }
 
 const MAX_VIOLATIONS = 200;
@@ -206,6 +233,8 @@ export function checkHistory(history: RecordedHistory): CheckReport {
     stints: 0,
     delivered: 0,
     deliveredGaps: 0,
+    contentChecked: 0,
+    intrusions: 0,
   };
   const add = (rule: Rule, session: string, where: string, message: string, event: unknown): void => {
     if (violations.length < MAX_VIOLATIONS) violations.push({ rule, session, where, message, event });
@@ -216,7 +245,10 @@ export function checkHistory(history: RecordedHistory): CheckReport {
     const index = checkLog(session, history.logs[session] ?? [], history.retentionPressure, add, stats);
     checkProducers(session, index, history.producers.filter((p) => p.session === session), add, stats);
     checkAppends(session, index, history.appends.filter((a) => a.session === session), add, stats);
-    for (const reader of history.readers.filter((r) => r.session === session)) checkReader(reader, index, history.retentionPressure, add, stats);
+    const readers = history.readers.filter((r) => r.session === session);
+    for (const reader of readers) checkReader(reader, index, history.retentionPressure, add, stats);
+    checkContent(session, index, history.producers.filter((p) => p.session === session), readers, add, stats);
+    checkIntrusions(session, (history.intrusions ?? []).filter((i) => i.session === session), add, stats);
   }
   return { ok: violations.length === 0, violations, stats };
 }
@@ -453,6 +485,78 @@ function checkReader(reader: ReaderRecord, index: SessionIndex, pressure: boolea
     }
   }
   if (cursor < index.head) note('unresumed', `the reader ended at offset ${cursor}, short of the final head ${index.head}`, { at: cursor, head: index.head });
+}
+
+/**
+ * G2 against what the producers wrote: every chunk of the final log, then every chunk each reader
+ * received, must carry what its producer wrote under that (generation, seq). Generations no
+ * producer record wrote down (histories recorded before issue 9) are not checked.
+ */
+function checkContent(session: string, index: SessionIndex, producers: readonly ProducerRecord[], readers: readonly ReaderRecord[], add: Add, stats: CheckStats): void {
+  const wrote = new Map<string, Map<number, Set<string>>>();
+  for (const p of producers) {
+    if (p.written === undefined) continue;
+    let seqs = wrote.get(p.generation);
+    if (!seqs) wrote.set(p.generation, (seqs = new Map()));
+    for (let seq = 0; seq < p.written.length; seq++) {
+      const digest = p.written[seq];
+      if (typeof digest !== 'string') continue;
+      const known = seqs.get(seq);
+      if (known) known.add(digest);
+      else seqs.set(seq, new Set([digest]));
+    }
+  }
+  if (wrote.size === 0) return;
+  /** Why `e` is not what its producer wrote, or undefined when it is (or nobody wrote it down). */
+  const mismatch = (e: SessionEvent): string | undefined => {
+    const seqs = e.type === 'chunk' && e.generationId !== undefined && e.seq !== undefined ? wrote.get(e.generationId) : undefined;
+    if (seqs === undefined) return undefined;
+    stats.contentChecked += 1;
+    const expected = seqs.get(e.seq as number);
+    if (expected === undefined) return `its producer never wrote seq ${e.seq}`;
+    const got = chunkDigest(e);
+    return expected.has(got) ? undefined : `it carries content ${got}, its producer wrote ${[...expected].join(' or ')} under that seq`;
+  };
+  // One bad chunk tends to show up in the log and at every reader; the first few tell the story.
+  let reported = 0;
+  for (const e of index.events.values()) {
+    const why = mismatch(e);
+    if (why !== undefined && reported++ < 5) add('content-mismatch', session, 'log', `chunk ${describe(e)} in the log is not what its producer wrote: ${why}`, e);
+  }
+  for (const reader of readers) {
+    reported = 0;
+    for (const stint of reader.stints) {
+      for (const item of stint.items) {
+        if (item.type !== 'chunk') continue;
+        const why = mismatch(item);
+        if (why !== undefined && reported++ < 5) add('content-mismatch', session, `reader ${reader.id}`, `delivered ${describe(item)}, which is not what its producer wrote: ${why}`, item);
+      }
+    }
+  }
+}
+
+/** What the gateway must answer a second writer: a refusal that lets it write nothing (§7.1, §7.2). */
+const REFUSALS: ReadonlySet<string> = new Set(['GENERATION_ACTIVE', 'FENCED', 'BAD_FRAME', 'GENERATION_CLOSED']);
+/** Answers that judge nothing: the attempt met a store or a gateway that was down or going down. */
+const INCONCLUSIVE: ReadonlySet<string> = new Set(['no-answer', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN']);
+
+/**
+ * How an answer to the second writer counts: `refused` (as it must be), `inconclusive` (faults got
+ * in the way), or `accepted`: `opened`, `ack`, `finished`, or an error only a writer of the
+ * generation can get (SEQ_GAP, FLOW_CONTROL) or that no refusal is (INTERNAL).
+ */
+export function judgeIntrusion(answer: string): 'refused' | 'inconclusive' | 'accepted' {
+  if (REFUSALS.has(answer)) return 'refused';
+  return INCONCLUSIVE.has(answer) ? 'inconclusive' : 'accepted';
+}
+
+function checkIntrusions(session: string, intrusions: readonly IntrusionRecord[], add: Add, stats: CheckStats): void {
+  for (const i of intrusions) {
+    stats.intrusions += 1;
+    if (judgeIntrusion(i.answer) !== 'accepted') continue;
+    const seq = i.seq !== undefined ? ` seq ${i.seq}` : '';
+    add('intruder-accepted', session, `second writer on ${i.generation}`, `${i.attempt}${seq} into ${i.generation} without its token was answered ${i.answer}, not a refusal`, i);
+  }
 }
 
 /** A violation as the runner prints it: scenario, seed, rule, where, the first bad event, how to reproduce. */
