@@ -53,7 +53,7 @@ async function readGeneration(client: SpoolClient, session: string, generation: 
     }
   })();
   try {
-    await within(read, 20_000, `gen.end of ${generation}`);
+    await within(read, 30_000, `gen.end of ${generation}`);
   } finally {
     sub.close();
   }
@@ -83,10 +83,10 @@ it('coalescing cuts the chunk count while readers reassemble the identical text,
     const gen = client.generation(session, { id: 'g', ...(coalesce ? { coalesce: { windowMs: 20, maxBytes: 1024 } } : {}) });
     for (let i = 0; i < written.length; i++) {
       const token = written[i] as { text: string; kind: string };
-      if (!gen.write(token.text, { kind: token.kind })) await within(gen.drained(), 10_000, 'drained');
+      if (!gen.write(token.text, { kind: token.kind })) await within(gen.drained(), 30_000, 'drained');
       if (i % 10 === 9) await nextTick();
     }
-    await expect(gen.finish({ timeoutMs: 10_000 })).resolves.toMatchObject({ status: 'done' });
+    await expect(gen.finish({ timeoutMs: 30_000 })).resolves.toMatchObject({ status: 'done' });
   };
   const producer = newClient(gw.url);
   await Promise.all([produce(producer, 'plain', false), produce(producer, 'merged', true)]);
@@ -124,7 +124,7 @@ it('an AbortSignal stops a streaming generation: the waiting producer wakes with
     for (let i = 0; i < 100_000; i++) {
       const more = gen.write(`token ${i} `);
       accepted++;
-      if (!more) await within(gen.drained(), 10_000, 'drained');
+      if (!more) await within(gen.drained(), 30_000, 'drained');
     }
   } catch (error) {
     stoppedBy = error as SpoolError;
@@ -132,7 +132,7 @@ it('an AbortSignal stops a streaming generation: the waiting producer wakes with
   expect(stoppedBy?.code).toBe('CLOSED');
   expect(accepted).toBeGreaterThan(100);
   expect(accepted).toBeLessThan(100_000);
-  const end = await within(gen.finish(), 10_000, 'the abort to be confirmed');
+  const end = await within(gen.finish(), 30_000, 'the abort to be confirmed');
   expect(end.status).toBe('aborted');
 
   const events = await readGeneration(newClient(gw.url), 's', 'g');

@@ -109,12 +109,12 @@ describe('a reader that stops reading while a producer streams', () => {
     const reader = await RawClient.connect(gateway.url);
     cleanups.push(() => reader.close());
     reader.send({ type: 'subscribe', id: 1, session, from: 0 });
-    await reader.next((f) => f.type === 'live' && f['session'] === session, 10_000);
+    await reader.next((f) => f.type === 'live' && f['session'] === session, 30_000);
 
     const producer = new SpoolClient({ url: gateway.url });
     cleanups.push(() => producer.destroy());
     const gen = producer.generation(session, { id: 'g-slow-reader' });
-    await withTimeout(gen.flush(), 10_000, 'the generation opening');
+    await withTimeout(gen.flush(), 30_000, 'the generation opening');
 
     const samples: Array<{ at: number; rss: number; rssAnon: number; rssFile: number }> = [];
     const started = Date.now();

@@ -27,7 +27,7 @@ it('a takeover fences the streaming producer: its finish fails with FENCED and n
       writeError = error as SpoolError;
     }
     if (writeError) expect(writeError.code).toBe('FENCED');
-    await expect(genA.finish({ timeoutMs: 10_000 })).rejects.toMatchObject({ code: 'FENCED' });
+    await expect(genA.finish({ timeoutMs: 30_000 })).rejects.toMatchObject({ code: 'FENCED' });
     expect(genA.state).toBe('failed');
     await genB.finish();
     const log = (await gw.store.read('s', 0, 1000)).items.map((e) => (e.type === 'gap' ? 'gap' : `${e.type}:${e.generationId}`));
