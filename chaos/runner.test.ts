@@ -34,8 +34,14 @@ describe('chaos runner', () => {
     expect(result.ok).toBe(true);
     expect(result.faults['client-link:reset']).toBeGreaterThan(5);
     expect(result.faults['clients:duplicate-storm']).toBe(1);
-    expect(result.stats?.logEvents).toBeGreaterThan(300);
-    expect(result.stats?.delivered).toBeGreaterThan(600);
+    // How much a 3 s run writes depends on the machine's speed; what it writes whatever the
+    // speed: a generation in each of the two sessions, and the storm's two (A, 30 chunks, fenced;
+    // B, 10 chunks) with their starts and ends; the user message before each generation.
+    expect(result.stats?.generations).toBeGreaterThanOrEqual(4);
+    expect(result.stats?.logEvents).toBeGreaterThanOrEqual(44 + 2 * 3);
+    // Every reader got its session up to the final head (a short one is in `failures`).
+    expect(result.stats?.readers).toBe(4);
+    expect(result.stats?.delivered).toBeGreaterThanOrEqual(4 * 3);
     expect(result.stats?.fenced).toBeGreaterThanOrEqual(1); // the storm's stale writer at least
     expect(result.windows.length).toBeGreaterThanOrEqual(3);
     expect(result.client.resumes).toBeGreaterThan(0);
