@@ -113,7 +113,7 @@ describe('RedisStore on a real redis-server', () => {
       const store = await make({ sessionTtlMs: ttl });
       const k = keysOf('s');
       await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
-      await raw.pexpire(k.meta, 1000);
+      await raw.pexpire(k.meta, 10_000); // far below the TTL, far above any pause of the machine
       expect(await store.append('s', [dropped('g1', 1, 0, { ts: T0 + 5 })])).toEqual({ results: [{ status: 'dropped' }], events: [], trimmed: [], head: 1 });
       expect(await raw.hgetall(k.seq)).toEqual({ '0': '0' });
       for (const key of [k.seq, k.meta, k.log]) expect(await raw.pttl(key)).toBeGreaterThan(ttl - 5000);
@@ -127,17 +127,19 @@ describe('RedisStore on a real redis-server', () => {
       const k = keysOf('s');
       await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       await store.append('s', [chunk('g1', 1, 0, { ts: T0 + 1 })]);
-      await raw.pexpire(k.meta, 5000);
+      await raw.pexpire(k.meta, 30_000); // far below the TTL, far above any pause of the machine
       const before = await raw.hgetall(k.meta);
       expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeTag: TAG, tag: TAG, ts: T0 + 9 })).toMatchObject({ status: 'resumed', nextSeq: 1 });
       expect(await raw.hgetall(k.meta)).toEqual({ ...before, activeLastWriteTs: String(T0 + 9) });
-      expect(await raw.pttl(k.meta)).toBeLessThanOrEqual(5000);
+      expect(await raw.pttl(k.meta)).toBeLessThanOrEqual(30_000);
       expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, resumeOnly: true, resumeTag: TAG, tag: TAG, ts: T0 + 2 })).toMatchObject({ status: 'resumed' });
       expect(await raw.hget(k.meta, 'activeLastWriteTs')).toBe(String(T0 + 9));
     });
 
     it('every key of a session gets a PTTL of at most sessionTtlMs on a write and is gone after it', async () => {
-      const ttl = 800;
+      // Long enough that no pause of a loaded machine between two writes, or before the PTTLs
+      // are read, lets a key expire early; the wait for expiry below is bounded generously.
+      const ttl = 2000;
       const store = await make({ sessionTtlMs: ttl });
       const now = Date.now();
       await store.append('s', [keyed('k1', { ts: now })]);
@@ -152,7 +154,7 @@ describe('RedisStore on a real redis-server', () => {
         expect(pttl).toBeGreaterThan(0);
         expect(pttl).toBeLessThanOrEqual(ttl);
       }
-      await waitUntil('every key of the session to expire', async () => (await raw.exists(...keys)) === 0, 5000);
+      await waitUntil('every key of the session to expire', async () => (await raw.exists(...keys)) === 0, 20_000);
       expect(await store.meta('s')).toMatchObject({ epoch: 0, head: 0, active: null });
     });
 
@@ -209,8 +211,9 @@ describe('RedisStore on a real redis-server', () => {
     });
 
     it('after the subscriber connection drops, a notice with the current head heals what was published meanwhile', async () => {
-      // A reconnect floor of 1 s leaves a window in which nobody is subscribed.
-      const a = await make({ reconnectMinMs: 1000, reconnectMaxMs: 2000 });
+      // A reconnect floor of 3 s leaves a window in which nobody is subscribed (the two commands
+      // below must fit in it, however loaded the machine).
+      const a = await make({ reconnectMinMs: 3000, reconnectMaxMs: 4000 });
       const b = await make();
       const channel = noticeChannel('s');
       const log = new NoticeLog();
@@ -222,7 +225,7 @@ describe('RedisStore on a real redis-server', () => {
       await b.append('s', [keyed('k2'), keyed('k3')]);
       // Published to nobody: the notice can only come from the heal after resubscribing.
       expect((await raw.pubsub('NUMSUB', channel))[1]).toBe(0);
-      await log.reached(3);
+      await log.reached(3, 20_000);
     });
 
     it('a takeover by another store fences the old owner inside the script: nothing of its writes lands', async () => {
@@ -249,9 +252,13 @@ describe('RedisStore on a real redis-server', () => {
         const store = await make({ commandTimeoutMs: 500, pingTimeoutMs: 500 }, { url: paused.url });
         await store.append('s', [keyed('k1')]);
         paused.pause();
-        const started = Date.now();
-        await expect(store.append('s', [keyed('k2')])).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
-        expect(Date.now() - started).toBeLessThan(2000);
+        // Without the command timeout the call would wait for the paused server forever: a bound
+        // far above 500 ms tells the two apart without depending on how loaded the machine is.
+        let bound: NodeJS.Timeout | undefined;
+        const hung = new Promise<never>((_, reject) => {
+          bound = setTimeout(() => reject(new Error('append to a paused server still pending after 20 s')), 20_000);
+        });
+        await expect(Promise.race([store.append('s', [keyed('k2')]), hung]).finally(() => clearTimeout(bound))).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
         await expect(store.ping()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
         await expect(store.read('s', 0, 10)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
         paused.resume();
