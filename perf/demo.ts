@@ -7,9 +7,11 @@
  * The producer appends the user message, then streams a fake LLM response (text deltas at
  * priority 2, interleaved reasoning at 1 and debug at 0) through a generation, honouring
  * backpressure. The reader follows the session from offset 0; when it has half the events the
- * proxy destroys its sockets and refuses reconnects for a moment. The SDK reconnects and
- * resumes from its last offset on its own. At the end the demo checks that every event arrived
- * exactly once, in contiguous offsets, and prints the conversation and the counts.
+ * proxy destroys its sockets and refuses reconnects for a moment; the producer waits for that
+ * cut before it writes the second half, so the cut lands mid-stream however fast or slow either
+ * side is. The SDK reconnects and resumes from its last offset on its own. At the end the demo
+ * checks that every event arrived exactly once, in contiguous offsets, and prints the
+ * conversation and the counts.
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -21,7 +23,7 @@ import { SpoolClient, type Generation, type SessionEvent, type Subscription, typ
 import { startGateway, type Gateway } from '../gateway';
 import { runMain } from './report';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy';
-import { sleep, withTimeout } from './workload';
+import { deferred, sleep, withTimeout } from './workload';
 
 const USER_MESSAGE = 'Why does a chat app need a durable log between the model and the screen?';
 
@@ -121,9 +123,13 @@ export function planChunks(): Planned[] {
 
 const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
-/** Writes the planned chunks, honouring backpressure, then finishes the generation. */
-async function produce(gen: Generation, plan: readonly Planned[], tokenDelayMs: number): Promise<number> {
-  for (const chunk of plan) {
+/**
+ * Writes the planned chunks, honouring backpressure, then finishes the generation. Before chunk
+ * `pause.at` it waits for `pause.until` (the reader's cut).
+ */
+async function produce(gen: Generation, plan: readonly Planned[], tokenDelayMs: number, pause: { readonly at: number; readonly until: Promise<void> }): Promise<number> {
+  for (const [index, chunk] of plan.entries()) {
+    if (index === pause.at) await pause.until;
     if (!gen.write(chunk.data, { kind: chunk.kind, priority: chunk.priority })) await gen.drained();
     if (chunk.kind === 'text' && tokenDelayMs > 0) await sleep(tokenDelayMs);
   }
@@ -214,14 +220,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     let gen: Generation | undefined;
     let cutAt = 0;
+    const cutAfter = Math.floor(expectedEvents / 2);
+    const cutDone = deferred();
     const sub = reader.subscribe(session, { from: 0 });
     const reading = read(
       sub,
       () => gen?.id,
-      Math.floor(expectedEvents / 2),
+      cutAfter,
       (offset, buffered) => {
         cutAt = performance.now();
         const sockets = proxyRef.cut(outageMs);
+        cutDone.resolve(); // the producer writes the second half now
         say(
           `cut the reader's connection at offset ${offset} (${plural(sockets, 'TCP connection')} destroyed, ${plural(buffered, 'event')} already in the SDK's buffer); reconnects refused for ${outageMs} ms`,
         );
@@ -233,7 +242,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     say(`user message appended at offset ${appended.offset}`);
     gen = producer.generation(session);
     say(`streaming ${plan.length} chunks (${plan.filter((c) => c.kind === 'text').length} text deltas, reasoning and debug interleaved) into generation ${gen.id}`);
-    const endOffset = await withTimeout(produce(gen, plan, tokenDelayMs), timeoutMs, 'the producer');
+    // The user message and gen.start come first: this many chunks make the events the cut waits for.
+    const pause = { at: cutAfter - 2, until: cutDone.promise };
+    const endOffset = await withTimeout(produce(gen, plan, tokenDelayMs, pause), timeoutMs, 'the producer');
     say(`generation finished: gen.end durable at offset ${endOffset}`);
 
     let result: ReaderResult;
