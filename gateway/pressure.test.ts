@@ -124,7 +124,15 @@ describe('slow readers', () => {
   }
 
   it('a reader that stops reading is paused, not buffered without bound, and gets everything exactly once when it reads again', async () => {
-    const gw = await gateway({ maxReaderBufferedBytes: 64 * 1024, hotBufferEvents: 256, credit: { frames: 4096, bytes: 8 << 20 } });
+    // Paused, never given up on: however long streaming takes on this machine, neither the slow
+    // reader timeout nor the heartbeat (a paused socket answers no ping) may end the reader.
+    const gw = await gateway({
+      maxReaderBufferedBytes: 64 * 1024,
+      hotBufferEvents: 256,
+      credit: { frames: 4096, bytes: 8 << 20 },
+      slowReaderTimeoutMs: 600_000,
+      heartbeatMs: 600_000,
+    });
     const p = await client(gw);
     const r = await client(gw);
     const { token } = await p.open('s', 'g');
