@@ -30,7 +30,7 @@ import type {
   SessionId,
   GenerationId,
 } from '../protocol/types';
-import type { AppendResult, OpenRequest, OpenResult, SessionStore, WriteItem } from '../store/types';
+import type { ActiveGeneration, AppendResult, OpenRequest, OpenResult, SessionStore, WriteItem } from '../store/types';
 import type { GatewayConfig } from './config';
 import { newTag, secretDigest } from './credentials';
 import { Flusher, type FlushHandler, type FlusherOptions } from './flusher';
@@ -81,8 +81,12 @@ type Op =
   | { readonly kind: 'chunk'; readonly item: WriteItem & { op: 'chunk' }; readonly gen: GenState; readonly counted: boolean }
   | { readonly kind: 'end'; readonly item: WriteItem & { op: 'end' }; readonly gen: GenState | null; readonly reply: Reply<FinishedFrame> | null }
   | { readonly kind: 'append'; readonly item: WriteItem; readonly reply: Reply<AppendedFrame>; readonly requestId: number | undefined }
-  /** Another process stored up to `head`: read what this actor has not seen and fan it out. */
-  | { readonly kind: 'sync'; head: Offset }
+  /**
+   * Another process stored up to `head`: read what this actor has not seen and fan it out.
+   * `verify`: a notice reported a head below one the store had before; look at the store's meta
+   * to tell a stale notice from a store that lost data (a rewind).
+   */
+  | { readonly kind: 'sync'; head: Offset; verify: boolean }
   | {
       readonly kind: 'open';
       readonly generationId: string;
@@ -165,14 +169,16 @@ export class SessionActor implements FlushHandler<Op> {
     this.epoch = meta.epoch;
     this.hot = new HotBuffer(this.deps.config.hotBufferEvents, this.deps.config.hotBufferBytes, meta.head);
     this.storeHead = meta.head;
-    if (meta.active) {
-      const a = meta.active;
-      // The producer gets a full idle timeout from now to come back (the gateway may have restarted).
-      this.active = this.newGen(a.id, a.epoch, a.lastSeq, a.startOffset);
-      this.active.durableOffset = 0;
-      this.active.knownWriteTs = a.lastWriteTs;
-      this.armIdleTimer();
-    }
+    if (meta.active) this.adopt(meta.active);
+  }
+
+  /** Takes the store's active generation as this actor's (its producer is not bound yet). */
+  private adopt(a: ActiveGeneration): void {
+    // The producer gets a full idle timeout from now to come back (the gateway may have restarted).
+    this.active = this.newGen(a.id, a.epoch, a.lastSeq, a.startOffset);
+    this.active.durableOffset = 0;
+    this.active.knownWriteTs = a.lastWriteTs;
+    this.armIdleTimer();
   }
 
   get queueDepth(): number {
@@ -465,8 +471,12 @@ export class SessionActor implements FlushHandler<Op> {
     const store = this.deps.store;
     const metrics = this.deps.metrics;
     const started = performance.now();
+    // What the store had before this call: its answer may not show less (notices of this very
+    // write may raise storeHead before the answer arrives, so compare with the head before).
+    const headBefore = this.storeHead;
     if (first.kind === 'sync') {
       this.pendingSync = null;
+      if (first.verify && (await this.checkRewind())) return;
       await this.readUpTo(first.head);
       return;
     }
@@ -483,7 +493,11 @@ export class SessionActor implements FlushHandler<Op> {
       const result = await store.openGeneration(this.session, request);
       metrics.persistenceLatency.observe((performance.now() - started) / 1000);
       metrics.persistenceSuccess.inc();
-      if (result.status === 'opened' && result.events[0]) await this.readUpTo(result.events[0].offset - 1);
+      if (result.status === 'opened' && result.events[0]) {
+        const before = result.events[0].offset - 1;
+        if (before < headBefore) await this.checkRewind(before, headBefore);
+        await this.readUpTo(before);
+      }
       this.applyOpen(first, result);
       return;
     }
@@ -493,8 +507,11 @@ export class SessionActor implements FlushHandler<Op> {
     metrics.persistenceBatchSize.observe(items.length);
     metrics.persistenceSuccess.inc();
     // Other processes may have written since this actor last looked: fan their events out first,
-    // so every offset up to ours is accounted for before ours are published.
-    await this.readUpTo(result.events[0] ? result.events[0].offset - 1 : result.head);
+    // so every offset up to ours is accounted for before ours are published. A head below one
+    // the store had before means it lost data or the session was re-created (G9).
+    const before = result.events[0] ? result.events[0].offset - 1 : result.head;
+    if (before < headBefore) await this.checkRewind(before, headBefore);
+    await this.readUpTo(before);
     this.applyAppend(batch, result);
   }
 
@@ -518,14 +535,66 @@ export class SessionActor implements FlushHandler<Op> {
 
   /** A change notice from the store (this process's writes or another's). */
   private onNotice(head: Offset): void {
+    if (this.closed) return;
+    // Heads never go back while the store keeps what it acknowledged. A lower one is a notice
+    // read before a write it raced (harmless), or a store that lost data: the sync finds out.
+    const verify = head < this.storeHead;
     this.noteStoreHead(head);
-    if (head <= this.hot.head || this.closed) return;
+    if (head <= this.hot.head && !verify) return;
     if (this.pendingSync) {
       this.pendingSync.head = Math.max(this.pendingSync.head, head);
+      this.pendingSync.verify ||= verify;
       return;
     }
-    this.pendingSync = { kind: 'sync', head };
+    this.pendingSync = { kind: 'sync', head, verify };
     this.flusher.enqueue(this.pendingSync);
+  }
+
+  /**
+   * Checks the store's meta against what this actor saw of it; when the head or the epoch went
+   * back (the store lost acknowledged data, or the session expired and was written again), every
+   * reader and the producer of the session are told with SESSION_REWOUND (G9) and the actor
+   * restarts from the store's state. Returns true when it was a rewind. `seen`: the store just
+   * answered one of this actor's writes with a head (before the write's first offset) below
+   * `known`, the head it had before the write was sent — proof on its own, as the write came
+   * after every earlier look.
+   */
+  private async checkRewind(seen?: Offset, known?: Offset): Promise<boolean> {
+    const meta = await this.deps.store.meta(this.session);
+    const rewound = (seen !== undefined && known !== undefined && seen < known) || meta.head < this.storeHead || meta.epoch < this.epoch;
+    if (!rewound) return false;
+    const lost = { head: this.storeHead, epoch: this.epoch };
+    this.deps.metrics.sessionRewound.inc();
+    this.deps.telemetry.emit({ name: 'session.rewound', session: this.session, fromHead: lost.head, toHead: meta.head });
+    this.deps.logger.warn(
+      { session: this.session, head: lost.head, epoch: lost.epoch, storeHead: meta.head, storeEpoch: meta.epoch },
+      'the store no longer has what it acknowledged for this session (data lost, or expired and written again); readers and producer told SESSION_REWOUND',
+    );
+    const error = new SpoolError(
+      'SESSION_REWOUND',
+      `session ${this.session} went back from offset ${lost.head} (epoch ${lost.epoch}) to ${meta.head} (epoch ${meta.epoch}): the store lost it or it expired; offsets after ${meta.head} will be reused, subscribe again from the start`,
+      { session: this.session, head: meta.head, offset: lost.head },
+    );
+    this.readers.failAll(error);
+    const gen = this.active;
+    if (gen !== null) {
+      const still = meta.active;
+      if (still === null || still.id !== gen.id || still.epoch !== gen.epoch) {
+        gen.ending = true;
+        gen.failedCode = 'SESSION_REWOUND';
+        if (gen.link) gen.link.sendError(error, gen.id);
+        this.active = null;
+        if (this.idleTimer) {
+          clearTimeout(this.idleTimer);
+          this.idleTimer = undefined;
+        }
+      }
+    }
+    this.epoch = meta.epoch;
+    this.storeHead = meta.head;
+    this.hot = new HotBuffer(this.deps.config.hotBufferEvents, this.deps.config.hotBufferBytes, meta.head);
+    if (meta.active && this.active === null) this.adopt(meta.active);
+    return true;
   }
 
   private applyOpen(op: Extract<Op, { kind: 'open' }>, result: OpenResult): void {
@@ -825,7 +894,7 @@ export class SessionActor implements FlushHandler<Op> {
           // Live readers cannot be brought up to date: end their subscriptions so they resume
           // from their offsets once the store is back (never a silent skip).
           this.pendingSync = null;
-          this.readers.failAll();
+          this.readers.failAll(new SpoolError('STORE_UNAVAILABLE', 'store read failed; resubscribe from your offset'));
           break;
       }
     }

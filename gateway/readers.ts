@@ -142,13 +142,14 @@ export class SessionReaders {
   }
 
   /**
-   * Live readers cannot be brought up to date (a sync with the store failed): ends every
-   * subscription with STORE_UNAVAILABLE so they resume from their offsets once the store is back.
+   * Ends every subscription with `error` and stops watching: live readers cannot be brought up
+   * to date (a sync with the store failed: STORE_UNAVAILABLE, they resume from their offsets
+   * once the store is back), or their offsets no longer name anything (SESSION_REWOUND).
    */
-  failAll(): void {
+  failAll(error: SpoolError): void {
     for (const sub of [...this.subscribers.values()]) {
       this.unsubscribe(sub.link);
-      this.sendError(sub.link, 'STORE_UNAVAILABLE', 'store read failed; resubscribe from your offset', this.session);
+      sub.link.sendError(error, this.session);
     }
   }
 

@@ -9,7 +9,8 @@ export type DomainEvent =
   | { readonly name: 'resume.live'; readonly session: string; readonly offset: number; readonly latencyMs: number; readonly connectionId: string }
   | { readonly name: 'buffer.trimmed'; readonly session: string; readonly offset: number; readonly priority: Priority }
   | { readonly name: 'generation.end'; readonly session: string; readonly generation: string; readonly status: EndStatus; readonly offset: number }
-  | { readonly name: 'write.fenced'; readonly session: string; readonly generation: string; readonly epoch: number };
+  | { readonly name: 'write.fenced'; readonly session: string; readonly generation: string; readonly epoch: number }
+  | { readonly name: 'session.rewound'; readonly session: string; readonly fromHead: number; readonly toHead: number };
 
 /** Receives domain events; tests pass one to assert on behaviour without scraping metrics. */
 export interface TelemetrySink {
@@ -99,6 +100,7 @@ export class Metrics {
   readonly duplicateWrites = new Counter('spool_duplicate_writes_total', 'Writes answered as duplicates');
   readonly errorsSent = new Counter('spool_errors_total', 'Error frames sent, by code');
   readonly readerPauses = new Counter('spool_reader_pauses_total', 'Times a reader past maxReaderBufferedBytes stopped getting live pushes');
+  readonly sessionRewound = new Counter('spool_session_rewound_total', 'Times a session was found behind what its store had acknowledged (data lost, or expired and re-created); its readers and producer got SESSION_REWOUND');
   private readonly gauges: Gauge[] = [];
 
   gauge(name: string, help: string, read: () => number): void {
@@ -119,6 +121,7 @@ export class Metrics {
       this.duplicateWrites,
       this.errorsSent,
       this.readerPauses,
+      this.sessionRewound,
       ...this.gauges,
     ];
     return all.map((m) => m.render()).join('\n') + '\n';

@@ -26,6 +26,7 @@ export const ERROR_REGISTRY = {
   TIMEOUT: { closeCode: 4017, retryable: true, closes: false },
   CLOSED: { closeCode: 4018, retryable: false, closes: false },
   OFFSET_OUT_OF_RANGE: { closeCode: 4019, retryable: false, closes: false },
+  SESSION_REWOUND: { closeCode: 4020, retryable: false, closes: false },
 } as const satisfies Record<string, { closeCode: number; retryable: boolean; closes: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_REGISTRY;
@@ -46,6 +47,8 @@ export interface ErrorDetails {
    */
   readonly status?: 'done' | 'error' | 'aborted' | 'fenced' | 'timeout';
   readonly offset?: number;
+  /** SESSION_REWOUND: the session's head as the store has it now (offsets after it will be reused). */
+  readonly head?: number;
 }
 
 /** The one error class of spool: gateway, store and client all throw it, tests assert on `code`. */

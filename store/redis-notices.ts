@@ -236,7 +236,9 @@ export class NoticeHub {
         // Notified even if the subscription was lost meanwhile (a notice too many is harmless);
         // counted as subscribed only if nothing invalidated it since it was sent.
         if (entry.epoch === confirmedEpochs[i]) entry.subscribed = true;
-        if (head.value > 0) notifyAll(entry.listeners, head.value);
+        // Sent even for head 0: a session the server no longer has (it restarted without its
+        // data, or the keys expired) is how a watcher learns its head went back (G9).
+        notifyAll(entry.listeners, head.value);
       });
       // Subscriptions invalidated while in flight are sent again: by the retry below while the
       // link is up, and after 'ready' or the next reroute otherwise.

@@ -840,7 +840,8 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
         // b is told about head 2 by the same notice a would have had.
         await b.reached(2);
         expect(a.max).toBe(1);
-        expect(other.heads).toEqual([]);
+        // A notice of head 0 (the heal after subscribing, for a session with nothing) says nothing of s.
+        expect(other.heads.filter((head) => head > 0)).toEqual([]);
         await store.append('other', [keyed('k1')]);
         await other.reached(1);
         expect(other.max).toBe(1);

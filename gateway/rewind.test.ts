@@ -1,0 +1,120 @@
+/**
+ * G9 when a session goes back: the store lost what it acknowledged (Redis without persistence
+ * killed and restarted empty), or the session expired and was written again. Every reader and
+ * the producer of the session are told SESSION_REWOUND, and spool_session_rewound_total counts
+ * it; nobody waits forever on a log that is gone.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { SUBPROTOCOL_MSGPACK } from '../protocol/types';
+import { openLmdbStore } from '../store/lmdb';
+import { MemoryStore } from '../store/memory';
+import { startRedis, stopAllRedis } from '../store/test-helpers/redis-server';
+import type { SessionStore } from '../store/types';
+import { startGateway, type Gateway, type GatewayOptions } from './index';
+import type { DomainEvent } from './telemetry';
+import { RawClient } from './test-helpers/raw-client';
+import { TRANSPORT_NAMES, type Transport, type TransportName } from './transport';
+import { loadUwsTransport } from './transport-uws';
+import { wsTransport } from './transport-ws';
+
+const quiet = pino({ level: 'silent' });
+const TRANSPORTS: Record<TransportName, Transport> = { ws: wsTransport, uws: loadUwsTransport() };
+/** Generous: Redis reconnects with backoff, and CI machines are loaded. */
+const LONG = 30_000;
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+afterAll(() => stopAllRedis());
+
+function rewoundCount(gw: Gateway): number {
+  const line = gw.metrics.render().split('\n').find((l) => l.startsWith('spool_session_rewound_total'));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+}
+
+describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
+  const transport = TRANSPORTS[transportName];
+
+  async function gateway(options: GatewayOptions): Promise<Gateway> {
+    const gw = await startGateway({ port: 0, logger: quiet, transport, ...options });
+    cleanups.push(() => gw.close());
+    return gw;
+  }
+
+  async function client(gw: Gateway): Promise<RawClient> {
+    const c = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK);
+    cleanups.push(() => c.close());
+    return c;
+  }
+
+  /** A reader following `session` from the start, once it is live. */
+  async function follow(gw: Gateway, session: string): Promise<RawClient> {
+    const reader = await client(gw);
+    reader.send({ type: 'subscribe', id: 1, session, from: 0 });
+    await reader.next((f) => f.type === 'live', LONG);
+    return reader;
+  }
+
+  it(
+    'Redis restarted without its data: the live reader and the producer are told SESSION_REWOUND, and it is counted',
+    async () => {
+      const redis = await startRedis();
+      const events: DomainEvent[] = [];
+      const gw = await gateway({ redis: redis.url, telemetry: { emit: (e) => events.push(e) } });
+      const producer = await client(gw);
+      const opened = await producer.open('s', 'g');
+      producer.send({ type: 'chunks', token: opened['token'], seq: 0, items: [{ data: 'a' }, { data: 'b' }, { data: 'c' }] });
+      await producer.next((f) => f.type === 'ack' && f['seq'] === 2);
+      const reader = await follow(gw, 's');
+
+      await redis.kill();
+      await redis.restart();
+
+      const readerError = await reader.next((f) => f.type === 'error', LONG);
+      expect(readerError).toMatchObject({ code: 'SESSION_REWOUND', retryable: false, ref: 's', details: { head: 0, offset: 4 } });
+      expect(await producer.next((f) => f.type === 'error', LONG)).toMatchObject({ code: 'SESSION_REWOUND', ref: 'g' });
+      expect(rewoundCount(gw)).toBe(1);
+      expect(events).toContainEqual({ name: 'session.rewound', session: 's', fromHead: 4, toHead: 0 });
+
+      // The session starts over and is usable: a reader from the start gets the new log only.
+      const again = await producer.open('s', 'g2');
+      expect(again).toMatchObject({ type: 'opened', offset: 1 });
+      const fresh = await client(gw);
+      const log = await fresh.readAll('s', 0);
+      expect(log.map((e) => [e['offset'], e['type']])).toEqual([[1, 'gen.start']]);
+    },
+    LONG * 3,
+  );
+
+  const embedded: Record<string, () => SessionStore> = {
+    memory: () => new MemoryStore({ sessionTtlMs: 60_000 }),
+    lmdb: () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-rewind-'));
+      cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+      const store = openLmdbStore({ path: dir, sessionTtlMs: 60_000 });
+      cleanups.push(() => store.close());
+      return store;
+    },
+  };
+
+  it.each(Object.keys(embedded))('on %s, a session that expired and was written again ends its live readers with SESSION_REWOUND', async (name) => {
+    const store = (embedded[name] as () => SessionStore)();
+    const gw = await gateway({ store });
+    const writer = await client(gw);
+    for (const key of ['k1', 'k2', 'k3']) {
+      writer.send({ type: 'append', id: key.length + Number(key[1]), session: 's', key, kind: 'user', data: key });
+      await writer.next((f) => f.type === 'appended' && f['key'] === key);
+    }
+    const reader = await follow(gw, 's');
+
+    expect(await store.expire(Date.now() + 120_000)).toBe(1);
+    writer.send({ type: 'append', id: 99, session: 's', key: 'k-new', kind: 'user', data: 'new' });
+    expect(await writer.next((f) => f.id === 99)).toMatchObject({ type: 'appended', offset: 1, duplicate: false });
+
+    expect(await reader.next((f) => f.type === 'error')).toMatchObject({ code: 'SESSION_REWOUND', ref: 's', details: { head: 1, offset: 3 } });
+    expect(rewoundCount(gw)).toBe(1);
+  });
+});
