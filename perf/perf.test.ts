@@ -5,6 +5,8 @@
  */
 import { runConcurrentSessions, runLoneWrites, runRawBaseline, runSingleSession, type ScenarioResult } from './bench-quick';
 import { runDemo } from './demo';
+import { MemoryStore } from '../store/memory';
+import { benchEngineStore } from './bench-engine';
 
 function expectSane(result: ScenarioResult, chunks: number): void {
   expect(result.problems).toEqual([]);
@@ -21,6 +23,16 @@ function finite(value: number): void {
   expect(Number.isFinite(value)).toBe(true);
   expect(value).toBeGreaterThanOrEqual(0);
 }
+
+describe('bench:engine at toy size', () => {
+  it('writes every chunk through the engine and reports finite figures', async () => {
+    const store = new MemoryStore();
+    const figures = await benchEngineStore('memory', store, 500, 64);
+    for (const value of [figures.nsPerChunk, figures.cpuNsPerChunk, figures.chunksPerSecond]) finite(value);
+    // Warm-up (500) + measured (500) chunks, each stored once after the gen.start.
+    expect((await store.meta('s')).head).toBe(1001);
+  });
+});
 
 describe('bench:quick at toy sizes', () => {
   it('one session: the reader gets all 200 chunks exactly once and every figure is finite', async () => {

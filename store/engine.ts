@@ -168,11 +168,20 @@ class Operation {
     );
   }
 
-  /** Assigns the next offset and stores the event; the only place offsets are made. */
-  store(fields: Omit<SessionEvent, 'offset'>, size: number): Offset {
+  /** The offset the next stored event gets: the session's head + 1. */
+  get nextOffset(): Offset {
+    return this.meta.head + 1;
+  }
+
+  /**
+   * Stores an event built by the caller at `nextOffset`; the only place offsets are made. The
+   * caller builds the whole event as one object literal: copying fields in here with a spread
+   * cost ≈ 2 µs per event on Node 20 (it falls off V8's fast path), bench:engine guards it.
+   */
+  store(event: SessionEvent, size: number): Offset {
     const meta = this.meta;
     const offset = meta.head + 1;
-    const event: SessionEvent = { offset, ...fields };
+    if (event.offset !== offset) throw new Error(`engine: event at offset ${event.offset} stored at head ${meta.head}`);
     this.tx.putEvent(event, size);
     meta.head = offset;
     meta.count += 1;
@@ -191,11 +200,12 @@ class Operation {
 
   /** Appends the generation's gen.end, forgets its seq index and remembers how it ended. */
   endGeneration(active: ActiveRecord, seq: number, status: EndStatus, error: string | undefined, ts: number): Offset {
-    const fields: Omit<SessionEvent, 'offset'> =
+    const at = this.nextOffset;
+    const event: SessionEvent =
       error === undefined
-        ? { type: 'gen.end', generationId: active.id, seq, status, priority: CRITICAL, ts }
-        : { type: 'gen.end', generationId: active.id, seq, status, error, priority: CRITICAL, ts };
-    const offset = this.store(fields, 0);
+        ? { offset: at, type: 'gen.end', generationId: active.id, seq, status, priority: CRITICAL, ts }
+        : { offset: at, type: 'gen.end', generationId: active.id, seq, status, error, priority: CRITICAL, ts };
+    const offset = this.store(event, 0);
     this.tx.dropSeqIndex(active.id);
     this.tx.putEnded(active.id, { endStatus: status, endOffset: offset, ts });
     this.meta.active = null;
@@ -292,7 +302,7 @@ export function applyOpen(tx: SessionTx, request: OpenRequest, options: StoreOpt
     op.endGeneration(current, current.lastSeq + 1, 'fenced', undefined, request.ts);
     fenced = current.id;
   }
-  const startOffset = op.store({ type: 'gen.start', generationId: request.generationId, priority: CRITICAL, ts: request.ts }, 0);
+  const startOffset = op.store({ offset: op.nextOffset, type: 'gen.start', generationId: request.generationId, priority: CRITICAL, ts: request.ts }, 0);
   meta.active = { id: request.generationId, epoch: meta.epoch, lastSeq: -1, startOffset, lastWriteTs: request.ts, tag: request.tag, secret: request.secret ?? '' };
   op.retain();
   op.commit();
@@ -355,12 +365,13 @@ function applyChunk(tx: SessionTx, op: Operation, item: ChunkItem): WriteResult 
   if (op.isFull()) return { status: 'full' };
   if (item.seq > active.lastSeq + 1) return { status: 'seq_gap', expected: active.lastSeq + 1 };
 
-  const base = { type: 'chunk', generationId: item.generationId, seq: item.seq } as const;
-  const fields: Omit<SessionEvent, 'offset'> =
+  // Two literal shapes, no spread (see Operation.store).
+  const at = op.nextOffset;
+  const event: SessionEvent =
     item.kind === undefined
-      ? { ...base, priority: item.priority, ts: item.ts, data: item.data }
-      : { ...base, kind: item.kind, priority: item.priority, ts: item.ts, data: item.data };
-  const offset = op.store(fields, item.size);
+      ? { offset: at, type: 'chunk', generationId: item.generationId, seq: item.seq, priority: item.priority, ts: item.ts, data: item.data }
+      : { offset: at, type: 'chunk', generationId: item.generationId, seq: item.seq, kind: item.kind, priority: item.priority, ts: item.ts, data: item.data };
+  const offset = op.store(event, item.size);
   tx.putSeq(active.id, item.seq, offset);
   active.lastSeq = item.seq;
   active.lastWriteTs = Math.max(active.lastWriteTs, item.ts);
@@ -390,7 +401,7 @@ function applyKeyedAppend(tx: SessionTx, op: Operation, item: KeyedItem): WriteR
   if (seen !== undefined) return { status: 'duplicate', offset: seen.offset };
   if (op.isFull()) return { status: 'full' };
   const offset = op.store(
-    { type: 'append', key: item.key, kind: item.kind, priority: item.priority, ts: item.ts, data: item.data },
+    { offset: op.nextOffset, type: 'append', key: item.key, kind: item.kind, priority: item.priority, ts: item.ts, data: item.data },
     item.size,
   );
   tx.putKey(item.key, { offset, ts: item.ts });
