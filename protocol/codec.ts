@@ -5,6 +5,8 @@
  */
 import { Packr } from 'msgpackr';
 import { SpoolError } from './errors';
+import { checkJsonNames } from './json-check';
+import { checkMsgpack } from './msgpack-check';
 import { SUBPROTOCOL_JSON, type Frame, type Subprotocol } from './types';
 
 // Plain maps only (no msgpackr records), so any msgpack implementation can speak spool.v1.
@@ -18,16 +20,26 @@ export function encodeFrame(frame: Frame, protocol: Subprotocol): Encoded {
   return protocol === SUBPROTOCOL_JSON ? JSON.stringify(frame) : packr.pack(frame);
 }
 
-/** Decodes one message (a text message is always JSON, whatever the subprotocol). */
+/**
+ * Decodes one message (a text message is always JSON, whatever the subprotocol). Whatever it
+ * returns is what the peer sent, value for value (PROTOCOL §3.3): a message that the decoder
+ * would silently change (duplicate keys, invalid UTF-8, non-string map keys, int64 past 2^53,
+ * binary, extension types; see msgpack-check.ts and json-check.ts) is BAD_FRAME instead.
+ */
 export function decodeFrame(message: Uint8Array | string, protocol: Subprotocol): unknown {
   if (typeof message === 'string' || protocol === SUBPROTOCOL_JSON) {
+    let text: string;
+    let value: unknown;
     try {
-      const text = typeof message === 'string' ? message : utf8Decoder.decode(message);
-      return JSON.parse(text) as unknown;
+      text = typeof message === 'string' ? message : utf8Decoder.decode(message);
+      value = JSON.parse(text) as unknown;
     } catch {
       throw new SpoolError('BAD_FRAME', 'frame is not valid JSON');
     }
+    checkJsonNames(text);
+    return value;
   }
+  checkMsgpack(message);
   try {
     return packr.unpack(message) as unknown;
   } catch {
