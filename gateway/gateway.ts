@@ -74,6 +74,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       maxPayloadBytes: config.limits.maxFrameBytes * 4,
       idleTimeoutMs: config.heartbeatMs * 2,
       http,
+      refused: (code) => metrics.errorsSent.inc(1, { code }),
       accept: (socket) => {
         const connection = new Connection({
           id: randomUUID(),

@@ -30,7 +30,7 @@ import { STATUS_CODES } from 'node:http';
 import type * as Uws from '@trufflesuite/uws-js-unofficial';
 import type { Subprotocol } from '../protocol/types';
 import {
-  negotiateSubprotocol,
+  answerUpgrade,
   type HttpResponse,
   type ListenOptions,
   type SocketHandlers,
@@ -171,10 +171,16 @@ export function createUwsTransport(uws: UwsModule): Transport {
             res.writeStatus(statusLine(503)).end('', true);
             return;
           }
-          const offered = req.getHeader('sec-websocket-protocol').split(',').map((p) => p.trim());
-          const protocol = negotiateSubprotocol(offered);
-          const userData: UserData = { protocol, socket: null };
-          res.upgrade(userData, req.getHeader('sec-websocket-key'), protocol ?? '', req.getHeader('sec-websocket-extensions'), context);
+          // uws reads an absent header as '': no offer, accepted without a subprotocol.
+          const answer = answerUpgrade(req.getHeader('sec-websocket-protocol'));
+          if (!answer.accept) {
+            options.refused?.('UNSUPPORTED_PROTOCOL');
+            const { status, contentType, body } = answer.reply;
+            res.writeStatus(statusLine(status)).writeHeader('content-type', contentType).end(body, true);
+            return;
+          }
+          const userData: UserData = { protocol: answer.protocol, socket: null };
+          res.upgrade(userData, req.getHeader('sec-websocket-key'), answer.protocol ?? '', req.getHeader('sec-websocket-extensions'), context);
         },
         open: (ws) => {
           const data = ws.getUserData();

@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Subprotocol } from '../protocol/types';
-import { negotiateSubprotocol, type ListenOptions, type Transport, type TransportServer, type TransportSocket } from './transport';
+import { answerUpgrade, negotiateSubprotocol, type ListenOptions, type Transport, type TransportServer, type TransportSocket } from './transport';
 
 const DRAIN_POLL_MS = 10;
 
@@ -70,7 +70,19 @@ export const wsTransport: Transport = {
       path: options.path,
       maxPayload: options.maxPayloadBytes,
       perMessageDeflate: false,
-      // Accept the socket even without a spool subprotocol, so the client is told why it is refused.
+      // An offer of only other subprotocols is refused here with HTTP 400 (answerUpgrade). A
+      // request that offers none is accepted without a subprotocol (ws calls handleProtocols
+      // only when something was offered), so the connection can tell it UNSUPPORTED_PROTOCOL.
+      verifyClient: (info, done) => {
+        const answer = answerUpgrade(info.req.headers['sec-websocket-protocol']);
+        if (answer.accept) {
+          done(true);
+          return;
+        }
+        options.refused?.('UNSUPPORTED_PROTOCOL');
+        // ws answers with these status, body and headers, then closes the TCP connection.
+        done(false, answer.reply.status, answer.reply.body, { 'Content-Type': answer.reply.contentType });
+      },
       handleProtocols: (offered) => negotiateSubprotocol(offered) ?? false,
     });
     const sockets = new Set<WsSocket>();

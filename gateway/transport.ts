@@ -59,6 +59,8 @@ export interface ListenOptions {
   readonly http: (path: string) => Promise<HttpResponse>;
   /** Called for every accepted WebSocket; returns its handlers. */
   readonly accept: (socket: TransportSocket) => SocketHandlers;
+  /** Called when an upgrade is refused with `code` before any socket exists (for the errors metric). */
+  readonly refused?: (code: 'UNSUPPORTED_PROTOCOL') => void;
 }
 
 export interface TransportServer {
@@ -74,14 +76,64 @@ export interface Transport {
   listen(options: ListenOptions): Promise<TransportServer>;
 }
 
+/** The subprotocols spool speaks, in the order it prefers them. */
+export const SUPPORTED_SUBPROTOCOLS: readonly Subprotocol[] = [SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON];
+
 /**
  * The subprotocol to select from those a client offered: `spool.v1` before `spool.v1.json`
- * (PROTOCOL §2.1), or null when it offered neither. The upgrade still succeeds then, so the
- * connection can tell the client UNSUPPORTED_PROTOCOL instead of a bare refusal.
+ * (PROTOCOL §2.1), or null when it offered neither.
  */
 export function negotiateSubprotocol(offered: Iterable<string>): Subprotocol | null {
   const set = new Set(offered);
   if (set.has(SUBPROTOCOL_MSGPACK)) return SUBPROTOCOL_MSGPACK;
   if (set.has(SUBPROTOCOL_JSON)) return SUBPROTOCOL_JSON;
   return null;
+}
+
+/** The values of a Sec-WebSocket-Protocol header (absent or empty: none). */
+export function offeredSubprotocols(header: string | undefined): string[] {
+  if (header === undefined || header === '') return [];
+  return header
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+}
+
+/**
+ * How a transport answers an upgrade request, from its Sec-WebSocket-Protocol header (PROTOCOL
+ * §2.1):
+ *
+ *   offered spool.v1 and/or spool.v1.json  -> 101, selecting spool.v1 before spool.v1.json
+ *   offered nothing (no header)            -> 101 without a subprotocol; the connection then sends
+ *                                             UNSUPPORTED_PROTOCOL and closes 4001 (a client that
+ *                                             offered nothing accepts a 101 without one)
+ *   offered only others                    -> HTTP 400 with a JSON body, connection closed: a
+ *                                             standards-compliant client fails a 101 that selects
+ *                                             none of its offers ("server sent no subprotocol")
+ *                                             before it could read any error frame
+ */
+export type UpgradeAnswer =
+  | { readonly accept: true; readonly protocol: Subprotocol | null }
+  | { readonly accept: false; readonly reply: HttpResponse };
+
+export function answerUpgrade(header: string | undefined): UpgradeAnswer {
+  const offered = offeredSubprotocols(header);
+  const protocol = negotiateSubprotocol(offered);
+  if (protocol !== null || offered.length === 0) return { accept: true, protocol };
+  return { accept: false, reply: unsupportedSubprotocolReply(offered) };
+}
+
+/** Longest excerpt of the client's offer quoted back in the refusal. */
+const OFFER_EXCERPT_CHARS = 200;
+
+/** The HTTP 400 refusing an upgrade that offered only subprotocols spool does not speak. */
+export function unsupportedSubprotocolReply(offered: readonly string[]): HttpResponse {
+  let quoted = offered.map((p) => `'${p}'`).join(', ');
+  if (quoted.length > OFFER_EXCERPT_CHARS) quoted = `${quoted.slice(0, OFFER_EXCERPT_CHARS)}…`;
+  const body = {
+    code: 'UNSUPPORTED_PROTOCOL',
+    message: `offered subprotocol(s) ${quoted}; offer '${SUBPROTOCOL_MSGPACK}' (msgpack) or '${SUBPROTOCOL_JSON}' in Sec-WebSocket-Protocol`,
+    supported: SUPPORTED_SUBPROTOCOLS,
+  };
+  return { status: 400, contentType: 'application/json', body: JSON.stringify(body) };
 }
