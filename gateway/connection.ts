@@ -24,6 +24,7 @@ import type { SessionActor } from './actor';
 import type { GatewayConfig } from './config';
 import type { Link } from './link';
 import type { ActorRegistry } from './registry';
+import type { SharedFrame } from './shared-frame';
 import type { Metrics } from './telemetry';
 import type { SocketHandlers, TransportSocket } from './transport';
 
@@ -69,6 +70,11 @@ export class Connection implements Link, SocketHandlers {
   send(frame: ServerFrame): void {
     if (this.state === 'closed') return;
     this.deps.socket.send(encodeFrame(frame, this.protocol));
+  }
+
+  sendShared(frame: SharedFrame): void {
+    if (this.state === 'closed') return;
+    this.deps.socket.send(frame.encoded(this.protocol));
   }
 
   sendError(error: SpoolError, ref?: string, requestId?: number): void {

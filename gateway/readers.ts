@@ -22,6 +22,7 @@ import type { SessionStore } from '../store/types';
 import type { GatewayConfig } from './config';
 import type { HotBuffer } from './hot-buffer';
 import type { Link } from './link';
+import { SharedFrame } from './shared-frame';
 import type { Metrics, TelemetrySink } from './telemetry';
 
 type SubscriberState = 'catching-up' | 'live' | 'paused' | 'closed';
@@ -166,13 +167,14 @@ export class SessionReaders {
    */
   fanOut(prevHead: Offset, fresh: readonly SessionEvent[], head: Offset): void {
     // Fan out from the batch itself, not the hot buffer: a batch larger than the buffer has
-    // already pushed its own front out of it.
-    let shared: ServerFrame[] | null = null;
+    // already pushed its own front out of it. Built and encoded once for every live reader.
+    let shared: SharedFrame[] | null = null;
     for (const sub of this.subscribers.values()) {
       if (sub.state !== 'live' || sub.offset >= head) continue;
       if (sub.offset === prevHead) {
-        shared ??= this.framesFor(assembleRead(prevHead, fresh, head, true).items);
-        this.sendFrames(sub, shared, head);
+        shared ??= this.framesFor(assembleRead(prevHead, fresh, head, true).items).map((frame) => new SharedFrame(frame));
+        for (const frame of shared) sub.link.sendShared(frame);
+        this.sent(sub, head);
       } else {
         // Not at the previous head (it read ahead from the store): bring it up the slow way.
         sub.state = 'catching-up';
@@ -205,6 +207,11 @@ export class SessionReaders {
   /** Sends frames covering up to `through`; pauses a reader whose socket is backed up. */
   private sendFrames(sub: Subscriber, frames: readonly ServerFrame[], through: Offset): void {
     for (const frame of frames) sub.link.send(frame);
+    this.sent(sub, through);
+  }
+
+  /** Frames covering up to `through` went out to `sub`: move it on; pause it if its socket is backed up. */
+  private sent(sub: Subscriber, through: Offset): void {
     if (through > sub.offset) sub.offset = through;
     if (sub.link.bufferedAmount() > this.deps.config.maxReaderBufferedBytes) this.pause(sub);
   }
