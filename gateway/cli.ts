@@ -6,13 +6,14 @@
 import { parseArgs } from 'node:util';
 import { configFromEnv, type GatewayOptions } from './config';
 import { startGateway } from './gateway';
-import { parseNodeList } from './config';
+import { parseDurability, parseNodeList } from './config';
 import { parseTransportName } from './transport';
 
-const USAGE = `usage: spool serve [--host 127.0.0.1] [--port 8080] [--data ./data] [--auth-token TOKEN] [--transport ws|uws]
+const USAGE = `usage: spool serve [--host 127.0.0.1] [--port 8080] [--data ./data] [--durability commit|fsync]
+                   [--auth-token TOKEN] [--transport ws|uws]
                    [--redis redis://host:port | --redis-cluster host:port,host:port]
 
-environment: SPOOL_HOST, SPOOL_PORT, SPOOL_DATA, SPOOL_TRANSPORT, SPOOL_REDIS_URL, SPOOL_REDIS_CLUSTER,
+environment: SPOOL_HOST, SPOOL_PORT, SPOOL_DATA, SPOOL_DURABILITY, SPOOL_TRANSPORT, SPOOL_REDIS_URL, SPOOL_REDIS_CLUSTER,
              SPOOL_AUTH_TOKEN, SPOOL_GENERATION_IDLE_TIMEOUT_MS,
              SPOOL_SESSION_TTL_MS, SPOOL_DEDUPE_WINDOW_MS, SPOOL_HEARTBEAT_MS,
              SPOOL_SLOW_READER_TIMEOUT_MS, SPOOL_MAX_READER_BUFFERED_BYTES, SPOOL_DEGRADE_WATERMARK,
@@ -26,6 +27,7 @@ async function main(argv: string[]): Promise<void> {
       host: { type: 'string' },
       port: { type: 'string' },
       data: { type: 'string' },
+      durability: { type: 'string' },
       'auth-token': { type: 'string' },
       transport: { type: 'string' },
       redis: { type: 'string' },
@@ -46,6 +48,7 @@ async function main(argv: string[]): Promise<void> {
     options['port'] = port;
   }
   if (values.data !== undefined) options['data'] = values.data;
+  if (values.durability !== undefined) options['durability'] = parseDurability(values.durability, '--durability');
   if (values['auth-token'] !== undefined) options['authToken'] = values['auth-token'];
   if (values.transport !== undefined) options['transport'] = parseTransportName(values.transport, '--transport');
   if (values.redis !== undefined) options['redis'] = values.redis;

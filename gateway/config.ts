@@ -15,6 +15,12 @@ export interface GatewayConfig {
   readonly port: number;
   /** Directory of the embedded LMDB store. @default './data' */
   readonly data: string;
+  /**
+   * When the LMDB store acknowledges a write. 'commit': committed and handed to the OS (survives
+   * a crash of spool, `kill -9`, not a power loss or kernel crash). 'fsync': also flushed to disk
+   * (survives power loss), at the cost of waiting for a disk flush per commit batch. @default 'commit'
+   */
+  readonly durability: Durability;
   /** A store to use instead of opening one from `redis`/`redisCluster`/`data` (tests, embedding). */
   readonly store?: SessionStore;
   /** Redis URL (`redis://host:port`); when set, sessions live in Redis instead of LMDB. @default unset */
@@ -88,10 +94,19 @@ export interface GatewayConfig {
   readonly clock: () => number;
 }
 
+export type Durability = 'commit' | 'fsync';
+
+/** Reads a durability setting given as `source` (a flag, an environment variable); throws on anything else. */
+export function parseDurability(raw: string, source: string): Durability {
+  if (raw === 'commit' || raw === 'fsync') return raw;
+  throw new Error(`${source}=${raw} is not a durability; use commit or fsync`);
+}
+
 export const DEFAULT_CONFIG: GatewayConfig = {
   host: '127.0.0.1',
   port: 8080,
   data: './data',
+  durability: 'commit',
   transport: 'ws',
   readinessIntervalMs: 1_000,
   limits: DEFAULT_LIMITS,
@@ -148,6 +163,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
     host: env['SPOOL_HOST'] || undefined,
     port: num('SPOOL_PORT'),
     data: env['SPOOL_DATA'] || undefined,
+    durability: env['SPOOL_DURABILITY'] ? parseDurability(env['SPOOL_DURABILITY'], 'SPOOL_DURABILITY') : undefined,
     redis: env['SPOOL_REDIS_URL'] || undefined,
     redisCluster: env['SPOOL_REDIS_CLUSTER'] ? parseNodeList(env['SPOOL_REDIS_CLUSTER'], 'SPOOL_REDIS_CLUSTER') : undefined,
     transport: env['SPOOL_TRANSPORT'] ? parseTransportName(env['SPOOL_TRANSPORT'], 'SPOOL_TRANSPORT') : undefined,

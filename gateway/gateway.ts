@@ -158,11 +158,11 @@ async function openConfiguredStore(config: GatewayConfig, logger: Logger): Promi
   const onConnectionError = (err: unknown, role: string): void => logger.warn({ err: String(err), role }, 'redis connection error');
   if (config.redisCluster) return openRedisStore({ cluster: config.redisCluster }, { ...options, onConnectionError });
   if (config.redis) return openRedisStore({ url: config.redis }, { ...options, onConnectionError });
-  return openLmdbStore({ path: config.data, ...options });
+  return openLmdbStore({ path: config.data, durability: config.durability, ...options });
 }
 
 function describeStore(config: GatewayConfig): string {
   if (config.redisCluster) return `redis cluster ${config.redisCluster.join(',')}`;
   if (config.redis) return `redis ${config.redis.replace(/\/\/[^@]*@/, '//***@')}`;
-  return `lmdb ${config.data}`;
+  return `lmdb ${config.data} (durability ${config.durability})`;
 }

@@ -157,7 +157,7 @@ describe('LmdbStore', () => {
 
   it('with durability flush, writes resolve and are readable', async () => {
     const dir = tempDir();
-    const store = openAt(dir, { durability: 'flush' });
+    const store = openAt(dir, { durability: 'fsync' });
     try {
       const written = await store.append('s', [keyed('k1'), keyed('k2')]);
       expect(written.head).toBe(2);

@@ -5,7 +5,7 @@
  * lmdb-js's batched write transaction, so a callback that throws rolls back only its own
  * writes). Its promise resolves after commit: that is the durability point of G1. Commits are
  * written to the file before they resolve, so they survive `kill -9` of the process; with
- * `durability: 'flush'` a call also waits for the fsync, which is what survives power loss.
+ * `durability: 'fsync'` a call also waits for the fsync, which is what survives power loss.
  * lmdb-js runs the transactions of many sessions in one batch, so concurrent sessions share
  * commits without any batching here.
  *
@@ -69,10 +69,10 @@ export interface LmdbStoreOptions extends Partial<StoreOptions> {
   readonly path: string;
   /**
    * When a write resolves. 'commit': committed and written to the OS (survives a process
-   * crash, `kill -9`). 'flush': also fsynced (survives power loss), at the cost of a disk flush
+   * crash, `kill -9`). 'fsync': also fsynced (survives power loss), at the cost of a disk flush
    * per commit batch. @default 'commit'
    */
-  readonly durability?: 'commit' | 'flush';
+  readonly durability?: 'commit' | 'fsync';
 }
 
 /** Opens (creating if needed) the LMDB environment at `options.path`. */
@@ -182,7 +182,7 @@ class LmdbTx implements SessionTx {
 export class LmdbStore implements SessionStore {
   /** Effective options (defaults filled in, dedupe window raised to at least 2 minutes). */
   readonly options: StoreOptions;
-  private readonly durability: 'commit' | 'flush';
+  private readonly durability: 'commit' | 'fsync';
   private readonly pending = new Set<Promise<unknown>>();
   private readonly notices = new LocalNotices();
   private closing: Promise<void> | null = null;
@@ -269,7 +269,7 @@ export class LmdbStore implements SessionStore {
     if (this.closing !== null) throw new SpoolError('CLOSED', 'the LMDB store is closed; open it again with openLmdbStore');
   }
 
-  /** One write transaction; resolves after commit (and fsync with durability 'flush'). */
+  /** One write transaction; resolves after commit (and fsync with durability 'fsync'). */
   private transact<T>(work: () => T): Promise<T> {
     try {
       this.assertOpen();
@@ -277,7 +277,7 @@ export class LmdbStore implements SessionStore {
       return Promise.reject(error);
     }
     let done: Promise<T> = this.db.childTransaction(work);
-    if (this.durability === 'flush') {
+    if (this.durability === 'fsync') {
       done = done.then(async (result) => {
         await this.db.flushed;
         return result;
