@@ -27,7 +27,7 @@ import {
   type Subprotocol,
   type WelcomeFrame,
 } from '../protocol';
-import { jitteredDelay, log, unrefTimer, type Backoff, type Logger, type Timer } from './util';
+import { log, reconnectDelay, unrefTimer, type Backoff, type Logger, type Timer } from './util';
 
 /**
  * The part of the WebSocket API the SDK uses; satisfied by the browser's WebSocket, Node 22's
@@ -152,8 +152,8 @@ export class Connection {
   private stateValue: ConnectionState = 'idle';
   /** Bumped for every socket; events of an older socket are stale and ignored. */
   private attempt = 0;
-  /** Consecutive attempts that did not reach `welcome`; drives the backoff. */
-  private failures = 0;
+  /** When the current outage began (ms since epoch, the first loss since the last welcome); drives the backoff. */
+  private downSince: number | undefined;
   private socket: WebSocketLike | undefined;
   private welcomeFrame: WelcomeFrame | undefined;
   private readonly pending = new Map<number, PendingRequest>();
@@ -361,7 +361,7 @@ export class Connection {
   private welcomed(welcome: WelcomeFrame): void {
     this.clearConnectTimer();
     this.welcomeFrame = welcome;
-    this.failures = 0;
+    this.downSince = undefined;
     this.closingError = undefined;
     this.setState('open');
     if (this.wasOpen) this.options.observer?.onReconnect(this.options.name);
@@ -447,7 +447,9 @@ export class Connection {
     }
     // Requests of the lost socket are forgotten, not failed: their owners re-issue them.
     this.pending.clear();
-    const delay = jitteredDelay(this.failures++, this.options.reconnect as Backoff);
+    const now = Date.now();
+    this.downSince ??= now;
+    const delay = reconnectDelay(now - this.downSince, this.options.reconnect as Backoff);
     log(this.options.logger, 'info', `spool connection ${this.options.name}: lost (${code ?? 'no close code'}), reconnecting in ${delay} ms`);
     this.setState('backoff');
     this.backoffTimer = setTimeout(() => {

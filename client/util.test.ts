@@ -1,4 +1,43 @@
-import { Emitter, reasonText, wireText } from './util';
+import { DEFAULT_BACKOFF, Emitter, reasonText, reconnectDelay, wireText } from './util';
+
+describe('reconnect delay', () => {
+  const top = (): number => 1 - Number.EPSILON;
+
+  it('draws full jitter under a ceiling that follows the length of the outage: initial at first, half the outage later, never past max', () => {
+    expect(reconnectDelay(0, DEFAULT_BACKOFF, top)).toBe(99);
+    expect(reconnectDelay(150, DEFAULT_BACKOFF, top)).toBe(99);
+    expect(reconnectDelay(1_000, DEFAULT_BACKOFF, top)).toBe(499);
+    expect(reconnectDelay(60_000, DEFAULT_BACKOFF, top)).toBe(4_999);
+    expect(reconnectDelay(60_000, DEFAULT_BACKOFF, () => 0)).toBe(0);
+  });
+
+  it('after a short drop the next attempt comes within the initial delay, however many attempts failed during it', () => {
+    // A 200 ms outage against a refused port: attempts fail at once; the delay after it is < 100 ms.
+    let t = 0;
+    let attempts = 0;
+    while (t < 200) {
+      t += reconnectDelay(t, DEFAULT_BACKOFF, Math.random) + 1;
+      attempts++;
+    }
+    expect(attempts).toBeGreaterThan(1);
+    expect(reconnectDelay(200, DEFAULT_BACKOFF, top)).toBeLessThan(DEFAULT_BACKOFF.initialDelayMs);
+  });
+
+  it('stays bounded over a long outage: about 2 + 4 ln(outage / 2 initial) attempts, each wait under max', () => {
+    // Mean waits (random 0.5) over a 10 s outage where every attempt fails at once.
+    let t = 0;
+    let attempts = 0;
+    while (t < 10_000) {
+      const wait = reconnectDelay(t, DEFAULT_BACKOFF, () => 0.5);
+      expect(wait).toBeLessThan(DEFAULT_BACKOFF.maxDelayMs);
+      t += wait + 1;
+      attempts++;
+    }
+    expect(attempts).toBeGreaterThanOrEqual(10);
+    expect(attempts).toBeLessThanOrEqual(30);
+  });
+});
+
 
 describe('wire text of finish errors and abort reasons', () => {
   test('is cut to the limit without splitting a surrogate pair and never holds a lone surrogate', () => {

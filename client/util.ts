@@ -62,6 +62,24 @@ export function jitteredDelay(failures: number, backoff: Backoff, random: () => 
   return Math.floor(random() * ceiling);
 }
 
+/**
+ * The wait before the next reconnect attempt of a connection that has been down for `downForMs`:
+ * uniform in [0, ceiling) (full jitter), where the ceiling follows the outage's length rather
+ * than the number of failed attempts: max(initial, downForMs / 2), at most max.
+ *
+ * Why not the attempt count: attempts against a refused port fail in a millisecond, so after a
+ * 200 ms outage a count-based ceiling has already doubled two or three times and the first
+ * attempt after the network returns comes hundreds of ms late. Tied to the outage's length, a
+ * short drop is retried within ~initial of its end, a long one backs off just as far (ceiling
+ * `max` after 2 × max), and the attempts of a crowd cut at the same instant stay spread uniformly
+ * over a window that widens with the outage, so they never return in step. A client makes about
+ * 2 + 4·ln(downForMs / (2 × initial)) attempts over an outage (≈ 20 over 10 s with the defaults).
+ */
+export function reconnectDelay(downForMs: number, backoff: Backoff, random: () => number = Math.random): number {
+  const ceiling = Math.min(backoff.maxDelayMs, Math.max(backoff.initialDelayMs, downForMs / 2));
+  return Math.floor(random() * ceiling);
+}
+
 /** A timer handle in Node or a browser. */
 export type Timer = ReturnType<typeof setTimeout>;
 
