@@ -907,6 +907,17 @@ export class SessionActor implements FlushHandler<Op> {
     return op.kind !== 'open' && op.kind !== 'sync';
   }
 
+  /**
+   * @internal A sync whose head this actor has reached meanwhile: in-process stores notify the
+   * actor of its own writes before the write's answer arrives, so every batch written while
+   * readers watch would otherwise be followed by a sync with nothing to read.
+   */
+  settled(op: Op): boolean {
+    if (op.kind !== 'sync' || op.verify || op.head > this.hot.head) return false;
+    if (this.pendingSync === op) this.pendingSync = null;
+    return true;
+  }
+
   /** @internal */
   weight(op: Op): number {
     return op.kind === 'open' || op.kind === 'sync' ? 0 : 'size' in op.item ? op.item.size : 0;

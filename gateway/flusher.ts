@@ -21,6 +21,11 @@ export interface FlusherOptions {
 export interface FlushHandler<Op> {
   /** Whether the op may share a store call with its neighbours (a generation open may not). */
   batchable(op: Op): boolean;
+  /**
+   * True when an unbatchable op has nothing left to do by the time it comes up (an earlier op
+   * did its work): it is dropped without a store call and without splitting the batch around it.
+   */
+  settled(op: Op): boolean;
   weight(op: Op): number;
   /** One store call for the batch; throws on a store failure (the batch is retried). */
   execute(batch: Op[]): Promise<void>;
@@ -90,6 +95,8 @@ export class Flusher<Op> {
   }
 
   private takeBatch(): Op[] {
+    while (this.head < this.queue.length && this.handler.settled(this.queue[this.head] as Op)) this.head += 1;
+    if (this.head >= this.queue.length) return [];
     const first = this.queue[this.head] as Op;
     if (!this.handler.batchable(first)) {
       this.head += 1;
@@ -99,7 +106,11 @@ export class Flusher<Op> {
     let bytes = 0;
     while (this.head < this.queue.length && batch.length < this.options.maxBatchEvents) {
       const op = this.queue[this.head] as Op;
-      if (!this.handler.batchable(op)) break;
+      if (!this.handler.batchable(op)) {
+        if (!this.handler.settled(op)) break;
+        this.head += 1;
+        continue;
+      }
       const w = this.handler.weight(op);
       if (batch.length > 0 && bytes + w > this.options.maxBatchBytes) break;
       batch.push(op);
@@ -119,6 +130,7 @@ export class Flusher<Op> {
     const startedAt = this.options.clock();
     let attempt = 0;
     for (;;) {
+      if (batch.length === 0) break;
       if (this.unhealthy && attempt === 0) {
         this.handler.giveUp(batch, new Error('store unhealthy'));
         break;
