@@ -67,6 +67,9 @@ export interface ProducerRecord {
   error?: string;
 }
 
+/** A producer record the workload is filling in: it always writes down what it wrote. */
+export type LiveProducerRecord = ProducerRecord & { readonly written: Array<string | null> };
+
 export interface AppendRecord {
   readonly session: string;
   readonly key: string;
@@ -521,7 +524,7 @@ function checkContent(session: string, index: SessionIndex, producers: readonly 
   let reported = 0;
   for (const e of index.events.values()) {
     const why = mismatch(e);
-    if (why !== undefined && reported++ < 5) add('content-mismatch', session, 'log', `chunk ${describe(e)} in the log is not what its producer wrote: ${why}`, e);
+    if (why !== undefined && reported++ < 5) add('content-mismatch', session, 'log', `${describe(e)} in the log is not what its producer wrote: ${why}`, e);
   }
   for (const reader of readers) {
     reported = 0;

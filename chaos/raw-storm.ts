@@ -3,7 +3,7 @@
  * protocol client (the SDK never misbehaves on purpose; this does, within the protocol).
  */
 import { RawClient, type AnyFrame } from '../gateway/test-helpers/raw-client';
-import { chunkData, type ProducerRecord } from './checker';
+import { chunkData, chunkDigest, type LiveProducerRecord } from './checker';
 import type { GatewayNode } from './topology';
 import { between, pick, sleep, withTimeout } from './util';
 
@@ -11,7 +11,7 @@ import { between, pick, sleep, withTimeout } from './util';
 export interface StormHost {
   readonly anomalies: string[];
   rawFrames: number;
-  recordProducer(session: string, generation: string, takeover: boolean): ProducerRecord;
+  recordProducer(session: string, generation: string, takeover: boolean): LiveProducerRecord;
 }
 
 /** A raw-protocol producer's connection state (the client and token change on a reconnect). */
@@ -20,7 +20,7 @@ interface RawProducer {
   token: string;
   readonly gateway: GatewayNode;
   readonly generation: string;
-  readonly record: ProducerRecord;
+  readonly record: LiveProducerRecord;
 }
 
 /**
@@ -34,6 +34,8 @@ interface RawProducer {
  */
 export class RawStorm {
   private readonly keepalive = new Set<RawClient>();
+  /** The storm's producer records by generation: `range` writes down what each frame carries. */
+  private readonly records = new Map<string, LiveProducerRecord>();
 
   constructor(
     private readonly workload: StormHost,
@@ -83,6 +85,8 @@ export class RawStorm {
 
   private range(generation: string, token: string, from: number, count: number): Record<string, unknown> {
     const items = Array.from({ length: count }, (_, i) => ({ kind: 'text', data: chunkData(generation, from + i, 'raw') }));
+    const record = this.records.get(generation);
+    if (record) items.forEach((item, i) => (record.written[from + i] = chunkDigest(item)));
     return { type: 'chunks', token, seq: from, items };
   }
 
@@ -93,6 +97,7 @@ export class RawStorm {
     const genA = `${this.session}-a`;
     const genB = `${this.session}-b`;
     const recA = this.workload.recordProducer(this.session, genA, false);
+    this.records.set(genA, recA);
     const half = Math.max(1, Math.floor(this.chunks / 2));
     const a: RawProducer = { client: await this.connect(ga), token: '', gateway: ga, generation: genA, record: recA };
     const opened = await this.open(a.client, genA, {});
@@ -117,6 +122,7 @@ export class RawStorm {
 
     // B takes over while A is still streaming; A keeps writing with its stale token.
     const recB = this.workload.recordProducer(this.session, genB, true);
+    this.records.set(genB, recB);
     const b: RawProducer = { client: await this.connect(gb), token: '', gateway: gb, generation: genB, record: recB };
     const openedB = await this.open(b.client, genB, { takeover: true });
     if (openedB.type !== 'opened') throw new Error(`raw takeover open of ${genB} answered ${JSON.stringify(openedB)}`);
@@ -204,7 +210,7 @@ export class RawStorm {
   }
 
   /** Acks of `record`'s generation in `client`'s frames, appended once each (frames are kept). */
-  private collectAcks(client: RawClient, record: ProducerRecord): void {
+  private collectAcks(client: RawClient, record: LiveProducerRecord): void {
     const seen = new Set(record.acks.map((a) => `${a.seq}@${a.offset}`));
     for (const f of client.frames) {
       if (f.type !== 'ack' || f['generation'] !== record.generation) continue;

@@ -2,11 +2,12 @@
  * The workload of a chaos run, and its recorder: SDK producers streaming generations into
  * every session, SDK readers following every session, and the client-driven faults (takeover
  * during streaming, disconnect storms, raw duplicate retransmission storms with stale writers).
- * Everything observed lands in the records the checker reads (checker.ts).
+ * Everything observed lands in the records the checker reads (checker.ts), including what every
+ * producer wrote per seq (a digest).
  */
 import { SpoolClient, type Generation, type Subscription } from '../client';
 import type { ReadItem } from '../protocol/types';
-import { chunkData, type AppendRecord, type ProducerRecord, type ReaderRecord, type ReaderStint } from './checker';
+import { chunkData, chunkDigest, type AppendRecord, type LiveProducerRecord, type ReaderRecord, type ReaderStint } from './checker';
 import type { Scenario } from './scenario';
 import { RawStorm } from './raw-storm';
 import type { ChaosTopology, GatewayNode } from './topology';
@@ -31,13 +32,13 @@ interface SessionState {
   readonly index: number;
   readonly client: SpoolClient;
   generations: number;
-  current: { gen: Generation; record: ProducerRecord } | undefined;
+  current: { gen: Generation; record: LiveProducerRecord } | undefined;
   takeover: Promise<void> | undefined;
   loop: Promise<void> | undefined;
 }
 
 export class ChaosWorkload {
-  readonly producers: ProducerRecord[] = [];
+  readonly producers: LiveProducerRecord[] = [];
   readonly appends: AppendRecord[] = [];
   readonly readerRecords: ReaderRecord[] = [];
   readonly resumes: ResumeRecord[] = [];
@@ -127,7 +128,9 @@ export class ChaosWorkload {
             credit -= 1;
             const priority = this.rand() < lowShare ? 1 : 2;
             const pad = 'x'.repeat(between(this.rand, minBytes, maxBytes));
-            const ok = gen.write(chunkData(id, seq, pad), { kind: priority === 1 ? 'reasoning' : 'text', priority });
+            const chunk = { kind: priority === 1 ? 'reasoning' : 'text', priority, data: chunkData(id, seq, pad) };
+            record.written[seq] = chunkDigest(chunk);
+            const ok = gen.write(chunk.data, { kind: chunk.kind, priority });
             seq += 1;
             if (!ok) await gen.drained();
           }
@@ -145,13 +148,13 @@ export class ChaosWorkload {
     }
   }
 
-  private producerRecord(session: string, generation: string, via: 'sdk' | 'raw', takeover: boolean): ProducerRecord {
-    const record: ProducerRecord = { session, generation, via, takeover, acks: [], outcome: 'running' };
+  private producerRecord(session: string, generation: string, via: 'sdk' | 'raw', takeover: boolean): LiveProducerRecord {
+    const record: LiveProducerRecord = { session, generation, via, takeover, acks: [], written: [], outcome: 'running' };
     this.producers.push(record);
     return record;
   }
 
-  private settleFailed(record: ProducerRecord, error: unknown): void {
+  private settleFailed(record: LiveProducerRecord, error: unknown): void {
     const code = errorCode(error);
     record.outcome = code === 'FENCED' ? 'fenced' : 'failed';
     record.error = code === 'FENCED' ? code : `${code}: ${error instanceof Error ? error.message : ''}`;
@@ -193,7 +196,11 @@ export class ChaosWorkload {
       const gen = client.generation(state.id, { id, takeover: true });
       gen.on('ack', (a) => record.acks.push({ seq: a.seq, offset: a.offset }));
       try {
-        for (let seq = 0; seq < 20; seq++) gen.write(chunkData(id, seq, 'takeover'), { kind: 'text' });
+        for (let seq = 0; seq < 20; seq++) {
+          const data = chunkData(id, seq, 'takeover');
+          record.written[seq] = chunkDigest({ kind: 'text', data });
+          gen.write(data, { kind: 'text' });
+        }
         const finished = await gen.finish({ timeoutMs: 30_000 });
         record.finished = { offset: finished.offset, status: finished.status };
         record.outcome = 'finished';
@@ -237,7 +244,7 @@ export class ChaosWorkload {
   }
 
   /** @internal */
-  recordProducer(session: string, generation: string, takeover: boolean): ProducerRecord {
+  recordProducer(session: string, generation: string, takeover: boolean): LiveProducerRecord {
     return this.producerRecord(session, generation, 'raw', takeover);
   }
 
