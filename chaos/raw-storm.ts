@@ -5,7 +5,7 @@
 import { RawClient, type AnyFrame } from '../gateway/test-helpers/raw-client';
 import { chunkData, chunkDigest, type LiveProducerRecord } from './checker';
 import type { GatewayNode } from './topology';
-import { between, pick, sleep, withTimeout } from './util';
+import { between, nextFrame, pick, sleep, withTimeout } from './util';
 
 /** What a storm reports to: the workload's records. */
 export interface StormHost {
@@ -36,6 +36,7 @@ export class RawStorm {
   private readonly keepalive = new Set<RawClient>();
   /** The storm's producer records by generation: `range` writes down what each frame carries. */
   private readonly records = new Map<string, LiveProducerRecord>();
+  private openId = 600_000;
 
   constructor(
     private readonly workload: StormHost,
@@ -100,7 +101,7 @@ export class RawStorm {
     this.records.set(genA, recA);
     const half = Math.max(1, Math.floor(this.chunks / 2));
     const a: RawProducer = { client: await this.connect(ga), token: '', gateway: ga, generation: genA, record: recA };
-    const opened = await this.open(a.client, genA, {});
+    const opened = await this.openFirst(a, {});
     if (opened.type !== 'opened') throw new Error(`raw open of ${genA} answered ${JSON.stringify(opened)}`);
     a.token = opened['token'] as string;
 
@@ -124,7 +125,7 @@ export class RawStorm {
     const recB = this.workload.recordProducer(this.session, genB, true);
     this.records.set(genB, recB);
     const b: RawProducer = { client: await this.connect(gb), token: '', gateway: gb, generation: genB, record: recB };
-    const openedB = await this.open(b.client, genB, { takeover: true });
+    const openedB = await this.openFirst(b, { takeover: true });
     if (openedB.type !== 'opened') throw new Error(`raw takeover open of ${genB} answered ${JSON.stringify(openedB)}`);
     b.token = openedB['token'] as string;
     const fencedBefore = a.client.frames.filter((f) => f.type === 'error' && f['code'] === 'FENCED').length;
@@ -135,7 +136,7 @@ export class RawStorm {
     const finishId = 900_000 + Math.floor(this.rand() * 1000);
     this.send(a.client, { type: 'finish', id: finishId, token: a.token, seq: this.chunks });
     if (!a.client.closed) {
-      const answer = await a.client.next((f) => f['id'] === finishId, 15_000).catch(() => undefined);
+      const answer = await nextFrame(a.client, (f) => f['id'] === finishId, 15_000);
       // FENCED, or (§7.7) `finished` with the status it really ended with: fenced.
       const fencedAnswer = (answer?.type === 'error' && answer['code'] === 'FENCED') || (answer?.type === 'finished' && answer['status'] === 'fenced');
       if (answer && !fencedAnswer) {
@@ -160,7 +161,7 @@ export class RawStorm {
     if (!b.client.closed) {
       const id = 800_999;
       this.send(b.client, { type: 'finish', id, token: b.token, seq: 10 });
-      const again = await b.client.next((f) => f['id'] === id, 10_000).catch(() => undefined);
+      const again = await nextFrame(b.client, (f) => f['id'] === id, 10_000);
       if (again && (again.type !== 'finished' || again['offset'] !== first.offset)) {
         this.workload.anomalies.push(`${genB}: a repeated finish answered ${JSON.stringify(again)}, the first finished @${first.offset}`);
       }
@@ -192,7 +193,7 @@ export class RawStorm {
       }
       const id = 800_000 + attempt;
       this.send(p.client, { type: 'finish', id, token: p.token, seq });
-      const answer = await p.client.next((f) => f['id'] === id, 3000).catch(() => undefined);
+      const answer = await nextFrame(p.client, (f) => f['id'] === id, 3000);
       if (answer?.type === 'finished') return { offset: answer['offset'] as number, status: 'done' };
       if (answer?.type === 'error' && answer['code'] === 'SEQ_GAP') await this.ensureAcked(p, seq - 1);
       else if (answer?.type === 'error' && answer['retryable'] !== true) throw new Error(`finish of ${p.generation} answered ${JSON.stringify(answer)}`);
@@ -200,10 +201,41 @@ export class RawStorm {
     throw new Error(`finish of ${p.generation} never answered`);
   }
 
-  /** `open`, retried after a retryable error (STORE_UNAVAILABLE while Redis is away), as a producer must. */
+  /**
+   * A generation's first open, with the secret a producer sends so that a retry whose `opened` was
+   * lost (the gateway killed between the two) resumes it (§7.1); on a connection that died, it
+   * reconnects to the same gateway and asks again (bounded).
+   */
+  private async openFirst(p: RawProducer, extra: Record<string, unknown>): Promise<AnyFrame> {
+    const secret = `${p.generation}_storm_secret_0123456789`.slice(0, 128);
+    let answer: AnyFrame | undefined;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      if (p.client.closed) {
+        await sleep(300);
+        const client = await this.connect(p.gateway).catch(() => undefined);
+        if (!client) continue;
+        p.client = client;
+      }
+      answer = await this.open(p.client, p.generation, { ...extra, secret });
+      if (answer.type === 'opened' || !p.client.closed) return answer;
+    }
+    return answer ?? { type: 'error', code: 'CLOSED', retryable: true, message: `no connection to gateway ${p.gateway.index}` };
+  }
+
+  /**
+   * `open`, retried after a retryable error (STORE_UNAVAILABLE while Redis is away), as a producer
+   * must. A connection that closes first answers CLOSED at once rather than after the timeout.
+   */
   private async open(client: RawClient, generation: string, extra: Record<string, unknown>): Promise<AnyFrame> {
     for (let attempt = 0; ; attempt++) {
-      const answer = await client.open(this.session, generation, extra).catch((e: unknown) => ({ type: 'error', code: 'TIMEOUT', retryable: true, message: String(e) }) as AnyFrame);
+      const id = this.openId++;
+      this.send(client, { type: 'open', id, session: this.session, generation, ...extra });
+      const answer = (await nextFrame(client, (f) => f['id'] === id && (f.type === 'opened' || f.type === 'error'), 20_000)) ?? {
+        type: 'error',
+        code: client.closed ? 'CLOSED' : 'TIMEOUT',
+        retryable: true,
+        message: `no answer to open ${generation}`,
+      };
       if (answer.type === 'opened' || answer['retryable'] !== true || attempt >= 40 || client.closed) return answer;
       await sleep(250);
     }
@@ -235,7 +267,7 @@ export class RawStorm {
     for (let attempt = 0; attempt < 12; attempt++) {
       if (this.highestAck(p.client, p.generation) >= target) return;
       if (!p.client.closed) {
-        const got = await p.client.next((f) => f.type === 'ack' && f['generation'] === p.generation && (f['seq'] as number) >= target, 2500).catch(() => undefined);
+        const got = await nextFrame(p.client, (f) => f.type === 'ack' && f['generation'] === p.generation && (f['seq'] as number) >= target, 2500);
         if (got) return;
       }
       if (p.client.closed) {

@@ -1,4 +1,6 @@
 /** Small helpers of the chaos runner: bounded waits and seeded choices. */
+import type { AnyFrame, RawClient } from '../gateway/test-helpers/raw-client';
+
 export { mulberry32 } from './history';
 
 export function sleep(ms: number): Promise<void> {
@@ -18,6 +20,20 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
   } finally {
     if (timer) clearTimeout(timer);
   }
+}
+
+/**
+ * The raw client's next matching frame, or undefined when none came within `ms` or the
+ * connection closed first (a gateway killed under it answers nothing: no point waiting it out).
+ */
+export function nextFrame(client: RawClient, match: (f: AnyFrame) => boolean, ms: number): Promise<AnyFrame | undefined> {
+  return Promise.race([
+    client.next(match, ms).catch(() => undefined),
+    client.waitClosed(ms + 1000).then(
+      () => undefined,
+      () => undefined,
+    ),
+  ]);
 }
 
 /** Polls `check` every `everyMs` until it is true or `ms` passed; returns whether it became true. */
