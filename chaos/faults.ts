@@ -223,6 +223,9 @@ export class FaultInjector {
         } else if (fault.duplicateStorm !== undefined) {
           this.workload.duplicateStorm(fault.duplicateStorm);
           this.count(kinds, at);
+        } else if (fault.secondWriter !== undefined) {
+          if (this.workload.secondWriter(fault.secondWriter)) this.count(kinds, at);
+          else this.skip(kinds, at, 'no producer streaming');
         }
         return;
       }

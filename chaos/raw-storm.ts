@@ -4,6 +4,7 @@
  */
 import { RawClient, type AnyFrame } from '../gateway/test-helpers/raw-client';
 import { chunkData, chunkDigest, type LiveProducerRecord } from './checker';
+import type { StaleToken } from './second-writer';
 import type { GatewayNode } from './topology';
 import { between, nextFrame, pick, sleep, withTimeout } from './util';
 
@@ -12,6 +13,8 @@ export interface StormHost {
   readonly anomalies: string[];
   rawFrames: number;
   recordProducer(session: string, generation: string, takeover: boolean): LiveProducerRecord;
+  /** A writer was displaced by a takeover: its token is stale (the second writer tries it). */
+  noteStaleToken(token: StaleToken): void;
 }
 
 /** A raw-protocol producer's connection state (the client and token change on a reconnect). */
@@ -128,6 +131,7 @@ export class RawStorm {
     const openedB = await this.openFirst(b, { takeover: true });
     if (openedB.type !== 'opened') throw new Error(`raw takeover open of ${genB} answered ${JSON.stringify(openedB)}`);
     b.token = openedB['token'] as string;
+    this.workload.noteStaleToken({ session: this.session, generation: genA, token: a.token });
     const fencedBefore = a.client.frames.filter((f) => f.type === 'error' && f['code'] === 'FENCED').length;
     for (let s = half; s < this.chunks; s++) {
       const copies = between(this.rand, 1, 3);

@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { formatViolation } from './checker';
+import { formatViolation, judgeIntrusion } from './checker';
 import type { ScenarioResult } from './runner';
 import { REQUIRED_FAULT_KINDS } from './scenario';
 
@@ -21,6 +21,8 @@ export interface RunSummary {
   readonly scenarios: readonly ScenarioResult[];
   readonly faults: Record<string, number>;
   readonly faultsTotal: number;
+  /** Answers the second writer got, per code, over every scenario. */
+  readonly secondWriter: Record<string, number>;
   readonly violations: number;
   /** Run-level failures: missing fault kinds, too few faults (CI budget only). */
   readonly problems: readonly string[];
@@ -31,6 +33,8 @@ export function summarize(mode: string, startedAt: Date, scenarios: readonly Sce
   const faults: Record<string, number> = {};
   for (const r of scenarios) for (const [k, n] of Object.entries(r.faults)) faults[k] = (faults[k] ?? 0) + n;
   const faultsTotal = Object.values(faults).reduce((a, b) => a + b, 0);
+  const secondWriter: Record<string, number> = {};
+  for (const r of scenarios) for (const [k, n] of Object.entries(r.secondWriter)) secondWriter[k] = (secondWriter[k] ?? 0) + n;
   const violations = scenarios.reduce((n, r) => n + r.violations.length, 0);
   const problems: string[] = [];
   if (requireCoverage) {
@@ -49,6 +53,7 @@ export function summarize(mode: string, startedAt: Date, scenarios: readonly Sce
     scenarios,
     faults,
     faultsTotal,
+    secondWriter,
     violations,
     problems,
     ok: problems.length === 0 && scenarios.every((r) => r.ok),
@@ -100,6 +105,11 @@ export function formatSummary(summary: RunSummary): string {
   );
   const kinds = Object.keys(summary.faults).sort();
   out.push('faults injected per kind', table(['kind', 'count'], [...kinds.map((k) => [k, String(summary.faults[k])]), ['total', String(summary.faultsTotal)]]), '');
+  const answers = Object.keys(summary.secondWriter).sort();
+  if (answers.length > 0) {
+    const rows = answers.map((a) => [a, judgeIntrusion(a), String(summary.secondWriter[a])]);
+    out.push('answers to the second writer (anything accepted is an intruder-accepted violation)', table(['answer', 'counts as', 'count'], rows, 2), '');
+  }
   const windowRows = summary.scenarios.flatMap((r) =>
     r.windows.map((w) => [
       r.name,

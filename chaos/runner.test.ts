@@ -20,6 +20,8 @@ const small: Scenario = {
     { on: 'clients', after: 600, disconnectStorm: 0.5 },
     { on: 'clients', after: 900, takeover: true },
     { on: 'clients', after: 300, duplicateStorm: 60 },
+    // Fires until the end: a firing that finds no producer streaming yet (a loaded machine) is skipped.
+    { on: 'clients', after: 600, every: 300, secondWriter: 2 },
   ],
   durationMs: 3000,
   seed: 7,
@@ -34,6 +36,12 @@ describe('chaos runner', () => {
     expect(result.ok).toBe(true);
     expect(result.faults['client-link:reset']).toBeGreaterThan(5);
     expect(result.faults['clients:duplicate-storm']).toBe(1);
+    // The second writer was refused: told the generation is someone else's, its frames BAD_FRAME.
+    expect(result.faults['clients:second-writer']).toBeGreaterThanOrEqual(1);
+    expect(result.secondWriter['GENERATION_ACTIVE']).toBeGreaterThan(0);
+    expect(result.secondWriter['BAD_FRAME']).toBeGreaterThan(0);
+    expect(result.stats?.intrusions).toBeGreaterThanOrEqual(10);
+    expect(result.stats?.contentChecked).toBeGreaterThan(result.stats?.logEvents ?? 0);
     // How much a 3 s run writes depends on the machine's speed; what it writes whatever the
     // speed: a generation in each of the two sessions, and the storm's two (A, 30 chunks, fenced;
     // B, 10 chunks) with their starts and ends; the user message before each generation.
@@ -58,6 +66,7 @@ describe('chaos runner', () => {
     expect(() => validateScenario({ ...small, topology: { ...small.topology, gateways: 2 } })).toThrow(/LMDB is embedded/);
     expect(() => validateScenario({ ...small, faults: [{ on: 'gateway', after: 0, kill9DownMs: 100 }] })).toThrow(/mode 'child'/);
     expect(() => validateScenario({ ...small, faults: [{ on: 'client', after: 0, every: 1, reset: true }] })).toThrow(/every/);
+    expect(() => validateScenario({ ...small, faults: [{ on: 'clients', after: 0, secondWriter: 0 }] })).toThrow(/secondWriter/);
     for (const scenario of CI_BUDGET) expect(() => validateScenario(scenario)).not.toThrow();
   });
 });

@@ -40,6 +40,8 @@ export interface ScenarioResult {
   readonly windows: WindowRecord[];
   readonly server: ServerCounters | undefined;
   readonly client: { reconnects: number; resumes: number; slowestResumeMs: number | null; rawFrames: number };
+  /** Answers the second writer got, per error code (or `opened`, `ack`, `finished`, `no-answer`). */
+  readonly secondWriter: Record<string, number>;
   readonly proxies: ProxyStats;
   /** ms each phase after the fault window took (heal, producers, final-read, readers). */
   readonly phases: Record<string, number>;
@@ -120,6 +122,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       appends: workload.appends,
       readers: workload.readerRecords,
       logs,
+      intrusions: workload.intrusions,
     };
     const report = checkHistory(history);
     violations = report.violations;
@@ -170,6 +173,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       slowestResumeMs: resumesDone.length > 0 ? Math.max(...resumesDone.map((r) => (r.end as number) - r.start)) : null,
       rawFrames: workload.rawFrames,
     },
+    secondWriter: countAnswers(workload),
     proxies,
     phases,
     ...(historyFile ? { historyFile } : {}),
@@ -192,9 +196,16 @@ function notStarted(scenario: Scenario, started: number, error: unknown): Scenar
     windows: [],
     server: undefined,
     client: { reconnects: 0, resumes: 0, slowestResumeMs: null, rawFrames: 0 },
+    secondWriter: {},
     proxies: { accepted: 0, refused: 0, resets: 0, halfCloses: 0, blackholes: 0, delays: 0, throttles: 0 },
     phases: {},
   };
+}
+
+function countAnswers(workload: ChaosWorkload): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const i of workload.intrusions) counts[i.answer] = (counts[i.answer] ?? 0) + 1;
+  return counts;
 }
 
 function lastOffset(items: readonly ReadItem[]): number {

@@ -123,6 +123,13 @@ export type ClientFault = Timing & {
    * then keeps writing with its stale token after being taken over.
    */
   readonly duplicateStorm?: number;
+  /**
+   * Second writer (issue 9): a raw-protocol client names this many other producers' active
+   * generations and tries to get into them without their token (none, a forged one, a wrong
+   * secret, a stale one when the workload holds one; chunk/chunks/finish with tokens it was never
+   * given). It never asks for takeover. Every answer must be a refusal (checker: intruder-accepted).
+   */
+  readonly secondWriter?: number;
 };
 
 export type ScheduledFault = ClientLinkFault | RedisLinkFault | RedisFault | GatewayFault | ClientFault;
@@ -178,6 +185,7 @@ export function faultKinds(fault: ScheduledFault): string[] {
       if (fault.disconnectStorm !== undefined) return ['clients:disconnect-storm'];
       if (fault.takeover) return ['clients:takeover'];
       if (fault.duplicateStorm !== undefined) return ['clients:duplicate-storm'];
+      if (fault.secondWriter !== undefined) return ['clients:second-writer'];
       return [];
   }
 }
@@ -202,6 +210,7 @@ export const REQUIRED_FAULT_KINDS: readonly string[] = [
   'clients:disconnect-storm',
   'clients:takeover',
   'clients:duplicate-storm',
+  'clients:second-writer',
 ];
 
 /** Throws with a message naming the field when a scenario cannot run as written. */
@@ -226,6 +235,7 @@ export function validateScenario(s: Scenario): void {
     if (f.on === 'gateway' && mode !== 'child') fail("gateway faults need topology.mode 'child'");
     if ((f.on === 'client' || f.on === 'redis-link') && f.gateway !== undefined && f.gateway >= s.topology.gateways) fail('fault.gateway out of range');
     if (f.on === 'gateway' && f.index !== undefined && f.index >= s.topology.gateways) fail('fault.index out of range');
+    if (f.on === 'clients' && f.secondWriter !== undefined && !(Number.isInteger(f.secondWriter) && f.secondWriter >= 1 && f.secondWriter <= 20)) fail('fault.secondWriter must be 1..20 generations');
   }
   if (s.expect?.resumeTelemetry && mode !== 'inproc') fail("expect.resumeTelemetry needs topology.mode 'inproc'");
   if (s.expect?.redisCleanup && (s.topology.store !== 'redis' || s.gateway?.sessionTtlMs === undefined)) fail('expect.redisCleanup needs Redis and gateway.sessionTtlMs');

@@ -34,12 +34,16 @@ function redisLinkChurn(scale = 1): ScheduledFault[] {
   ];
 }
 
-/** Takeovers during streaming, duplicate storms and disconnect storms. */
+/** A second writer naming two streaming generations without their token, every 2.5 s or so. */
+const SECOND_WRITER: ScheduledFault = { on: 'clients', after: 1200, every: 2500, secondWriter: 2 };
+
+/** Takeovers during streaming, duplicate storms, disconnect storms and second writers. */
 function clientDriven(): ScheduledFault[] {
   return [
     { on: 'clients', after: 1500, every: 3000, disconnectStorm: 0.3 },
     { on: 'clients', after: 2200, every: 2800, takeover: true },
     { on: 'clients', after: 800, every: 3500, duplicateStorm: 120 },
+    SECOND_WRITER,
   ];
 }
 
@@ -71,6 +75,7 @@ export const CI_BUDGET: readonly Scenario[] = [
       { on: 'gateway', after: 2000, every: 3500, kill9DownMs: 300 },
       { on: 'clients', after: 1200, every: 3000, takeover: true },
       { on: 'clients', after: 600, every: 4000, duplicateStorm: 100 },
+      SECOND_WRITER,
     ],
     durationMs: 11_000,
     seed: 103,
@@ -159,6 +164,7 @@ export const CI_BUDGET: readonly Scenario[] = [
       { on: 'gateway', after: 3000, every: 4000, sigstopMs: 1000 },
       { on: 'clients', after: 1800, every: 2000, takeover: true },
       { on: 'clients', after: 700, every: 3000, duplicateStorm: 100 },
+      SECOND_WRITER,
     ],
     durationMs: 11_000,
     seed: 205,

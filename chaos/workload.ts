@@ -1,17 +1,19 @@
 /**
  * The workload of a chaos run, and its recorder: SDK producers streaming generations into
  * every session, SDK readers following every session, and the client-driven faults (takeover
- * during streaming, disconnect storms, raw duplicate retransmission storms with stale writers).
+ * during streaming, disconnect storms, raw duplicate retransmission storms with stale writers,
+ * a second writer trying to get into other producers' generations without their token).
  * Everything observed lands in the records the checker reads (checker.ts), including what every
- * producer wrote per seq (a digest).
+ * producer wrote per seq (a digest) and every answer the second writer got.
  */
 import { SpoolClient, type Generation, type Subscription } from '../client';
 import type { ReadItem } from '../protocol/types';
-import { chunkData, chunkDigest, type AppendRecord, type LiveProducerRecord, type ReaderRecord, type ReaderStint } from './checker';
+import { chunkData, chunkDigest, type AppendRecord, type IntrusionRecord, type LiveProducerRecord, type ReaderRecord, type ReaderStint } from './checker';
 import type { Scenario } from './scenario';
 import { RawStorm } from './raw-storm';
+import { SecondWriter, type IntrusionTarget, type StaleToken } from './second-writer';
 import type { ChaosTopology, GatewayNode } from './topology';
-import { between, errorCode, pick, sleep, withTimeout } from './util';
+import { between, errorCode, mulberry32, pick, sleep, withTimeout } from './util';
 
 const RECONNECT = { initialDelayMs: 20, maxDelayMs: 400 };
 const TICK_MS = 20;
@@ -40,6 +42,8 @@ interface SessionState {
 export class ChaosWorkload {
   readonly producers: LiveProducerRecord[] = [];
   readonly appends: AppendRecord[] = [];
+  /** Every answer the second writer got. */
+  readonly intrusions: IntrusionRecord[] = [];
   readonly readerRecords: ReaderRecord[] = [];
   readonly resumes: ResumeRecord[] = [];
   /** Things that went wrong outside the checker's records (failed appends, raw storm trouble). */
@@ -53,13 +57,19 @@ export class ChaosWorkload {
   private endAt = 0;
   private takeovers = 0;
   private storms = 0;
+  /** Tokens of generations a takeover displaced (raw storms know theirs), for the second writer. */
+  private readonly staleTokens: StaleToken[] = [];
+  /** The second writer's own choices, so adding it leaves the rest of a seed's choices as they were. */
+  private readonly intruderRand: () => number;
   private monitor: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly scenario: Scenario,
     private readonly topology: ChaosTopology,
     private readonly rand: () => number,
-  ) {}
+  ) {
+    this.intruderRand = mulberry32(scenario.seed ^ 0x2d3a11);
+  }
 
   /** Starts readers first (so they follow from the very beginning), then producers. */
   start(t0: number): void {
@@ -232,6 +242,32 @@ export class ChaosWorkload {
     const k = this.storms++;
     const storm = new RawStorm(this, this.topology.gateways, this.rand, `dup${k}`, chunks);
     this.track(storm.run());
+  }
+
+  /**
+   * Second writer: a raw-protocol client on a gateway that is up names `count` generations other
+   * producers are streaming (opened and acknowledged, so an open naming one can never create it)
+   * and tries to get into them without their token, plus a stale token if the workload holds one
+   * (see SecondWriter). Returns false when no producer is streaming.
+   */
+  secondWriter(count: number): boolean {
+    const streaming = this.producers.filter((p) => p.outcome === 'running' && p.acks.length > 0 && p.finished === undefined);
+    const gateways = this.topology.gateways.filter((g) => g.up);
+    if (streaming.length === 0 || gateways.length === 0 || Date.now() > this.endAt - 500) return false;
+    const rand = this.intruderRand;
+    const targets: IntrusionTarget[] = [];
+    while (targets.length < count && streaming.length > 0) {
+      const [p] = streaming.splice(Math.floor(rand() * streaming.length), 1) as [LiveProducerRecord];
+      targets.push({ session: p.session, generation: p.generation, written: p.written.length, acked: Math.max(-1, ...p.acks.map((a) => a.seq)) });
+    }
+    const stale = this.staleTokens.length > 0 ? pick(rand, this.staleTokens) : undefined;
+    this.track(new SecondWriter(this, pick(rand, gateways), rand, targets, stale).run());
+    return true;
+  }
+
+  /** @internal A raw storm's writer was displaced: its token is stale from now on. */
+  noteStaleToken(token: StaleToken): void {
+    this.staleTokens.push(token);
   }
 
   /** @internal */
