@@ -16,7 +16,7 @@ import {
   ERROR_REGISTRY,
   SpoolError,
   codeOfClose,
-  decodeFrame,
+  decodeServerFrame,
   encodeFrame,
   isErrorCode,
   type AnnouncedLimits,
@@ -313,7 +313,7 @@ export class Connection {
     if (payload === null) return;
     let frame: unknown;
     try {
-      frame = decodeFrame(payload, this.options.subprotocol);
+      frame = decodeServerFrame(payload, this.options.subprotocol);
     } catch {
       log(this.options.logger, 'warn', `spool connection ${this.options.name}: undecodable frame dropped`);
       return;

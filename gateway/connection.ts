@@ -8,7 +8,7 @@
  *        └─────────────────────────── error + close ────────────────────────────────────┘
  */
 import type { Logger } from 'pino';
-import { decodeFrame, encodeFrame, messageBytes } from '../protocol/codec';
+import { decodeFrame, encodeFrame, messageBytes, peekRequestId } from '../protocol/codec';
 import { ERROR_REGISTRY, SpoolError, formatBytes } from '../protocol/errors';
 import { parseToken, type TokenParts } from '../protocol/token';
 import {
@@ -106,21 +106,25 @@ export class Connection implements Link, SocketHandlers {
   onMessage(message: Uint8Array | string): void {
     if (this.state === 'closed') return;
     let raw: unknown;
+    // Within maxFrameBytes, so a refused message may still be read for its request id (§3.2).
+    let readable = false;
     try {
       const size = messageBytes(message);
       const max = this.deps.config.limits.maxFrameBytes;
       if (size > max) {
         throw new SpoolError('FRAME_TOO_LARGE', `frame of ${formatBytes(size)} exceeds maxFrameBytes (${formatBytes(max)})`, { limit: max });
       }
+      readable = true;
       raw = decodeFrame(message, this.protocol);
       const frame = validateClientFrame(raw, this.deps.config.limits);
       this.dispatch(frame);
     } catch (error) {
+      const id = raw !== undefined ? rawRequestId(raw) : readable ? peekRequestId(message, this.protocol) : undefined;
       if (error instanceof SpoolError) {
-        this.sendError(error, undefined, rawRequestId(raw));
+        this.sendError(error, undefined, id);
       } else {
         this.deps.logger.error({ connection: this.id, err: error }, 'unexpected error handling a frame');
-        this.sendError(new SpoolError('INTERNAL', 'internal error handling the frame'), undefined, rawRequestId(raw));
+        this.sendError(new SpoolError('INTERNAL', 'internal error handling the frame'), undefined, id);
       }
     }
   }

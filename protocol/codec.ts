@@ -21,25 +21,65 @@ export function encodeFrame(frame: Frame, protocol: Subprotocol): Encoded {
 }
 
 /**
- * Decodes one message (a text message is always JSON, whatever the subprotocol). Whatever it
- * returns is what the peer sent, value for value (PROTOCOL §3.3): a message that the decoder
- * would silently change (duplicate keys, invalid UTF-8, non-string map keys, int64 past 2^53,
- * binary, extension types; see msgpack-check.ts and json-check.ts) is BAD_FRAME instead.
+ * Decodes one message from a client (a text message is always JSON, whatever the subprotocol).
+ * Whatever it returns is what the peer sent, value for value (PROTOCOL §3.3): a message that the
+ * decoder would silently change (duplicate keys, invalid UTF-8, non-string map keys, int64 past
+ * 2^53, binary, extension types; see msgpack-check.ts and json-check.ts) is BAD_FRAME instead.
  */
 export function decodeFrame(message: Uint8Array | string, protocol: Subprotocol): unknown {
   if (typeof message === 'string' || protocol === SUBPROTOCOL_JSON) {
-    let text: string;
-    let value: unknown;
-    try {
-      text = typeof message === 'string' ? message : utf8Decoder.decode(message);
-      value = JSON.parse(text) as unknown;
-    } catch {
-      throw new SpoolError('BAD_FRAME', 'frame is not valid JSON');
-    }
+    const text = textOf(message);
+    const value = parseJson(text);
     checkJsonNames(text);
     return value;
   }
   checkMsgpack(message);
+  return unpack(message);
+}
+
+/**
+ * Decodes one message from the gateway (the SDK's side): the gateway encodes only values it
+ * decoded with decodeFrame or built itself, so the structural checks that protect the log from
+ * clients would only cost every reader CPU per frame here.
+ */
+export function decodeServerFrame(message: Uint8Array | string, protocol: Subprotocol): unknown {
+  if (typeof message === 'string' || protocol === SUBPROTOCOL_JSON) return parseJson(textOf(message));
+  return unpack(message);
+}
+
+/**
+ * The request id of a message decodeFrame refused, read without its checks, so the BAD_FRAME
+ * answer can still name the request (§3.2). Undefined when even that cannot be read.
+ */
+export function peekRequestId(message: Uint8Array | string, protocol: Subprotocol): number | undefined {
+  try {
+    const value = decodeServerFrame(message, protocol);
+    if (typeof value !== 'object' || value === null) return undefined;
+    const id = (value as { id?: unknown }).id;
+    return typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function textOf(message: Uint8Array | string): string {
+  if (typeof message === 'string') return message;
+  try {
+    return utf8Decoder.decode(message);
+  } catch {
+    throw new SpoolError('BAD_FRAME', 'frame is not valid JSON');
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new SpoolError('BAD_FRAME', 'frame is not valid JSON');
+  }
+}
+
+function unpack(message: Uint8Array): unknown {
   try {
     return packr.unpack(message) as unknown;
   } catch {
