@@ -1,8 +1,8 @@
 /**
  * The session actor: the one serial path through which every write to a session passes (G4).
  * It checks fencing and seq order in memory (fast path; the store re-checks atomically), queues
- * writes for its flusher, acks producers only after the store made a batch durable (G1), keeps
- * the recent tail in a hot buffer and fans it out to live readers.
+ * writes for its flusher, acks producers only after the store made a batch durable (G1), and
+ * publishes what became durable to the session's log (session-log.ts), which its readers follow.
  *
  * Generation lifecycle, as this actor sees it:
  *
@@ -26,7 +26,6 @@ import type {
   FinishedFrame,
   OpenedFrame,
   Offset,
-  SessionEvent,
   SessionId,
   GenerationId,
 } from '../protocol/types';
@@ -34,9 +33,9 @@ import type { ActiveGeneration, AppendResult, OpenRequest, OpenResult, SessionSt
 import type { GatewayConfig } from './config';
 import { newTag, secretDigest } from './credentials';
 import { Flusher, type FlushHandler, type FlusherOptions } from './flusher';
-import { HotBuffer } from './hot-buffer';
 import type { Link } from './link';
-import { SessionReaders } from './readers';
+import type { SessionReaders } from './readers';
+import { SessionLog } from './session-log';
 import { dataSize } from './size';
 import type { Metrics, TelemetrySink } from './telemetry';
 
@@ -128,7 +127,8 @@ export class SessionActor implements FlushHandler<Op> {
   readonly session: SessionId;
   private epoch = 0;
   private active: GenState | null = null;
-  private hot!: HotBuffer;
+  /** The session's log: hot buffer, known store head, publication to readers (shared with them). */
+  private readonly log: SessionLog;
   private readonly readers: SessionReaders;
   private readonly flusher: Flusher<Op>;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -138,8 +138,6 @@ export class SessionActor implements FlushHandler<Op> {
   private pendingSync: Extract<Op, { kind: 'sync' }> | null = null;
   /** The last generation a refused chunk failed, so a finish arriving after its gen.end learns why. */
   private lastFailure: { readonly id: string; readonly code: ErrorCode } | null = null;
-  /** The highest head the store is known to have (own writes, notices, reads): never behind hot.head. */
-  private storeHead: Offset = 0;
   private idleWaiters: Array<() => void> | null = null;
 
   constructor(private readonly deps: ActorDeps) {
@@ -148,27 +146,23 @@ export class SessionActor implements FlushHandler<Op> {
     // The actor is its flusher's handler (methods, not per-actor closures): an idle session
     // costs little memory (DESIGN §8 memory_bytes_per_session).
     this.flusher = new Flusher<Op>(deps.flusherOptions, this);
-    this.readers = new SessionReaders({
+    this.log = new SessionLog({
       session: deps.session,
       store: deps.store,
       config: deps.config,
       metrics: deps.metrics,
       telemetry: deps.telemetry,
       logger: deps.logger,
-      hot: () => this.hot,
-      storeHead: () => this.storeHead,
-      noteStoreHead: (head) => this.noteStoreHead(head),
-      onNotice: (head) => this.onNotice(head),
-      closed: () => this.closed,
+      sync: (head, verify) => this.requestSync(head, verify),
     });
+    this.readers = this.log.readers;
   }
 
   /** Loads the session's state from the store. Called once, before any other method. */
   async load(): Promise<void> {
     const meta = await this.deps.store.meta(this.session);
     this.epoch = meta.epoch;
-    this.hot = new HotBuffer(this.deps.config.hotBufferEvents, this.deps.config.hotBufferBytes, meta.head);
-    this.storeHead = meta.head;
+    this.log.reset(meta.head);
     if (meta.active) this.adopt(meta.active);
   }
 
@@ -186,7 +180,7 @@ export class SessionActor implements FlushHandler<Op> {
   }
 
   get head(): Offset {
-    return this.hot.head;
+    return this.log.head;
   }
 
   // ------------------------------------------------------------------ producers
@@ -369,7 +363,7 @@ export class SessionActor implements FlushHandler<Op> {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.flusher.close();
     this.giveUp(this.flusher.drainQueue(), new SpoolError('SHUTTING_DOWN', 'gateway is shutting down'));
-    this.readers.close();
+    this.log.close();
   }
 
   // ------------------------------------------------------------------ internals
@@ -473,11 +467,11 @@ export class SessionActor implements FlushHandler<Op> {
     const started = performance.now();
     // What the store had before this call: its answer may not show less (notices of this very
     // write may raise storeHead before the answer arrives, so compare with the head before).
-    const headBefore = this.storeHead;
+    const headBefore = this.log.storeHead;
     if (first.kind === 'sync') {
       this.pendingSync = null;
       if (first.verify && (await this.checkRewind())) return;
-      await this.readUpTo(first.head);
+      await this.log.readUpTo(first.head);
       return;
     }
     if (first.kind === 'open') {
@@ -496,7 +490,7 @@ export class SessionActor implements FlushHandler<Op> {
       if (result.status === 'opened' && result.events[0]) {
         const before = result.events[0].offset - 1;
         if (before < headBefore) await this.checkRewind(before, headBefore);
-        await this.readUpTo(before);
+        await this.log.readUpTo(before);
       }
       this.applyOpen(first, result);
       return;
@@ -511,36 +505,13 @@ export class SessionActor implements FlushHandler<Op> {
     // the store had before means it lost data or the session was re-created (G9).
     const before = result.events[0] ? result.events[0].offset - 1 : result.head;
     if (before < headBefore) await this.checkRewind(before, headBefore);
-    await this.readUpTo(before);
+    await this.log.readUpTo(before);
     this.applyAppend(batch, result);
   }
 
-  /**
-   * Brings the hot buffer (and live readers) up to `target` from the store. Only does work when
-   * another process wrote to this session; for a session written only here it returns at once.
-   */
-  private async readUpTo(target: Offset): Promise<void> {
-    while (this.hot.head < target && !this.closed) {
-      const before = this.hot.head;
-      const page = await this.deps.store.read(this.session, before, this.deps.config.readPageEvents);
-      if (page.through <= before) return;
-      const events = page.items.filter((item): item is SessionEvent => item.type !== 'gap');
-      this.publish(events, [], page.through);
-    }
-  }
-
-  private noteStoreHead(head: Offset): void {
-    if (head > this.storeHead) this.storeHead = head;
-  }
-
-  /** A change notice from the store (this process's writes or another's). */
-  private onNotice(head: Offset): void {
+  /** The log asks for a sync up to `head`: one pending sync op takes every ask until it runs. */
+  private requestSync(head: Offset, verify: boolean): void {
     if (this.closed) return;
-    // Heads never go back while the store keeps what it acknowledged. A lower one is a notice
-    // read before a write it raced (harmless), or a store that lost data: the sync finds out.
-    const verify = head < this.storeHead;
-    this.noteStoreHead(head);
-    if (head <= this.hot.head && !verify) return;
     if (this.pendingSync) {
       this.pendingSync.head = Math.max(this.pendingSync.head, head);
       this.pendingSync.verify ||= verify;
@@ -561,9 +532,9 @@ export class SessionActor implements FlushHandler<Op> {
    */
   private async checkRewind(seen?: Offset, known?: Offset): Promise<boolean> {
     const meta = await this.deps.store.meta(this.session);
-    const rewound = (seen !== undefined && known !== undefined && seen < known) || meta.head < this.storeHead || meta.epoch < this.epoch;
+    const rewound = (seen !== undefined && known !== undefined && seen < known) || meta.head < this.log.storeHead || meta.epoch < this.epoch;
     if (!rewound) return false;
-    const lost = { head: this.storeHead, epoch: this.epoch };
+    const lost = { head: this.log.storeHead, epoch: this.epoch };
     this.deps.metrics.sessionRewound.inc();
     this.deps.telemetry.emit({ name: 'session.rewound', session: this.session, fromHead: lost.head, toHead: meta.head });
     this.deps.logger.warn(
@@ -591,8 +562,7 @@ export class SessionActor implements FlushHandler<Op> {
       }
     }
     this.epoch = meta.epoch;
-    this.storeHead = meta.head;
-    this.hot = new HotBuffer(this.deps.config.hotBufferEvents, this.deps.config.hotBufferBytes, meta.head);
+    this.log.reset(meta.head);
     if (meta.active && this.active === null) this.adopt(meta.active);
     return true;
   }
@@ -613,7 +583,7 @@ export class SessionActor implements FlushHandler<Op> {
         gen.link = op.link;
         gen.knownWriteTs = op.ts;
         this.active = gen;
-        this.publish(result.events, result.trimmed, result.events.at(-1)?.offset ?? this.hot.head);
+        this.log.publish(result.events, result.trimmed, result.events.at(-1)?.offset ?? this.log.head);
         this.armIdleTimer();
         reply.resolve(this.opened(op, gen, op.tag, false));
         return;
@@ -771,7 +741,7 @@ export class SessionActor implements FlushHandler<Op> {
       }
       gen.ackSeq = -1;
     }
-    this.publish(result.events, result.trimmed, result.head);
+    this.log.publish(result.events, result.trimmed, result.head);
   }
 
   private applyEnd(op: Extract<Op, { kind: 'end' }>, r: AppendResult['results'][number]): void {
@@ -827,41 +797,6 @@ export class SessionActor implements FlushHandler<Op> {
     op.reply?.reject(error);
   }
 
-  /**
-   * Newly durable events: into the hot buffer, then out to live readers. `trimmed` are offsets
-   * retention removed in the same store call (they become gaps, never deliveries).
-   */
-  private publish(events: readonly SessionEvent[], trimmed: AppendResult['trimmed'], head: Offset): void {
-    // Every offset in (prevHead, head] is in `events` or was trimmed: readUpTo made sure of it.
-    const prevHead = this.hot.head;
-    let removed: Set<Offset> | null = null;
-    if (trimmed.length > 0) {
-      removed = new Set();
-      for (const t of trimmed) {
-        removed.add(t.offset);
-        this.deps.metrics.bufferTrimmed.inc(1, { priority: String(t.priority) });
-        this.deps.telemetry.emit({ name: 'buffer.trimmed', session: this.session, offset: t.offset, priority: t.priority });
-      }
-    }
-    const fresh = events.filter((e) => e.offset > prevHead && !(removed?.has(e.offset) ?? false));
-    this.noteStoreHead(head);
-    for (const event of fresh) if (event.type === 'gen.end') this.emitEnd(event);
-    this.hot.push(fresh, head, (e) => dataSize(e.data));
-    if (removed) this.hot.remove(removed);
-    if (head <= prevHead) return;
-    this.readers.fanOut(prevHead, fresh, head);
-  }
-
-  private emitEnd(event: SessionEvent): void {
-    this.deps.telemetry.emit({
-      name: 'generation.end',
-      session: this.session,
-      generation: event.generationId ?? '',
-      status: event.status ?? 'done',
-      offset: event.offset,
-    });
-  }
-
   /** @internal The store stayed down past the budget (or the actor closes): answer every op. */
   giveUp(batch: Op[], error: unknown): void {
     const spoolError = error instanceof SpoolError ? error : new SpoolError('STORE_UNAVAILABLE', `store unavailable: ${String(error)}; retry`);
@@ -913,7 +848,7 @@ export class SessionActor implements FlushHandler<Op> {
    * readers watch would otherwise be followed by a sync with nothing to read.
    */
   settled(op: Op): boolean {
-    if (op.kind !== 'sync' || op.verify || op.head > this.hot.head) return false;
+    if (op.kind !== 'sync' || op.verify || op.head > this.log.head) return false;
     if (this.pendingSync === op) this.pendingSync = null;
     return true;
   }

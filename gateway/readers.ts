@@ -1,8 +1,8 @@
 /**
  * The reader side of a session actor: every subscription to one session, from `subscribed`
  * through catch-up (store, then hot buffer) to `live`, pauses of slow readers, and fan-out of
- * newly durable events. The actor owns the write path and the hot buffer; this module only
- * reads them, through the callbacks in {@link ReaderDeps}.
+ * newly durable events. The session's log (session-log.ts) holds the hot buffer and the known
+ * store head; this module reads them and is published to.
  *
  * A subscriber, as this module sees it:
  *
@@ -20,8 +20,8 @@ import type { Offset, ReadItem, ServerFrame, SessionEvent, SessionId } from '../
 import { assembleRead } from '../store/read';
 import type { SessionStore } from '../store/types';
 import type { GatewayConfig } from './config';
-import type { HotBuffer } from './hot-buffer';
 import type { Link } from './link';
+import type { SessionLog } from './session-log';
 import { SharedFrame } from './shared-frame';
 import type { Metrics, TelemetrySink } from './telemetry';
 
@@ -37,10 +37,7 @@ interface Subscriber {
   readonly resumed: boolean;
 }
 
-/** What the reader side reads of the session actor's hot buffer. */
-export type HotBufferView = Pick<HotBuffer, 'head' | 'floor' | 'readAfter'>;
-
-/** What {@link SessionReaders} needs from its session actor: shared services and read-only views of the actor's state. */
+/** The shared services the reader side uses. */
 export interface ReaderDeps {
   readonly session: SessionId;
   readonly store: SessionStore;
@@ -48,16 +45,6 @@ export interface ReaderDeps {
   readonly metrics: Metrics;
   readonly telemetry: TelemetrySink;
   readonly logger: Logger;
-  /** The actor's hot buffer (created when the actor loads, so asked for on each use). */
-  hot(): HotBufferView;
-  /** The highest head the store is known to have: never behind the hot buffer's head. */
-  storeHead(): Offset;
-  /** Raises the known store head (a store read saw `head`). */
-  noteStoreHead(head: Offset): void;
-  /** A change notice from the store's watch (or a fresh look at its meta): the actor syncs up to `head`. */
-  onNotice(head: Offset): void;
-  /** Whether the actor was closed. */
-  closed(): boolean;
 }
 
 /** Events per `events` frame toward a reader. */
@@ -73,7 +60,11 @@ export class SessionReaders {
   /** Stops change notices; set while this actor has readers. */
   private unwatch: (() => void) | null = null;
 
-  constructor(private readonly deps: ReaderDeps) {
+  constructor(
+    private readonly deps: ReaderDeps,
+    /** The session's log: what readers catch up from and are published to. */
+    private readonly log: SessionLog,
+  ) {
     this.session = deps.session;
   }
 
@@ -85,21 +76,21 @@ export class SessionReaders {
   /** Starts delivery of everything after `from`; answers `subscribed` first. */
   subscribe(link: Link, from: Offset | 'start' | 'now', requestId: number | undefined): void {
     this.unsubscribe(link);
-    if (this.unwatch && (typeof from !== 'number' || from <= this.deps.storeHead())) {
+    if (this.unwatch && (typeof from !== 'number' || from <= this.log.storeHead)) {
       // Watching, and the offset is one this actor has heard of: no store round trip.
-      this.startSubscription(link, from, this.deps.storeHead(), requestId);
+      this.startSubscription(link, from, this.log.storeHead, requestId);
       return;
     }
     // Not watching until now (no readers here), or the reader knows of an offset whose notice
     // has not reached this process yet (it read it elsewhere): other processes may have written
     // since this actor last looked. Watch first, so nothing after the look is missed, then ask
     // the store before judging the offset.
-    this.unwatch ??= this.deps.store.watch(this.session, (notice) => this.deps.onNotice(notice.head));
+    this.unwatch ??= this.deps.store.watch(this.session, (notice) => this.log.notice(notice.head));
     this.deps.store.meta(this.session).then(
       (meta) => {
-        if (this.deps.closed()) return;
-        this.deps.onNotice(meta.head);
-        this.startSubscription(link, from, this.deps.storeHead(), requestId);
+        if (this.log.closed) return;
+        this.log.notice(meta.head);
+        this.startSubscription(link, from, this.log.storeHead, requestId);
       },
       (error: unknown) => {
         this.deps.logger.warn({ session: this.session, err: String(error) }, 'store meta failed for a subscribe');
@@ -239,11 +230,11 @@ export class SessionReaders {
 
   /** Brings a reader from its offset to the head (store, then hot buffer), then marks it live. */
   private catchUp(sub: Subscriber): void {
-    if (sub.state === 'closed' || this.deps.closed()) return;
+    if (sub.state === 'closed' || this.log.closed) return;
     // The hot buffer serves a reader only when it holds everything the store has; while a sync
     // is pending (another process wrote), the reader reads the store.
-    const hot = this.deps.hot();
-    if (sub.offset >= hot.floor && hot.head >= this.deps.storeHead()) {
+    const hot = this.log.hot;
+    if (sub.offset >= hot.floor && hot.head >= this.log.storeHead) {
       this.goLive(sub, hot.readAfter(sub.offset), hot.head);
       return;
     }
@@ -251,7 +242,7 @@ export class SessionReaders {
     this.deps.store.read(this.session, sub.offset, this.deps.config.readPageEvents).then(
       (page) => {
         if (sub.state !== 'catching-up') return;
-        this.deps.noteStoreHead(page.head);
+        this.log.noteStoreHead(page.head);
         const advanced = page.through > sub.offset;
         if (!advanced || page.through >= page.head) {
           // At the store's head: live from here; the pending sync brings later events.
