@@ -35,6 +35,7 @@ import { newTag, secretDigest } from './credentials';
 import { Flusher, type FlushHandler, type FlusherOptions } from './flusher';
 import type { Link } from './link';
 import type { SessionReaders } from './readers';
+import * as replies from './replies';
 import { SessionLog } from './session-log';
 import { dataSize } from './size';
 import type { Metrics, TelemetrySink } from './telemetry';
@@ -290,7 +291,7 @@ export class SessionActor implements FlushHandler<Op> {
         if (gen.link !== link) gen.link = link;
         if (gen.failedCode) {
           // A chunk was refused for good: its gen.end error is already queued (G6); finish fails.
-          reject(new SpoolError(gen.failedCode, `generation ${gen.id} failed: a chunk was refused with ${gen.failedCode}`, { generation: gen.id }));
+          reject(replies.failedBy(gen.id, gen.failedCode));
           return;
         }
         if (seq !== gen.nextSeq) {
@@ -391,7 +392,7 @@ export class SessionActor implements FlushHandler<Op> {
     const gen = this.active;
     if (gen && gen.id === token.generation && gen.epoch === token.epoch) {
       if (gen.ending) {
-        this.sendError(link, 'GENERATION_CLOSED', `generation ${gen.id} is finishing`, gen.id);
+        link.sendError(replies.finishing(gen.id), gen.id);
         return null;
       }
       if (gen.link !== link) gen.link = link;
@@ -400,9 +401,9 @@ export class SessionActor implements FlushHandler<Op> {
     if (token.epoch < this.epoch) {
       this.deps.metrics.fencedWrites.inc();
       this.deps.telemetry.emit({ name: 'write.fenced', session: this.session, generation: token.generation, epoch: this.epoch });
-      this.sendError(link, 'FENCED', `generation ${token.generation} was displaced (epoch ${token.epoch} < ${this.epoch})`, token.generation, { epoch: this.epoch });
+      link.sendError(replies.fenced(token.generation, this.epoch), token.generation);
     } else {
-      this.sendError(link, 'GENERATION_CLOSED', `generation ${token.generation} has ended`, token.generation);
+      link.sendError(replies.closed(token.generation), token.generation);
     }
     return null;
   }
@@ -576,7 +577,7 @@ export class SessionActor implements FlushHandler<Op> {
         if (displaced && displaced.id === result.fenced) {
           displaced.ending = true;
           if (displaced.link) {
-            this.sendError(displaced.link, 'FENCED', `generation ${displaced.id} was taken over by ${op.generationId}`, displaced.id, { epoch: result.epoch });
+            displaced.link.sendError(replies.fenced(displaced.id, result.epoch, `generation ${op.generationId}`), displaced.id);
           }
         }
         const gen = this.newGen(op.generationId, result.epoch, -1, result.startOffset);
@@ -599,7 +600,7 @@ export class SessionActor implements FlushHandler<Op> {
           if (displaced && result.takeover) {
             displaced.ending = true;
             if (displaced.link && displaced.link !== op.link) {
-              this.sendError(displaced.link, 'FENCED', `generation ${displaced.id} was taken over by another producer`, displaced.id, { epoch: result.epoch });
+              displaced.link.sendError(replies.fenced(displaced.id, result.epoch, 'another producer (takeover)'), displaced.id);
             }
           }
           gen = this.newGen(op.generationId, result.epoch, result.nextSeq - 1, result.startOffset);
@@ -618,35 +619,20 @@ export class SessionActor implements FlushHandler<Op> {
         if (result.activeId === op.generationId) {
           // The generation is active, and this open did not prove it is its producer.
           if (op.resume && op.resume.epoch < result.epoch) {
-            reply.reject(new SpoolError('FENCED', `generation ${op.generationId} was taken over by another producer`, { generation: op.generationId, epoch: result.epoch }));
+            reply.reject(replies.fenced(op.generationId, result.epoch, 'another producer (takeover)'));
             return;
           }
-          reply.reject(
-            new SpoolError(
-              'GENERATION_ACTIVE',
-              `generation ${op.generationId} is active and this open does not prove it is its producer: resume with its token, repeat the secret of its first open, or open with takeover`,
-              { generation: result.activeId, epoch: result.epoch },
-            ),
-          );
-          return;
         }
-        reply.reject(new SpoolError('GENERATION_ACTIVE', `generation ${result.activeId} is active in session ${this.session}; open with takeover to displace it`, { generation: result.activeId, epoch: result.epoch }));
+        reply.reject(replies.active(this.session, op.generationId, result.activeId, result.epoch));
         return;
       case 'unknown':
-        reply.reject(new SpoolError('GENERATION_CLOSED', `generation ${op.generationId} is not open in session ${this.session}`, { generation: op.generationId }));
+        reply.reject(replies.closed(op.generationId));
         return;
       case 'closed':
-        if (result.endStatus === 'fenced') {
-          reply.reject(new SpoolError('FENCED', `generation ${op.generationId} was displaced by a newer one`, { generation: op.generationId, epoch: this.epoch, status: 'fenced', offset: result.endOffset }));
-          return;
+        {
+          const ended = { status: result.endStatus, offset: result.endOffset };
+          reply.reject(result.endStatus === 'fenced' ? replies.fenced(op.generationId, this.epoch, undefined, ended) : replies.closed(op.generationId, ended));
         }
-        reply.reject(
-          new SpoolError('GENERATION_CLOSED', `generation ${op.generationId} already ended (${result.endStatus}) at offset ${result.endOffset}`, {
-            generation: op.generationId,
-            status: result.endStatus,
-            offset: result.endOffset,
-          }),
-        );
         return;
       case 'full':
         reply.reject(new SpoolError('SESSION_FULL', `session ${this.session} holds the most critical events retention allows`, { session: this.session }));
@@ -696,7 +682,7 @@ export class SessionActor implements FlushHandler<Op> {
           } else if (r.status === 'fenced') {
             metrics.fencedWrites.inc();
             this.deps.telemetry.emit({ name: 'write.fenced', session: this.session, generation: gen.id, epoch: r.epoch });
-            if (gen.link) this.sendError(gen.link, 'FENCED', `generation ${gen.id} was displaced`, gen.id, { epoch: r.epoch });
+            if (gen.link) gen.link.sendError(replies.fenced(gen.id, r.epoch), gen.id);
           } else if (r.status === 'full') {
             gen.nextSeq = Math.min(gen.nextSeq, seq);
             if (!gen.failedCode) {
@@ -709,7 +695,7 @@ export class SessionActor implements FlushHandler<Op> {
             gen.nextSeq = r.expected;
             if (gen.link) this.sendError(gen.link, 'SEQ_GAP', `seq ${seq} skips ahead; expected ${r.expected}`, gen.id, { expectedSeq: r.expected });
           } else if (gen.link) {
-            this.sendError(gen.link, 'GENERATION_CLOSED', `generation ${gen.id} has ended`, gen.id);
+            gen.link.sendError(replies.closed(gen.id), gen.id);
           }
           break;
         }
@@ -749,14 +735,14 @@ export class SessionActor implements FlushHandler<Op> {
     const gen = op.gen;
     if (r.status === 'duplicate' && op.reply && r.endStatus !== undefined && r.endStatus !== item.status) {
       // The generation already ended, otherwise than this finish asks: the finish failed (G6).
-      const details = { generation: item.generationId, status: r.endStatus, offset: r.offset };
+      const ended = { status: r.endStatus, offset: r.offset };
       const cause = r.endStatus === 'error' && this.lastFailure?.id === item.generationId ? this.lastFailure.code : null;
       op.reply.reject(
         r.endStatus === 'fenced'
-          ? new SpoolError('FENCED', `generation ${item.generationId} was displaced by a newer one`, details)
+          ? replies.fenced(item.generationId, undefined, undefined, ended)
           : cause
-            ? new SpoolError(cause, `generation ${item.generationId} failed: a chunk was refused with ${cause}`, details)
-            : new SpoolError('GENERATION_CLOSED', `generation ${item.generationId} already ended (${r.endStatus})`, details),
+            ? replies.failedBy(item.generationId, cause, ended)
+            : replies.closed(item.generationId, ended),
       );
       return;
     }
@@ -790,10 +776,10 @@ export class SessionActor implements FlushHandler<Op> {
     if (gen) gen.ending = false;
     const error =
       r.status === 'fenced'
-        ? new SpoolError('FENCED', `generation ${item.generationId} was displaced`, { epoch: r.epoch })
+        ? replies.fenced(item.generationId, r.epoch)
         : r.status === 'seq_gap'
           ? new SpoolError('SEQ_GAP', `finish at seq ${item.seq}; expected ${r.expected}`, { expectedSeq: r.expected })
-          : new SpoolError('GENERATION_CLOSED', `generation ${item.generationId} is not open`);
+          : replies.closed(item.generationId);
     op.reply?.reject(error);
   }
 
