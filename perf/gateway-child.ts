@@ -68,6 +68,8 @@ export interface ChildGatewayOptions {
   readonly data: string;
   /** `--transport`. @default 'ws' */
   readonly transport?: 'ws' | 'uws';
+  /** `--port`: a restart reuses the port its clients reconnect to. @default 0 (a free port) */
+  readonly port?: number;
   /** Extra environment (SPOOL_RETENTION_EVENTS, …). */
   readonly env?: Readonly<Record<string, string>>;
   /** @default 30000 */
@@ -106,7 +108,7 @@ export class ChildGateway {
 
   /** Starts the child and resolves once it listens. */
   static async start(options: ChildGatewayOptions): Promise<ChildGateway> {
-    const args = ['--expose-gc', ...entryArgs('gateway-main'), 'serve', '--port', '0', '--data', options.data, '--transport', options.transport ?? 'ws'];
+    const args = ['--expose-gc', ...entryArgs('gateway-main'), 'serve', '--port', String(options.port ?? 0), '--data', options.data, '--transport', options.transport ?? 'ws'];
     const child = spawn(process.execPath, args, {
       env: { ...process.env, SPOOL_LOG_LEVEL: 'info', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -190,6 +192,12 @@ export class ChildGateway {
       });
       this.child.send({ type: 'gc', id });
     });
+  }
+
+  /** SIGKILL at once (a crash: nothing flushed, no close frames); resolves when the child is gone. */
+  kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    return this.exited;
   }
 
   /** SIGTERM (graceful), SIGKILL if it is still there after `graceMs`. Idempotent. */

@@ -3,8 +3,11 @@
  * pair, so the client sees its WebSocket die mid-stream exactly as on a network failure, and
  * the gateway sees its peer vanish. While `holdMs` runs after a cut, new connections are
  * accepted and destroyed at once (the client's reconnect attempts fail, as during an outage).
+ * `cut(holdMs, 'reset')` ends each connection with a TCP RST instead of a FIN: both ends see an
+ * error (ECONNRESET), not an orderly close.
  */
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 
 export interface TcpProxy {
   /** The port clients connect to. */
@@ -13,8 +16,13 @@ export interface TcpProxy {
   readonly passed: number;
   /** Connections refused while a cut's hold was running. */
   readonly refused: number;
-  /** Destroys every live connection; refuses new ones for `holdMs`. Returns how many it cut. */
-  cut(holdMs?: number): number;
+  /** performance.now() at which the last cut's hold ends: the network is back (0 before any cut). */
+  readonly backAt: number;
+  /**
+   * Destroys every live connection (`'close'`: with a FIN; `'reset'`: with an RST) and refuses
+   * new ones for `holdMs`. Returns how many it cut.
+   */
+  cut(holdMs?: number, how?: 'close' | 'reset'): number;
   /** Stops listening and destroys every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -27,7 +35,7 @@ export async function startTcpProxy(target: { readonly host: string; readonly po
   let refused = 0;
 
   const server = net.createServer((client) => {
-    if (Date.now() < holdUntil) {
+    if (performance.now() < holdUntil) {
       refused++;
       client.destroy();
       return;
@@ -68,12 +76,20 @@ export async function startTcpProxy(target: { readonly host: string; readonly po
     get refused() {
       return refused;
     },
-    cut(holdMs = 0) {
-      holdUntil = Date.now() + holdMs;
+    get backAt() {
+      return holdUntil;
+    },
+    cut(holdMs = 0, how: 'close' | 'reset' = 'close') {
+      holdUntil = performance.now() + holdMs;
       const cut = pairs.size;
       for (const { client, upstream } of [...pairs]) {
-        client.destroy();
-        upstream.destroy();
+        if (how === 'reset') {
+          client.resetAndDestroy();
+          upstream.resetAndDestroy();
+        } else {
+          client.destroy();
+          upstream.destroy();
+        }
       }
       pairs.clear();
       return cut;
