@@ -477,12 +477,16 @@ export class SessionActor implements FlushHandler<Op> {
     }
     if (first.kind === 'open') {
       first.ts = this.deps.config.clock();
+      // The tag is drawn once per open, not per attempt: a retry after an attempt that reached
+      // the store but lost its answer presents it as proof and is answered as a resume.
+      first.tag ||= newTag();
       const request: OpenRequest = {
         generationId: first.generationId,
         takeover: first.takeover,
-        tag: (first.tag = newTag()),
+        tag: first.tag,
         ts: first.ts,
-        ...(first.resume ? { resumeOnly: true, resumeTag: first.resume.tag } : {}),
+        resumeTag: first.resume ? first.resume.tag : first.tag,
+        ...(first.resume ? { resumeOnly: true } : {}),
         ...(first.secret !== undefined ? { secret: first.secret } : {}),
       };
       const result = await store.openGeneration(this.session, request);
@@ -532,10 +536,13 @@ export class SessionActor implements FlushHandler<Op> {
    * after every earlier look.
    */
   private async checkRewind(seen?: Offset, known?: Offset): Promise<boolean> {
+    // Compared with what was known before the look: notices of later writes may arrive while the
+    // meta read is in flight and raise the known head past what the read could have seen.
+    const before = { head: this.log.storeHead, epoch: this.epoch };
     const meta = await this.deps.store.meta(this.session);
-    const rewound = (seen !== undefined && known !== undefined && seen < known) || meta.head < this.log.storeHead || meta.epoch < this.epoch;
+    const rewound = (seen !== undefined && known !== undefined && seen < known) || meta.head < before.head || meta.epoch < before.epoch;
     if (!rewound) return false;
-    const lost = { head: this.log.storeHead, epoch: this.epoch };
+    const lost = { head: Math.max(before.head, this.log.storeHead), epoch: Math.max(before.epoch, this.epoch) };
     this.deps.metrics.sessionRewound.inc();
     this.deps.telemetry.emit({ name: 'session.rewound', session: this.session, fromHead: lost.head, toHead: meta.head });
     this.deps.logger.warn(

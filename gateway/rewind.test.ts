@@ -118,3 +118,56 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
     expect(rewoundCount(gw)).toBe(1);
   });
 });
+
+describe('no false rewind', () => {
+  it('a notice of a later write arriving while the rewind check reads the store is not a rewind', async () => {
+    // The store answers meta as it was when asked, and only then lets the answer through: the
+    // gap between a Redis server handling HGETALL and its reply arriving after later notices.
+    const inner = new MemoryStore();
+    let listener: ((notice: { head: number }) => void) | undefined;
+    let metaAsked!: () => void;
+    const asked = new Promise<void>((resolve) => (metaAsked = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let holdMeta = false;
+    const store = Object.assign(Object.create(inner) as MemoryStore, {
+      watch: (session: string, fn: (notice: { head: number }) => void) => {
+        listener = fn;
+        return inner.watch(session, fn);
+      },
+      meta: async (session: string) => {
+        const answer = await inner.meta(session);
+        if (holdMeta) {
+          metaAsked();
+          await gate;
+        }
+        return answer;
+      },
+    });
+    const gw = await startGateway({ port: 0, logger: quiet, store });
+    cleanups.push(() => gw.close());
+    const writer = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK);
+    cleanups.push(() => writer.close());
+    const reader = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK);
+    cleanups.push(() => reader.close());
+    const append = async (key: string): Promise<void> => {
+      writer.send({ type: 'append', id: Number(key.slice(1)), session: 's', key, kind: 'user', data: key });
+      await writer.next((f) => f.type === 'appended' && f['key'] === key);
+    };
+    await append('k1');
+    await append('k2');
+    reader.send({ type: 'subscribe', id: 1, session: 's', from: 0 });
+    await reader.next((f) => f.type === 'live');
+
+    holdMeta = true;
+    listener?.({ head: 1 }); // a stale notice (read before k2 was written): the actor verifies
+    await asked; // meta answered "head 2" and is held back …
+    holdMeta = false;
+    // … while another process writes k3 and its notice raises the known head to 3.
+    await inner.append('s', [{ op: 'append', key: 'k3', kind: 'user', priority: 3, ts: Date.now(), data: 'k3', size: 4 }]);
+    release();
+    const next = await reader.next((f) => f.type === 'events' || f.type === 'error');
+    expect(next).toMatchObject({ type: 'events', events: [{ offset: 3, key: 'k3' }] });
+    expect(rewoundCount(gw)).toBe(0);
+  });
+});

@@ -276,6 +276,15 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
         expect(layout(await readAll(store, 's'))).toEqual([1, 2, 3, 4, 5]);
       });
 
+      it('an open retried after its first attempt reached the store proves itself with the tag it drew', async () => {
+        const store = await open();
+        const first = { generationId: 'g1', takeover: false, tag: 'drawn-by-this-open-000', resumeTag: 'drawn-by-this-open-000', ts: T0 };
+        expect(await store.openGeneration('s', first)).toMatchObject({ status: 'opened', epoch: 1 });
+        expect(await store.openGeneration('s', first)).toEqual({ status: 'resumed', epoch: 1, tag: 'drawn-by-this-open-000', nextSeq: 0, startOffset: 1, takeover: false });
+        expect(await store.openGeneration('s', { ...first, takeover: true })).toMatchObject({ status: 'resumed', epoch: 1, takeover: false });
+        expect(layout(await readAll(store, 's'))).toEqual([1]);
+      });
+
       it('a generation opened without a secret is never resumed by one', async () => {
         const store = await open();
         await openNew(store, 's', 'g1');
