@@ -21,7 +21,7 @@ import { assembleRead } from '../store/read';
 import type { SessionStore } from '../store/types';
 import type { GatewayConfig } from './config';
 import type { Link } from './link';
-import type { SessionLog } from './session-log';
+import type { HotBuffer } from './hot-buffer';
 import { SharedFrame } from './shared-frame';
 import type { Metrics, TelemetrySink } from './telemetry';
 
@@ -35,6 +35,22 @@ interface Subscriber {
   liveSent: boolean;
   readonly startedAt: number;
   readonly resumed: boolean;
+}
+
+/**
+ * What the reader side uses of its session's log (SessionLog in session-log.ts, which owns the
+ * readers; declared here so the two modules do not import each other).
+ */
+export interface ReaderLog {
+  /** Recent durable events. */
+  readonly hot: Pick<HotBuffer, 'head' | 'floor' | 'readAfter'>;
+  /** The highest head the store is known to have. */
+  readonly storeHead: Offset;
+  readonly closed: boolean;
+  /** A store read showed `head`. */
+  noteStoreHead(head: Offset): void;
+  /** A change notice (or a fresh look at the store's meta) reported `head`. */
+  notice(head: Offset): void;
 }
 
 /** The shared services the reader side uses. */
@@ -63,7 +79,7 @@ export class SessionReaders {
   constructor(
     private readonly deps: ReaderDeps,
     /** The session's log: what readers catch up from and are published to. */
-    private readonly log: SessionLog,
+    private readonly log: ReaderLog,
   ) {
     this.session = deps.session;
   }
