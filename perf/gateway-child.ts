@@ -108,7 +108,11 @@ export class ChildGateway {
 
   /** Starts the child and resolves once it listens. */
   static async start(options: ChildGatewayOptions): Promise<ChildGateway> {
-    const args = ['--expose-gc', ...entryArgs('gateway-main'), 'serve', '--port', String(options.port ?? 0), '--data', options.data, '--transport', options.transport ?? 'ws'];
+    // SPOOL_GATEWAY_CPU_PROF=DIR: the child writes a V8 CPU profile into DIR when it exits
+    // (read it with perf/profile-top.ts), for any benchmark that runs a gateway child.
+    const profileDir = process.env['SPOOL_GATEWAY_CPU_PROF'];
+    const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+    const args = ['--expose-gc', ...profile, ...entryArgs('gateway-main'), 'serve', '--port', String(options.port ?? 0), '--data', options.data, '--transport', options.transport ?? 'ws'];
     const child = spawn(process.execPath, args, {
       env: { ...process.env, SPOOL_LOG_LEVEL: 'info', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

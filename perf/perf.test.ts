@@ -7,6 +7,7 @@ import { runConcurrentSessions, runLoneWrites, runRawBaseline, runSingleSession,
 import { runDemo } from './demo';
 import { MemoryStore } from '../store/memory';
 import { benchEngineStore } from './bench-engine';
+import { topSelfTime } from './profile-top';
 
 function expectSane(result: ScenarioResult, chunks: number): void {
   expect(result.problems).toEqual([]);
@@ -23,6 +24,25 @@ function finite(value: number): void {
   expect(Number.isFinite(value)).toBe(true);
   expect(value).toBeGreaterThanOrEqual(0);
 }
+
+describe('profile-top', () => {
+  it('sums self time per function across nodes and lists the largest first', () => {
+    const frame = (functionName: string, url = '', lineNumber = 0) => ({ functionName, url, lineNumber });
+    const profile = {
+      nodes: [
+        { id: 1, callFrame: frame('(root)') },
+        { id: 2, callFrame: frame('push', 'file:///x/gateway/hot-buffer.ts', 48) },
+        { id: 3, callFrame: frame('push', 'file:///x/gateway/hot-buffer.ts', 48) },
+        { id: 4, callFrame: frame('(idle)') },
+      ],
+      samples: [2, 3, 3, 4, 1],
+    };
+    expect(topSelfTime(profile, 2)).toEqual([
+      { fn: 'push gateway/hot-buffer.ts:49', share: 0.6 },
+      { fn: '(root)', share: 0.2 },
+    ]);
+  });
+});
 
 describe('bench:engine at toy size', () => {
   it('writes every chunk through the engine and reports finite figures', async () => {
