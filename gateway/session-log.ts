@@ -13,22 +13,13 @@
  * with its own writes (so every offset before its own is published first): the log asks it once
  * per notice, and the writer folds repeated asks into one pending sync.
  */
-import type { Logger } from 'pino';
-import type { Offset, SessionEvent, SessionId } from '../protocol/types';
-import type { AppendResult, SessionStore } from '../store/types';
-import type { GatewayConfig } from './config';
+import type { Offset, SessionEvent } from '../protocol/types';
+import type { AppendResult } from '../store/types';
 import { HotBuffer } from './hot-buffer';
-import { SessionReaders } from './readers';
+import { SessionReaders, type ReaderDeps } from './readers';
 import { dataSize } from './size';
-import type { Metrics, TelemetrySink } from './telemetry';
 
-export interface SessionLogDeps {
-  readonly session: SessionId;
-  readonly store: SessionStore;
-  readonly config: GatewayConfig;
-  readonly metrics: Metrics;
-  readonly telemetry: TelemetrySink;
-  readonly logger: Logger;
+export interface SessionLogDeps extends ReaderDeps {
   /**
    * Asks the session's writer to bring the log up to `head` (`verify`: the head is below one the
    * store had before, so the writer checks for a rewind first).
