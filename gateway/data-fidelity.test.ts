@@ -16,6 +16,9 @@ import { startRedis, stopAllRedis, type RedisServer } from '../store/test-helper
 import type { SessionStore } from '../store/types';
 import { startGateway, type Gateway } from './index';
 import { RawClient, type AnyFrame } from './test-helpers/raw-client';
+import { TRANSPORT_NAMES, type Transport, type TransportName } from './transport';
+import { loadUwsTransport } from './transport-uws';
+import { wsTransport } from './transport-ws';
 
 const quiet = pino({ level: 'silent' });
 const PROTOCOLS: readonly Subprotocol[] = [SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON];
@@ -122,14 +125,19 @@ const UNREADABLE = new Set(['ext8']);
 const ackOrError = (f: AnyFrame): boolean => f.type === 'ack' || f.type === 'error';
 const appendedOrError = (f: AnyFrame): boolean => f.type === 'appended' || f.type === 'error';
 
-describe.each(STORES)('on the %s store', (_storeName, openStore) => {
+// Every store over both transports: uWebSockets.js hands the connection its own copy of each
+// message, ws a Buffer; the checks and the round trip must not depend on which.
+const TRANSPORTS: Record<TransportName, Transport> = { ws: wsTransport, uws: loadUwsTransport() };
+const CASES = STORES.flatMap(([storeName, openStore]) => TRANSPORT_NAMES.map((transportName) => [storeName, transportName, openStore] as const));
+
+describe.each(CASES)('on the %s store over %s', (_storeName, transportName, openStore) => {
   let gw: Gateway;
   let session: (name: string) => string;
 
   beforeEach(async () => {
     const store = await openStore();
     cleanups.push(() => store.close());
-    gw = await startGateway({ port: 0, store, logger: quiet });
+    gw = await startGateway({ port: 0, store, logger: quiet, transport: TRANSPORTS[transportName] });
     cleanups.push(() => gw.close());
     const prefix = `fid-${Math.random().toString(36).slice(2, 10)}`;
     session = (name) => `${prefix}-${name}`;
