@@ -192,13 +192,15 @@ export class Connection implements Link, SocketHandlers {
       }
       case 'chunk':
       case 'chunks': {
-        const parts = this.channel(frame.token);
+        const parts = this.channel(frame.token, undefined);
+        if (!parts) return;
         const items = frame.type === 'chunk' ? [frame] : frame.items;
         this.onActor(parts.session, undefined, (actor) => actor.write(this, parts, frame.seq, items));
         return;
       }
       case 'finish': {
-        const parts = this.channel(frame.token);
+        const parts = this.channel(frame.token, frame.id);
+        if (!parts) return;
         this.onActor(parts.session, frame.id, async (actor) => {
           const finished = await actor.finish(this, parts, frame.seq, frame.status ?? 'done', frame.error);
           this.send({ ...finished, ...(frame.id !== undefined ? { id: frame.id } : {}) });
@@ -242,10 +244,16 @@ export class Connection implements Link, SocketHandlers {
     });
   }
 
-  private channel(token: string): TokenParts {
+  /**
+   * The parts of a token opened on this connection; otherwise answers BAD_FRAME, with `ref` = the
+   * generation when the token spells one (every chunk refusal names its generation, §7.2), and
+   * returns undefined.
+   */
+  private channel(token: string, requestId: number | undefined): TokenParts | undefined {
     const parts = this.channels.get(token);
-    if (!parts) throw new SpoolError('BAD_FRAME', 'token was not opened on this connection; send open first');
-    return parts;
+    if (parts) return parts;
+    this.sendError(new SpoolError('BAD_FRAME', 'token was not opened on this connection; send open first'), parseToken(token)?.generation, requestId);
+    return undefined;
   }
 
   /** Runs `fn` on the session's actor; a rejection or throw becomes an error frame for request `id`. */

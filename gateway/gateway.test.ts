@@ -268,7 +268,9 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
       const forged = `v1/1/s/g/${'A'.repeat(22)}`;
       expect(await b.open('s', 'g', { resume: { token: forged } })).toMatchObject({ type: 'error', code: 'GENERATION_ACTIVE' });
       b.send({ type: 'chunk', token: forged, seq: 3, data: 'intruder' });
-      expect(await b.next(isError('BAD_FRAME'))).toMatchObject({ code: 'BAD_FRAME' });
+      expect(await b.next(isError('BAD_FRAME'))).toMatchObject({ code: 'BAD_FRAME', ref: 'g' });
+      b.send({ type: 'finish', id: 5, token: forged, seq: 4 });
+      expect(await b.next(isError('BAD_FRAME'))).toMatchObject({ id: 5, ref: 'g' });
 
       a.send({ type: 'chunk', token: opened['token'], seq: 3, data: 'a3' });
       const ack = await a.next((f) => f.type === 'ack' && f['seq'] === 3);
