@@ -155,7 +155,43 @@ describe('LmdbStore', () => {
     expect([...families].sort()).toEqual(['e', 'm', 'r', 't']);
   });
 
-  it('with durability flush, writes resolve and are readable', async () => {
+  it('keeps the seq index as one run per store call, and answers every retransmitted seq with its own offset', async () => {
+    const dir = tempDir();
+    const store = openAt(dir);
+    await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+    const first = await store.append('s', Array.from({ length: 100 }, (_, seq) => chunk('g1', 1, seq)));
+    // A dropped seq and an append in between break the run: seqs 100-101 dropped, 102-103 around k1.
+    await store.append('s', [dropped('g1', 1, 100), dropped('g1', 1, 101), chunk('g1', 1, 102), keyed('k1'), chunk('g1', 1, 103)]);
+    const retry = await store.append('s', Array.from({ length: 104 }, (_, seq) => chunk('g1', 1, seq)));
+    await store.close();
+    expect(retry.results.slice(0, 100)).toEqual(first.results.map((r) => ({ status: 'duplicate', offset: (r as { offset: number }).offset })));
+    expect(retry.results.slice(100)).toEqual([{ status: 'dropped' }, { status: 'dropped' }, { status: 'duplicate', offset: 102 }, { status: 'duplicate', offset: 104 }]);
+    const runs = (await rawKeys(dir)).filter((key) => key[0] === 'g').map((key) => key[3]);
+    expect(runs).toEqual([0, 100, 102, 103]);
+  });
+
+  it('reads a seq index written one record per seq (older data) as runs of one', async () => {
+    const dir = tempDir();
+    const store = openAt(dir);
+    await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+    await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1), chunk('g1', 1, 2)]);
+    await store.close();
+    const db = open({ path: dir });
+    await db.transaction(() => {
+      db.removeSync(['g', 's', 'g1', 0]);
+      for (const seq of [0, 1, 2]) db.putSync(['g', 's', 'g1', seq], seq + 2);
+    });
+    await db.close();
+    const reopened = openAt(dir);
+    try {
+      const retry = await reopened.append('s', [chunk('g1', 1, 1), chunk('g1', 1, 2), chunk('g1', 1, 3)]);
+      expect(retry.results).toEqual([{ status: 'duplicate', offset: 3 }, { status: 'duplicate', offset: 4 }, { status: 'ok', offset: 5 }]);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('with durability fsync, writes resolve and are readable', async () => {
     const dir = tempDir();
     const store = openAt(dir, { durability: 'fsync' });
     try {

@@ -15,7 +15,11 @@
  *   ['m', session]                      MetaRecord
  *   ['e', session, offset]              SessionEvent
  *   ['r', session, priority, offset]    size        retention index, priorities 0-2 only
- *   ['g', session, generation, seq]     offset      seq index, active generation only
+ *   ['g', session, generation, seq]     [offset, n] seq index, active generation only: a run of n
+ *                                                   seqs from `seq` at offsets from `offset`
+ *                                                   (offset 0: n dropped seqs); one record per
+ *                                                   run written by one store call, not per chunk.
+ *                                                   A plain number (older data) is a run of 1.
  *   ['k', session, key]                 KeyRecord   append idempotency keys
  *   ['x', session, generation]          EndedRecord ended generations
  *   ['t', lastWriteTs, session]         true        session expiry index
@@ -29,6 +33,7 @@ import { open, type Key, type RootDatabase } from 'lmdb';
 import { SpoolError } from '../protocol/errors';
 import type { Offset, Priority, SessionEvent } from '../protocol/types';
 import {
+  DROPPED_SEQ,
   applyAppend,
   applyOpen,
   normalizeOptions,
@@ -114,8 +119,16 @@ function removeUnder(db: Db, prefix: readonly KeyPart[]): void {
   for (const key of keys) db.removeSync(key);
 }
 
+/** The offset of the `index`-th seq of a run starting at `firstOffset` (a dropped run stays dropped). */
+function runOffset(firstOffset: Offset, index: number): Offset {
+  return firstOffset === DROPPED_SEQ ? DROPPED_SEQ : firstOffset + index;
+}
+
 /** The engine's view of one session; valid only inside a write transaction. */
 class LmdbTx implements SessionTx {
+  /** The run of consecutive seqs at consecutive offsets (or all dropped) this operation is adding. */
+  private run: { readonly generationId: string; readonly firstSeq: number; readonly firstOffset: Offset; count: number } | null = null;
+
   constructor(
     private readonly db: Db,
     private readonly session: string,
@@ -126,6 +139,9 @@ class LmdbTx implements SessionTx {
   }
 
   writeMeta(meta: MetaRecord, previous: MetaRecord | undefined): void {
+    // Meta is written once, at the end of an operation that changed something: the seq run under
+    // construction goes out with it.
+    this.flushRun();
     this.db.putSync(['m', this.session], meta);
     if (previous !== undefined && previous.lastWriteTs === meta.lastWriteTs) return;
     if (previous !== undefined) this.db.removeSync(['t', previous.lastWriteTs, this.session]);
@@ -148,15 +164,46 @@ class LmdbTx implements SessionTx {
   }
 
   seqOffset(generationId: string, seq: number): Offset | undefined {
-    return this.db.get(['g', this.session, generationId, seq]) as Offset | undefined;
+    const pending = this.run;
+    if (pending !== null && pending.generationId === generationId && seq >= pending.firstSeq && seq < pending.firstSeq + pending.count) {
+      return runOffset(pending.firstOffset, seq - pending.firstSeq);
+    }
+    // The run holding `seq` is the last one that starts at or before it.
+    for (const { key, value } of this.db.getRange({ start: ['g', this.session, generationId, seq], reverse: true, limit: 1 })) {
+      const [, session, generation, firstSeq] = key as [string, string, string, number];
+      if (session !== this.session || generation !== generationId) return undefined;
+      const [firstOffset, count] = typeof value === 'number' ? [value, 1] : (value as [Offset, number]);
+      return seq < firstSeq + count ? runOffset(firstOffset, seq - firstSeq) : undefined;
+    }
+    return undefined;
   }
 
   putSeq(generationId: string, seq: number, offset: Offset): void {
-    this.db.putSync(['g', this.session, generationId, seq], offset);
+    const run = this.run;
+    if (
+      run !== null &&
+      run.generationId === generationId &&
+      seq === run.firstSeq + run.count &&
+      (run.firstOffset === DROPPED_SEQ ? offset === DROPPED_SEQ : offset === run.firstOffset + run.count)
+    ) {
+      run.count += 1;
+      return;
+    }
+    this.flushRun();
+    this.run = { generationId, firstSeq: seq, firstOffset: offset, count: 1 };
   }
 
   dropSeqIndex(generationId: string): void {
+    if (this.run?.generationId === generationId) this.run = null;
     removeUnder(this.db, ['g', this.session, generationId]);
+  }
+
+  /** Writes the run of seqs this operation is building (the engine writes meta last, then commits). */
+  private flushRun(): void {
+    const run = this.run;
+    if (run === null) return;
+    this.db.putSync(['g', this.session, run.generationId, run.firstSeq], [run.firstOffset, run.count]);
+    this.run = null;
   }
 
   keyRecord(key: string): KeyRecord | undefined {
