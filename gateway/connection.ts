@@ -8,7 +8,7 @@
  *        └─────────────────────────── error + close ────────────────────────────────────┘
  */
 import type { Logger } from 'pino';
-import { decodeFrame, encodeFrame, messageBytes, peekRequestId } from '../protocol/codec';
+import { decodeFrame, decodeServerFrame, encodeFrame, messageBytes } from '../protocol/codec';
 import { ERROR_REGISTRY, SpoolError, formatBytes } from '../protocol/errors';
 import { parseToken, type TokenParts } from '../protocol/token';
 import {
@@ -119,13 +119,25 @@ export class Connection implements Link, SocketHandlers {
       const frame = validateClientFrame(raw, this.deps.config.limits);
       this.dispatch(frame);
     } catch (error) {
-      const id = raw !== undefined ? rawRequestId(raw) : readable ? peekRequestId(message, this.protocol) : undefined;
+      const id = rawRequestId(raw !== undefined ? raw : readable ? this.readUnchecked(message) : undefined);
       if (error instanceof SpoolError) {
         this.sendError(error, undefined, id);
       } else {
         this.deps.logger.error({ connection: this.id, err: error }, 'unexpected error handling a frame');
         this.sendError(new SpoolError('INTERNAL', 'internal error handling the frame'), undefined, id);
       }
+    }
+  }
+
+  /**
+   * A message decodeFrame refused, read without its checks (the way the SDK reads gateway frames),
+   * so the BAD_FRAME can still name the request (§3.2); undefined when even that cannot read it.
+   */
+  private readUnchecked(message: Uint8Array | string): unknown {
+    try {
+      return decodeServerFrame(message, this.protocol);
+    } catch {
+      return undefined;
     }
   }
 

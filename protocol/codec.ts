@@ -47,21 +47,6 @@ export function decodeServerFrame(message: Uint8Array | string, protocol: Subpro
   return unpack(message);
 }
 
-/**
- * The request id of a message decodeFrame refused, read without its checks, so the BAD_FRAME
- * answer can still name the request (§3.2). Undefined when even that cannot be read.
- */
-export function peekRequestId(message: Uint8Array | string, protocol: Subprotocol): number | undefined {
-  try {
-    const value = decodeServerFrame(message, protocol);
-    if (typeof value !== 'object' || value === null) return undefined;
-    const id = (value as { id?: unknown }).id;
-    return typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? id : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function textOf(message: Uint8Array | string): string {
   if (typeof message === 'string') return message;
   try {
