@@ -321,6 +321,29 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
       ]);
     });
 
+    it('an open whose store call ran but whose answer was lost is retried by the gateway and answered opened, with nothing stored twice', async () => {
+      const inner = new MemoryStore();
+      let lose = true;
+      const store = Object.assign(Object.create(inner) as MemoryStore, {
+        openGeneration: async (session: string, request: Parameters<MemoryStore['openGeneration']>[1]) => {
+          const result = await inner.openGeneration(session, request);
+          if (lose) {
+            lose = false;
+            throw new Error('connection reset before the answer arrived');
+          }
+          return result;
+        },
+      });
+      const gw = await gateway({ store });
+      const c = await client(gw);
+      // No secret: the retry proves itself with the tag the gateway drew for this open.
+      const opened = await c.open('s', 'g');
+      expect(opened).toMatchObject({ type: 'opened', nextSeq: 0, offset: 1 });
+      c.send({ type: 'chunk', token: opened['token'], seq: 0, data: 'x' });
+      expect(await c.next((f) => f.type === 'ack')).toMatchObject({ seq: 0, offset: 2 });
+      expect((await stored(gw, 's')).map((e) => e['type'])).toEqual(['gen.start', 'chunk']);
+    });
+
     it('a retransmitted seq is answered with the original offset and the first content stays, whatever the resend holds', async () => {
       const gw = await gateway();
       const c = await client(gw);
