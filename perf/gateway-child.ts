@@ -70,8 +70,13 @@ export interface ChildGatewayOptions {
   readonly transport?: 'ws' | 'uws';
   /** `--port`: a restart reuses the port its clients reconnect to. @default 0 (a free port) */
   readonly port?: number;
-  /** Extra environment (SPOOL_RETENTION_EVENTS, …). */
+  /** Extra environment (SPOOL_RETENTION_EVENTS, SPOOL_REDIS_URL, SPOOL_DURABILITY, …). */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * The child writes a V8 CPU profile (`.cpuprofile`) into this directory when it exits.
+   * @default SPOOL_GATEWAY_CPU_PROF of this process (none when unset)
+   */
+  readonly cpuProfileDir?: string;
   /** @default 30000 */
   readonly startTimeoutMs?: number;
 }
@@ -110,7 +115,7 @@ export class ChildGateway {
   static async start(options: ChildGatewayOptions): Promise<ChildGateway> {
     // SPOOL_GATEWAY_CPU_PROF=DIR: the child writes a V8 CPU profile into DIR when it exits
     // (read it with perf/profile-top.ts), for any benchmark that runs a gateway child.
-    const profileDir = process.env['SPOOL_GATEWAY_CPU_PROF'];
+    const profileDir = options.cpuProfileDir ?? process.env['SPOOL_GATEWAY_CPU_PROF'];
     const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     const args = ['--expose-gc', ...profile, ...entryArgs('gateway-main'), 'serve', '--port', String(options.port ?? 0), '--data', options.data, '--transport', options.transport ?? 'ws'];
     const child = spawn(process.execPath, args, {
@@ -221,6 +226,32 @@ export class ChildGateway {
     this.output += data.toString();
     if (this.output.length > LOG_LIMIT) this.output = this.output.slice(-LOG_LIMIT);
   }
+}
+
+/**
+ * The highest VmRSS of process `pid` seen by sampling /proc/<pid>/status every `everyMs` from
+ * now until `stop()`, which takes one last sample and returns the peak in bytes (0 when no
+ * sample could be read). A sample of a process already gone is skipped.
+ */
+export function samplePeakRss(pid: number, everyMs = 100): { stop(): number } {
+  let peak = 0;
+  const sample = (): void => {
+    try {
+      peak = Math.max(peak, procMemory(pid).rss);
+    } catch {
+      // gone (or not Linux): nothing to add
+    }
+  };
+  sample();
+  const timer = setInterval(sample, everyMs);
+  timer.unref();
+  return {
+    stop: () => {
+      clearInterval(timer);
+      sample();
+      return peak;
+    },
+  };
 }
 
 /** One unlabelled sample (`name value`) from Prometheus text; NaN when absent. */

@@ -21,7 +21,6 @@
  * (CI does not: it must not dirty the clone). The first line printed is PASS or FAIL; the exit
  * status is 0 only on PASS.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +30,7 @@ import { openLmdbStore } from '../store/lmdb';
 import { GATE, metricTotal, WindowSampler, type GateThresholds, type WindowRecord } from './gate-windows';
 import { GateWorkload, planGate, type GatePlan } from './gate-workload';
 import { ChildGateway } from './gateway-child';
+import { appendJsonLine, gitCommit, HISTORY_DIR, REPO_ROOT } from './history';
 import type { LatencySummary } from './latency';
 import { figure, int, machine, orUnknown, positiveInt, positiveNumber, progress, runMain, table, type Machine } from './report';
 
@@ -355,16 +355,6 @@ function writeArtifacts(root: string, startedAt: Date, report: PerfGateReport): 
   return { dir, latest };
 }
 
-/** HEAD, and whether the work tree differs from it; null outside a git clone. */
-function gitCommit(): { readonly commit: string; readonly dirty: boolean } | null {
-  const git = (...args: string[]): string => execFileSync('git', args, { cwd: __dirname, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  try {
-    return { commit: git('rev-parse', 'HEAD').trim(), dirty: git('status', '--porcelain', '--untracked-files=no').trim() !== '' };
-  } catch {
-    return null;
-  }
-}
-
 /** One line per run: when, which commit, which machine, the verdict and the figures. */
 function appendHistory(file: string, r: PerfGateReport): void {
   const f = r.figures;
@@ -395,14 +385,10 @@ function appendHistory(file: string, r: PerfGateReport): void {
       gatewayRssMax: f.gateway.rssMax,
     },
   };
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.appendFileSync(file, `${JSON.stringify(line)}\n`);
+  appendJsonLine(file, line);
 }
 
 // ------------------------------------------------------------------ CLI
-
-/** The repository root (this file runs from perf/ through run-ts, or from dist/perf/). */
-const ROOT = path.resolve(__dirname, __filename.endsWith('.ts') ? '..' : '../..');
 
 async function main(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
@@ -419,8 +405,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const report = await runPerfGate({
     seconds: positiveNumber(values.seconds, '--seconds', 60),
     windowMs: positiveInt(values['window-ms'], '--window-ms', GATE.windowMs),
-    outDir: path.resolve(values.out ?? path.join(ROOT, '.perf-out')),
-    ...(values.record === true ? { historyFile: path.join(ROOT, 'perf', 'history', 'perf-gate.jsonl') } : {}),
+    outDir: path.resolve(values.out ?? path.join(REPO_ROOT, '.perf-out')),
+    ...(values.record === true ? { historyFile: path.join(HISTORY_DIR, 'perf-gate.jsonl') } : {}),
     log: progress,
   });
   console.log(formatPerfGateReport(report));

@@ -10,6 +10,10 @@
  * socket (ack-tap.ts); `delivery` is write() → the reader's `for await` yielding that chunk.
  * Both ends of both are in this process, on one clock.
  *
+ * The store is LMDB in a fresh temp dir (durability `commit` or `fsync`) or a Redis the caller
+ * started; producers may be paced to an aggregate rate instead of writing as fast as credit
+ * allows; the gateway's peak RSS is sampled from /proc every 100 ms over the run.
+ *
  * Correctness is checked, speed never: every reader must receive gen.start, every chunk exactly
  * once in seq order with its data intact, and gen.end done, at contiguous offsets.
  */
@@ -17,8 +21,32 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SpoolClient, type SubscriptionItem } from '../client';
-import { ChildGateway, metricValue } from './gateway-child';
-import { payload, Problems, produceFlat, SessionFleet, withTimeout, type FleetFigures } from './workload';
+import { ChildGateway, cpuSeconds, metricValue, samplePeakRss } from './gateway-child';
+import { payload, payloads, Problems, produceFlat, producePaced, SessionFleet, withTimeout, type FleetFigures } from './workload';
+
+/** Where the gateway child keeps its sessions. */
+export type ThroughputStore =
+  | { readonly kind: 'lmdb'; readonly durability?: 'commit' | 'fsync' }
+  /** A Redis the caller runs; `pid` (when known) lets its CPU time be measured. */
+  | { readonly kind: 'redis'; readonly url: string; readonly pid?: number | null };
+
+/** One run's workload and setting. */
+export interface ThroughputSpec {
+  readonly name: string;
+  readonly transport: 'ws' | 'uws';
+  readonly sessions: number;
+  readonly perSession: number;
+  /** @default LMDB, durability commit (the gateway's default) */
+  readonly store?: ThroughputStore;
+  /** Characters (= UTF-8 bytes) of each chunk's text. @default 40 */
+  readonly bytes?: number;
+  /** Chunks each producer keeps unacknowledged ({@link FleetOptions}). @default the SDK's */
+  readonly window?: number;
+  /** Aggregate chunks/s, spread evenly over the producers; as fast as credit allows when absent. */
+  readonly pace?: number;
+  /** The gateway child writes its `.cpuprofile` here when it exits. */
+  readonly cpuProfileDir?: string;
+}
 
 /** One run of the workload through a gateway child. */
 export interface ThroughputResult extends FleetFigures {
@@ -26,12 +54,21 @@ export interface ThroughputResult extends FleetFigures {
   /** Transport asked for, and the one the child reports it served with. */
   readonly transport: string;
   readonly served: string;
+  readonly store: 'lmdb' | 'redis';
+  /** LMDB's durability; null on Redis (whatever that server's persistence is). */
+  readonly durability: 'commit' | 'fsync' | null;
+  /** Aggregate chunks/s the producers were paced to; null when as fast as credit allows. */
+  readonly pace: number | null;
   /** Mean events per store append (the child's spool_persistence_batch_size). */
   readonly storeBatch: number;
   /** CPU time the gateway process used over the run, per chunk, in microseconds. */
   readonly gatewayCpuUsPerChunk: number;
   /** CPU time this process (producers and readers) used over the run, per chunk, in µs. */
   readonly loadCpuUsPerChunk: number;
+  /** CPU time the redis-server used over the run, per chunk, in µs (NaN: not on Redis, or no pid). */
+  readonly redisCpuUsPerChunk: number;
+  /** Highest VmRSS of the gateway child from its start to the end of the run, in bytes. */
+  readonly gatewayRssMaxBytes: number;
   readonly problems: readonly string[];
 }
 
@@ -42,7 +79,7 @@ const WARMUP_CHUNKS = 2000;
  * One untimed generation with a reader, so the measured run meets a gateway (and a load
  * generator) whose hot paths are already compiled rather than a process just started.
  */
-async function warmUp(url: string, session: string): Promise<void> {
+async function warmUp(url: string, session: string, text: (seq: number) => string): Promise<void> {
   const client = new SpoolClient({ url });
   try {
     const sub = client.subscribe(session, { from: 0 });
@@ -50,7 +87,7 @@ async function warmUp(url: string, session: string): Promise<void> {
       for await (const item of sub as AsyncIterable<SubscriptionItem>) if (item.type === 'gen.end') break;
     })();
     const gen = client.generation(session);
-    for (let seq = 0; seq < WARMUP_CHUNKS; seq++) if (!gen.write(payload(seq), { kind: 'text' })) await gen.drained();
+    for (let seq = 0; seq < WARMUP_CHUNKS; seq++) if (!gen.write(text(seq), { kind: 'text' })) await gen.drained();
     await gen.finish();
     await reading;
   } finally {
@@ -58,38 +95,57 @@ async function warmUp(url: string, session: string): Promise<void> {
   }
 }
 
+/** CPU seconds of a process, NaN when it cannot be read (no pid, process gone, not Linux). */
+function cpuOf(pid: number | null | undefined): number {
+  if (pid === null || pid === undefined) return Number.NaN;
+  try {
+    return cpuSeconds(pid);
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /**
- * One run on a fresh gateway child (`transport`, LMDB in a fresh temp dir), removed afterwards.
+ * One run on a fresh gateway child (`transport`, on `store`: LMDB in a fresh temp dir removed
+ * afterwards, or the caller's Redis).
  */
-export async function runThroughput(spec: {
-  readonly name: string;
-  readonly transport: 'ws' | 'uws';
-  readonly sessions: number;
-  readonly perSession: number;
-}): Promise<ThroughputResult> {
+export async function runThroughput(spec: ThroughputSpec): Promise<ThroughputResult> {
+  const store = spec.store ?? { kind: 'lmdb' };
+  const text = spec.bytes === undefined ? payload : payloads(spec.bytes);
+  // With SPOOL_REDIS_URL the gateway keeps sessions in Redis; --data is required but unused.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `spool-pressure-tp-${spec.transport}-`));
+  const env: Record<string, string> = { SPOOL_RETENTION_EVENTS: String(Math.max(100_000, spec.perSession + 16)) };
+  if (store.kind === 'redis') env['SPOOL_REDIS_URL'] = store.url;
+  else if (store.durability !== undefined) env['SPOOL_DURABILITY'] = store.durability;
   const problems = new Problems();
   let gateway: ChildGateway | undefined;
   let fleet: SessionFleet | undefined;
+  let rss: { stop(): number } | undefined;
   try {
     gateway = await ChildGateway.start({
       data: dir,
       transport: spec.transport,
-      env: { SPOOL_RETENTION_EVENTS: String(Math.max(100_000, spec.perSession + 16)) },
+      env,
+      ...(spec.cpuProfileDir !== undefined ? { cpuProfileDir: spec.cpuProfileDir } : {}),
     });
+    rss = samplePeakRss(gateway.pid, 100);
     const url = gateway.url;
-    await withTimeout(warmUp(url, `warmup-${spec.transport}`), 60_000, 'the warm-up generation');
+    await withTimeout(warmUp(url, `warmup-${spec.transport}`, text), 60_000, 'the warm-up generation');
     const sessions = Array.from({ length: spec.sessions }, (_, i) => `pressure-${spec.transport}-${i}`);
-    fleet = new SessionFleet(url, sessions, spec.perSession, problems);
+    fleet = new SessionFleet(url, sessions, spec.perSession, problems, { text, ...(spec.window !== undefined ? { window: spec.window } : {}) });
     // The clock starts with every upload socket open and every reader live on its gen.start.
     await fleet.ready(60_000);
 
+    const redisPid = store.kind === 'redis' ? store.pid : undefined;
     const metrics0 = await gateway.metrics();
     const gatewayCpu0 = gateway.cpuSeconds();
+    const redisCpu0 = cpuOf(redisPid);
     const loadCpu0 = process.cpuUsage();
-    await fleet.run(produceFlat);
+    await fleet.run(spec.pace === undefined ? produceFlat : producePaced(spec.pace / spec.sessions));
     const gatewayCpu = gateway.cpuSeconds() - gatewayCpu0;
+    const redisCpu = cpuOf(redisPid) - redisCpu0;
     const loadCpuUsage = process.cpuUsage(loadCpu0);
+    const gatewayRssMaxBytes = rss.stop();
 
     const figures = fleet.figures();
     // Store batches of the timed run only (the warm-up's are in metrics0).
@@ -101,13 +157,19 @@ export async function runThroughput(spec: {
       name: spec.name,
       transport: spec.transport,
       served: gateway.transport,
+      store: store.kind,
+      durability: store.kind === 'lmdb' ? (store.durability ?? 'commit') : null,
+      pace: spec.pace ?? null,
       ...figures,
       storeBatch: batchCount > 0 ? delta('spool_persistence_batch_size_sum') / batchCount : 0,
       gatewayCpuUsPerChunk: (gatewayCpu * 1e6) / figures.chunks,
       loadCpuUsPerChunk: (loadCpuUsage.user + loadCpuUsage.system) / figures.chunks,
+      redisCpuUsPerChunk: (redisCpu * 1e6) / figures.chunks,
+      gatewayRssMaxBytes,
       problems: problems.done(),
     };
   } finally {
+    rss?.stop();
     await fleet?.close();
     await gateway?.stop();
     fs.rmSync(dir, { recursive: true, force: true });

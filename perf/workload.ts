@@ -3,9 +3,10 @@
  * (gateway in process), throughput.ts (gateway child) and bench-redis.ts (two gateway children on
  * Redis) run the same workload in different settings; this is the part they share:
  *
- *   payload(seq)      ~40-byte text deltas, cheap to produce and to check
+ *   payload(seq)      ~40-byte text deltas, cheap to produce and to check (payloads(n): n bytes)
  *   Track             one session's generation: write() moments, the acks the producer saw
  *   produceFlat/Lone  a producer: as fast as credit allows, or one durable write at a time
+ *   producePaced      a producer writing at a fixed rate
  *   readGeneration    a reader: exactly once, in seq order, at contiguous offsets, to gen.end done
  *   SessionFleet      S sessions, one ack-tapped producer client, a live reader client each
  *   Problems          the bounded list of correctness failures a run reports
@@ -23,10 +24,18 @@ import { LatencyRecorder, type LatencySummary } from './latency';
 /** The text the payloads are cut from (bench-redis stamps its latency chunks onto it). */
 export const PAYLOAD_TEXT = 'the model keeps talking while the reader follows the log, offset by offset; ';
 
-const PAYLOADS: readonly string[] = Array.from({ length: 64 }, (_, i) => (PAYLOAD_TEXT + PAYLOAD_TEXT).slice(i, i + 40));
+/**
+ * Texts of exactly `bytes` ASCII characters (as many UTF-8 bytes) cut from {@link PAYLOAD_TEXT}
+ * at 64 different starts: what a producer writes as chunk `seq` and a reader expects there.
+ */
+export function payloads(bytes: number): (seq: number) => string {
+  const text = PAYLOAD_TEXT.repeat(Math.ceil((bytes + 64) / PAYLOAD_TEXT.length) + 1);
+  const table: readonly string[] = Array.from({ length: 64 }, (_, i) => text.slice(i, i + bytes));
+  return (seq) => table[seq % table.length] as string;
+}
 
-/** The ~40-byte text delta a producer writes as chunk `seq` (and a reader expects there). */
-export const payload = (seq: number): string => PAYLOADS[seq % PAYLOADS.length] as string;
+/** The 40-byte text delta a producer writes as chunk `seq` (and a reader expects there). */
+export const payload = payloads(40);
 
 // ------------------------------------------------------------------ problems and waiting
 
@@ -89,11 +98,15 @@ export class Track {
   firstWriteAt = Number.NaN;
   /** `finish()` resolved. */
   finishResolvedAt = Number.NaN;
+  /** The session's reader yielded the last chunk it got (NaN: none yet). */
+  lastDeliveryAt = Number.NaN;
 
+  /** @param text what chunk `seq` carries. @default {@link payload} */
   constructor(
     readonly session: string,
     readonly generationId: string,
     readonly chunks: number,
+    readonly text: (seq: number) => string = payload,
   ) {
     this.writeAt = new Float64Array(chunks);
   }
@@ -133,6 +146,17 @@ export function writeSpanSeconds(tracks: Iterable<Track>): number {
   return (last - first) / 1000;
 }
 
+/** Seconds from the first write() of any track to the last chunk any reader yielded. */
+export function deliverySpanSeconds(tracks: Iterable<Track>): number {
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  for (const track of tracks) {
+    first = Math.min(first, track.firstWriteAt);
+    last = Math.max(last, track.lastDeliveryAt);
+  }
+  return (last - first) / 1000;
+}
+
 // ------------------------------------------------------------------ producers
 
 /** Writes every chunk as fast as the high-water mark (credit) allows, then finishes. */
@@ -140,7 +164,7 @@ export async function produceFlat(gen: Generation, track: Track): Promise<void> 
   track.firstWriteAt = performance.now();
   for (let seq = 0; seq < track.chunks; seq++) {
     track.writeAt[seq] = performance.now();
-    if (!gen.write(payload(seq), { kind: 'text' })) await gen.drained();
+    if (!gen.write(track.text(seq), { kind: 'text' })) await gen.drained();
   }
   await gen.finish();
   track.finishResolvedAt = performance.now();
@@ -151,11 +175,34 @@ export async function produceLone(gen: Generation, track: Track): Promise<void> 
   track.firstWriteAt = performance.now();
   for (let seq = 0; seq < track.chunks; seq++) {
     track.writeAt[seq] = performance.now();
-    gen.write(payload(seq), { kind: 'text' });
+    gen.write(track.text(seq), { kind: 'text' });
     await gen.flush();
   }
   await gen.finish();
   track.finishResolvedAt = performance.now();
+}
+
+/**
+ * A producer writing `perSecond` chunks/s: chunk `seq` is due `seq / perSecond` s after its
+ * first write, and each wake-up writes every chunk due by then (a late timer writes a burst, it
+ * does not shift the schedule). Still honours the high-water mark, then finishes.
+ */
+export function producePaced(perSecond: number): (gen: Generation, track: Track) => Promise<void> {
+  return async (gen, track) => {
+    const t0 = performance.now();
+    track.firstWriteAt = t0;
+    let seq = 0;
+    while (seq < track.chunks) {
+      const due = Math.min(track.chunks, Math.floor(((performance.now() - t0) * perSecond) / 1000) + 1);
+      for (; seq < due; seq++) {
+        track.writeAt[seq] = performance.now();
+        if (!gen.write(track.text(seq), { kind: 'text' })) await gen.drained();
+      }
+      if (seq < track.chunks) await sleep(t0 + (seq * 1000) / perSecond - performance.now());
+    }
+    await gen.finish();
+    track.finishResolvedAt = performance.now();
+  };
 }
 
 // ------------------------------------------------------------------ readers
@@ -231,15 +278,22 @@ export async function readGeneration(sub: Subscription, expected: ExpectedGenera
 }
 
 /**
- * Follows `track`'s session with {@link readGeneration} (payloads as {@link produceFlat} writes
- * them), marks `track.started` on gen.start and records write() → yielded for every chunk.
+ * Follows `track`'s session with {@link readGeneration} (payloads as `track.text` spells them),
+ * marks `track.started` on gen.start, and records write() → yielded for every chunk and when
+ * the last one was yielded.
  */
 export function follow(sub: Subscription, track: Track, delivery: LatencyRecorder, problems: Problems): Promise<void> {
   return readGeneration(
     sub,
-    { where: track.session, generationId: track.generationId, chunks: track.chunks, check: (seq, data) => data === payload(seq) },
+    { where: track.session, generationId: track.generationId, chunks: track.chunks, check: (seq, data) => data === track.text(seq) },
     problems,
-    { onStart: track.started.resolve, onChunk: (seq, _data, at) => delivery.record(at - (track.writeAt[seq] as number)) },
+    {
+      onStart: track.started.resolve,
+      onChunk: (seq, _data, at) => {
+        delivery.record(at - (track.writeAt[seq] as number));
+        track.lastDeliveryAt = at;
+      },
+    },
   );
 }
 
@@ -254,10 +308,25 @@ export interface FleetFigures {
   readonly seconds: number;
   /** Durable chunks per second over `seconds`. */
   readonly chunksPerSec: number;
+  /** First write() → the last chunk any reader yielded. */
+  readonly deliverySeconds: number;
+  /** Chunks delivered to their readers per second over `deliverySeconds`. */
+  readonly deliveredPerSec: number;
   /** write() → the cumulative ack covering it arrived on the producer's socket. */
   readonly ack: LatencySummary;
   /** write() → the session's reader yielded it. */
   readonly delivery: LatencySummary;
+}
+
+/** How a {@link SessionFleet}'s producers write. */
+export interface FleetOptions {
+  /** What chunk `seq` carries. @default {@link payload} */
+  readonly text?: (seq: number) => string;
+  /**
+   * Chunks a producer keeps unacknowledged before write() returns false (the generation's
+   * highWaterMark.items). @default the SDK's default
+   */
+  readonly window?: number;
 }
 
 /**
@@ -284,16 +353,18 @@ export class SessionFleet {
     private readonly sessions: readonly string[],
     private readonly perSession: number,
     private readonly problems: Problems,
+    options: FleetOptions = {},
   ) {
     this.producer = new SpoolClient({ url, WebSocket: ackTappedWebSocket((observation) => this.tracks.get(observation.generation)?.onAck(observation)) });
     for (const session of sessions) {
-      const track = new Track(session, `g-${session}`, perSession);
+      const track = new Track(session, `g-${session}`, perSession, options.text);
       this.tracks.set(track.generationId, track);
       const reader = new SpoolClient({ url });
       this.readers.push(reader);
       this.following.push(follow(reader.subscribe(session, { from: 0 }), track, this.delivery, problems));
     }
-    for (const track of this.tracks.values()) this.gens.push({ gen: this.producer.generation(track.session, { id: track.generationId }), track });
+    const highWaterMark = options.window === undefined ? {} : { highWaterMark: { items: options.window } };
+    for (const track of this.tracks.values()) this.gens.push({ gen: this.producer.generation(track.session, { id: track.generationId, ...highWaterMark }), track });
   }
 
   /** Opens every generation and waits until each reader has seen its gen.start. */
@@ -302,7 +373,7 @@ export class SessionFleet {
     await withTimeout(Promise.all(this.gens.map(({ track }) => track.started.promise)), timeoutMs, 'the readers seeing gen.start');
   }
 
-  /** Every generation written by `produce` ({@link produceFlat} or {@link produceLone}), then every reader done. */
+  /** Every generation written by `produce` ({@link produceFlat}, {@link produceLone}, {@link producePaced}), then every reader done. */
   async run(produce: (gen: Generation, track: Track) => Promise<void>): Promise<void> {
     await withTimeout(Promise.all(this.gens.map(({ gen, track }) => produce(gen, track))), 300_000, 'the producers');
     await withTimeout(Promise.all(this.following), 60_000, 'the readers');
@@ -314,7 +385,17 @@ export class SessionFleet {
     for (const track of this.tracks.values()) track.recordAckLatencies(ack, this.problems);
     const chunks = this.sessions.length * this.perSession;
     const seconds = writeSpanSeconds(this.tracks.values());
-    return { sessions: this.sessions.length, chunks, seconds, chunksPerSec: chunks / seconds, ack: ack.summary(), delivery: this.delivery.summary() };
+    const deliverySeconds = deliverySpanSeconds(this.tracks.values());
+    return {
+      sessions: this.sessions.length,
+      chunks,
+      seconds,
+      chunksPerSec: chunks / seconds,
+      deliverySeconds,
+      deliveredPerSec: chunks / deliverySeconds,
+      ack: ack.summary(),
+      delivery: this.delivery.summary(),
+    };
   }
 
   /** Closes the readers, then the producer. */
