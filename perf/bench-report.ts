@@ -269,6 +269,6 @@ export function formatBenchReport(r: BenchReport): string {
   if (r.profiles.length > 0) out.push('(profiling slows the gateway: the figures of a --profile run are not comparable)');
   if (r.recorded !== null) out.push('', `recorded: ${r.recorded.file}`);
   const runs = rows.length + (r.paced === null ? 0 : 1);
-  out.push('', correctness(r, `correctness: in all ${runs} runs every reader got every chunk exactly once, in order, intact`));
+  out.push('', correctness(r, `correctness: ${runs === 1 ? 'in the one run' : `in all ${runs} runs`} every reader got every chunk exactly once, in order, intact`));
   return out.join('\n');
 }
