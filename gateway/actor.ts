@@ -734,7 +734,7 @@ export class SessionActor implements FlushHandler<Op> {
       }
       gen.ackSeq = -1;
     }
-    this.log.publish(result.events, result.trimmed, result.head);
+    this.log.publish(result.events, result.trimmed, result.head, result.encoded);
   }
 
   private applyEnd(op: Extract<Op, { kind: 'end' }>, r: AppendResult['results'][number]): void {

@@ -3,10 +3,15 @@
  * buffer for a batch, however many readers there are. Pinned at the transport seam, where the
  * buffers handed to each socket are recorded.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pino from 'pino';
 import { decodeFrame } from '../protocol/codec';
 import { SUBPROTOCOL_MSGPACK } from '../protocol/types';
+import { openLmdbStore } from '../store/lmdb';
 import { MemoryStore } from '../store/memory';
+import type { SessionStore } from '../store/types';
 import { startGateway, type Gateway } from './index';
 import { RawClient } from './test-helpers/raw-client';
 import { TRANSPORT_NAMES, type Transport, type TransportName, type TransportSocket } from './transport';
@@ -48,10 +53,20 @@ function recording(inner: Transport, sent: Array<Array<Uint8Array | string>>): T
   };
 }
 
-describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
+/** The memory store leaves encoding to the gateway; LMDB hands over the bytes it stored the batch as. */
+const STORES: Record<string, () => SessionStore> = {
+  memory: () => new MemoryStore(),
+  lmdb: () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-fanout-'));
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    return openLmdbStore({ path: dir });
+  },
+};
+
+describe.each(TRANSPORT_NAMES.flatMap((t) => Object.keys(STORES).map((s) => [t, s] as const)))('over %s on %s', (transportName, storeName) => {
   it(`${READERS} live readers of a session are handed one and the same encoded buffer per batch`, async () => {
     const sent: Array<Array<Uint8Array | string>> = [];
-    const gw: Gateway = await startGateway({ port: 0, store: new MemoryStore(), logger: pino({ level: 'silent' }), transport: recording(TRANSPORTS[transportName], sent) });
+    const gw: Gateway = await startGateway({ port: 0, store: (STORES[storeName] as () => SessionStore)(), logger: pino({ level: 'silent' }), transport: recording(TRANSPORTS[transportName], sent) });
     cleanups.push(() => gw.close());
     const readers: RawClient[] = [];
     for (let i = 0; i < READERS; i++) {
@@ -76,6 +91,9 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
     expect(carriers).toHaveLength(READERS);
     expect(carriers.every((found) => found.length === 1)).toBe(true);
     expect(new Set(carriers.map((found) => found[0])).size).toBe(1);
+    // Whoever encoded it, the batch arrives whole and in order.
+    const frame = decodeFrame(carriers[0]?.[0] as Uint8Array, SUBPROTOCOL_MSGPACK) as { events: Array<{ offset: number; seq: number; data: string }> };
+    expect(frame.events.map((e) => [e.offset, e.seq, e.data])).toEqual(items.map((item, i) => [i + 2, i, item.data]));
   }, 60_000);
 });
 

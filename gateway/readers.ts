@@ -15,6 +15,7 @@
  *   any state ──unsubscribe, detach, store failure, SLOW_CONSUMER, actor close──▶ closed
  */
 import type { Logger } from 'pino';
+import { encodeEventsFrame } from '../protocol/codec';
 import { SpoolError, type ErrorCode, type ErrorDetails } from '../protocol/errors';
 import type { Offset, ReadItem, ServerFrame, SessionEvent, SessionId } from '../protocol/types';
 import { assembleRead } from '../store/read';
@@ -171,15 +172,16 @@ export class SessionReaders {
   /**
    * Sends newly durable events to live readers: `fresh` are the events of `(prevHead, head]`
    * (offsets missing from it were trimmed and become gaps). Call only when `head > prevHead`.
+   * `encoded`: the `spool.v1` encoding of `fresh` as one array, when the store made one.
    */
-  fanOut(prevHead: Offset, fresh: readonly SessionEvent[], head: Offset): void {
+  fanOut(prevHead: Offset, fresh: readonly SessionEvent[], head: Offset, encoded?: Uint8Array): void {
     // Fan out from the batch itself, not the hot buffer: a batch larger than the buffer has
     // already pushed its own front out of it. Built and encoded once for every live reader.
     let shared: SharedFrame[] | null = null;
     for (const sub of this.subscribers.values()) {
       if (sub.state !== 'live' || sub.offset >= head) continue;
       if (sub.offset === prevHead) {
-        shared ??= this.framesFor(assembleRead(prevHead, fresh, head, true).items).map((frame) => new SharedFrame(frame));
+        shared ??= this.liveFrames(prevHead, fresh, head, encoded);
         for (const frame of shared) sub.link.sendShared(frame);
         this.sent(sub, head);
       } else {
@@ -188,6 +190,18 @@ export class SessionReaders {
         this.catchUp(sub);
       }
     }
+  }
+
+  /**
+   * The frames of a fan-out, built once for every live reader. A batch without holes that the
+   * store already encoded goes out as one `events` frame around the store's bytes.
+   */
+  private liveFrames(prevHead: Offset, fresh: readonly SessionEvent[], head: Offset, encoded: Uint8Array | undefined): SharedFrame[] {
+    const first = fresh[0];
+    if (encoded !== undefined && first !== undefined && first.offset === prevHead + 1 && prevHead + fresh.length === head) {
+      return [new SharedFrame({ type: 'events', session: this.session, events: fresh }, encodeEventsFrame(this.session, encoded))];
+    }
+    return this.framesFor(assembleRead(prevHead, fresh, head, true).items).map((frame) => new SharedFrame(frame));
   }
 
   /** Groups read items into `events` and `gap` frames, in order. */

@@ -81,9 +81,10 @@ export class SessionLog {
 
   /**
    * Newly durable events: into the hot buffer, then out to live readers. `trimmed` are offsets
-   * retention removed in the same store call (they become gaps, never deliveries).
+   * retention removed in the same store call (they become gaps, never deliveries); `encoded` is
+   * the store's encoding of `events` (AppendResult.encoded), sent as is when readers get them all.
    */
-  publish(events: readonly SessionEvent[], trimmed: AppendResult['trimmed'], head: Offset): void {
+  publish(events: readonly SessionEvent[], trimmed: AppendResult['trimmed'], head: Offset, encoded?: Uint8Array): void {
     // Every offset in (prevHead, head] is in `events` or was trimmed: readUpTo made sure of it.
     const prevHead = this.hotBuffer.head;
     let removed: Set<Offset> | null = null;
@@ -101,7 +102,7 @@ export class SessionLog {
     this.hotBuffer.push(fresh, head, (e) => dataSize(e.data));
     if (removed) this.hotBuffer.remove(removed);
     if (head <= prevHead) return;
-    this.readers.fanOut(prevHead, fresh, head);
+    this.readers.fanOut(prevHead, fresh, head, fresh.length === events.length ? encoded : undefined);
   }
 
   /**

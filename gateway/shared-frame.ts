@@ -10,7 +10,13 @@ export class SharedFrame {
   private msgpack: Encoded | undefined;
   private json: Encoded | undefined;
 
-  constructor(readonly frame: ServerFrame) {}
+  /** `msgpack`: the frame's `spool.v1` bytes when they exist already (a batch the store encoded). */
+  constructor(
+    readonly frame: ServerFrame,
+    msgpack?: Uint8Array,
+  ) {
+    this.msgpack = msgpack;
+  }
 
   /** The frame's bytes in `protocol`, encoded on first use. */
   encoded(protocol: Subprotocol): Encoded {

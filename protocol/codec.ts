@@ -7,7 +7,7 @@ import { Packr } from 'msgpackr';
 import { SpoolError } from './errors';
 import { checkJsonNames } from './json-check';
 import { checkMsgpack } from './msgpack-check';
-import { SUBPROTOCOL_JSON, type Frame, type Subprotocol } from './types';
+import { SUBPROTOCOL_JSON, type Frame, type SessionEvent, type SessionId, type Subprotocol } from './types';
 
 // Plain maps only (no msgpackr records), so any msgpack implementation can speak spool.v1.
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
@@ -70,6 +70,44 @@ function unpack(message: Uint8Array): unknown {
   } catch {
     throw new SpoolError('BAD_FRAME', 'frame is not valid msgpack');
   }
+}
+
+/**
+ * A batch of events encoded once (DESIGN §3): the `spool.v1` bytes of the array of events, as a
+ * store keeps them (one LMDB record per store call) and as an `events` frame carries them. The
+ * same bytes go to the store and to every msgpack reader's socket; nothing re-encodes them.
+ */
+export function encodeEvents(events: readonly SessionEvent[]): Uint8Array {
+  return packr.pack(events);
+}
+
+/** The events of `encodeEvents` bytes (read back from a store: trusted, so not checked). */
+export function decodeEvents(bytes: Uint8Array): SessionEvent[] {
+  return packr.unpack(bytes) as SessionEvent[];
+}
+
+const EVENTS_KEY = packr.pack('events');
+/** A map of 3 (map16, as msgpackr writes objects), 'type': 'events', 'session' — then the session id, 'events' and the array. */
+const EVENTS_FRAME_PREFIX = concatBytes([Uint8Array.of(0xde, 0x00, 0x03), packr.pack('type'), EVENTS_KEY, packr.pack('session')]);
+
+/**
+ * The `spool.v1` bytes of `{ type: 'events', session, events }` around an array that is already
+ * encoded: the map is written around the batch's bytes, byte for byte what encodeFrame makes.
+ */
+export function encodeEventsFrame(session: SessionId, encodedEvents: Uint8Array): Uint8Array {
+  return concatBytes([EVENTS_FRAME_PREFIX, packr.pack(session), EVENTS_KEY, encodedEvents]);
+}
+
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 /** Size in bytes of a message as it crossed the wire. */

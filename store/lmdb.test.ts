@@ -2,11 +2,14 @@ import { spawn } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
+import fc from 'fast-check';
 import { open } from 'lmdb';
-import type { SessionEvent } from '../protocol/types';
+import { decodeEvents } from '../protocol/codec';
+import type { Priority, SessionEvent } from '../protocol/types';
 import { openLmdbStore, type LmdbStoreOptions } from './lmdb';
+import { MemoryStore } from './memory';
 import { chunk, dropped, end, keyed, readAll, runStoreConformance, TAG } from './store.conformance';
-import { DEFAULT_STORE_OPTIONS } from './types';
+import { DEFAULT_STORE_OPTIONS, type WriteItem } from './types';
 
 const T0 = 1_700_000_000_000;
 
@@ -152,7 +155,7 @@ describe('LmdbStore', () => {
     await store.expire(T0 + 120_001);
     await store.close();
     const families = new Set((await rawKeys(dir)).map((key) => key[0]));
-    expect([...families].sort()).toEqual(['e', 'm', 'r', 't']);
+    expect([...families].sort()).toEqual(['b', 'm', 'r', 't']);
   });
 
   it('keeps the seq index as one run per store call, and answers every retransmitted seq with its own offset', async () => {
@@ -189,6 +192,93 @@ describe('LmdbStore', () => {
     } finally {
       await reopened.close();
     }
+  });
+
+  it('stores each call as one batch record (one retention record per priority in it) and returns the batch bytes', async () => {
+    const dir = tempDir();
+    const store = openAt(dir);
+    await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+    const written = await store.append('s', [...Array.from({ length: 100 }, (_, seq) => chunk('g1', 1, seq, { priority: seq % 2 })), keyed('k1')]);
+    await store.close();
+    expect(written.encoded).toBeDefined();
+    expect(decodeEvents(written.encoded as Uint8Array)).toEqual(written.events);
+    const keys = await rawKeys(dir);
+    expect(keys.filter((key) => key[0] === 'b')).toEqual([['b', 's', 1], ['b', 's', 2]]);
+    expect(keys.filter((key) => key[0] === 'r')).toEqual([['r', 's', 0, 2], ['r', 's', 1, 2]]);
+  });
+
+  it('reads, trims and dedupes exactly as the memory store for any sequence of calls, reopened or not', async () => {
+    // The memory store runs the same engine over Maps: it is the model of what LMDB's batches hold.
+    const call = fc.oneof(
+      fc.record({ op: fc.constant('append' as const), items: fc.array(fc.record({ key: fc.integer({ min: 0, max: 40 }), priority: fc.integer({ min: 0, max: 3 }), size: fc.integer({ min: 1, max: 60 }) }), { minLength: 1, maxLength: 12 }) }),
+      fc.record({ op: fc.constant('read' as const), after: fc.integer({ min: -1, max: 120 }), limit: fc.integer({ min: 1, max: 30 }) }),
+      fc.constant({ op: 'reopen' as const }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(call, { minLength: 1, maxLength: 25 }), async (calls) => {
+        const options = { retention: { maxEvents: 20, maxBytes: 400, criticalFactor: 4 } };
+        const model = new MemoryStore(options);
+        const dir = tempDir();
+        let store = openAt(dir, options);
+        try {
+          for (const c of calls) {
+            if (c.op === 'reopen') {
+              await store.close();
+              store = openAt(dir, options);
+            } else if (c.op === 'read') {
+              expect(await store.read('s', c.after, c.limit)).toEqual(await model.read('s', c.after, c.limit));
+            } else {
+              const items: WriteItem[] = c.items.map((item) => keyed(`k${item.key}`, { priority: item.priority as Priority, size: item.size }));
+              const [got, want] = [await store.append('s', items), await model.append('s', items)];
+              expect({ results: got.results, events: got.events, trimmed: got.trimmed, head: got.head }).toEqual(want);
+            }
+          }
+          expect(await readAll(store, 's', 7)).toEqual(await readAll(model, 's', 7));
+          expect(await store.meta('s')).toEqual(await model.meta('s'));
+        } finally {
+          await store.close();
+          await model.close();
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('opens an environment of format 1 (one record per event) and reads, trims and dedupes it as before', async () => {
+    const dir = tempDir();
+    const options = { retention: { maxEvents: 4, maxBytes: 1_000_000, criticalFactor: 4 } };
+    const store = openAt(dir, options);
+    await store.append('s', [keyed('k1', { priority: 1 }), keyed('k2', { priority: 0 }), keyed('k3', { priority: 3 })]);
+    const before = await readAll(store, 's');
+    await store.close();
+    // Rewrite what format 2 wrote as format 1 would have: ['e'] per event, a plain size per ['r'].
+    const db = open({ path: dir });
+    await db.transaction(() => {
+      for (const { key, value } of db.getRange({ start: ['b'], end: ['c'] })) {
+        for (const event of decodeEvents(value as Uint8Array)) db.putSync(['e', 's', event.offset], event);
+        db.removeSync(key);
+      }
+      for (const { key, value } of db.getRange({ start: ['r'], end: ['s'] })) {
+        const pairs = value as number[];
+        db.removeSync(key);
+        for (let i = 0; i < pairs.length; i += 2) db.putSync(['r', 's', (key as unknown[])[2] as number, pairs[i] as number], pairs[i + 1] as number);
+      }
+      db.putSync(['v'], 1);
+    });
+    await db.close();
+
+    const reopened = openAt(dir, options);
+    try {
+      expect(await readAll(reopened, 's')).toEqual(before);
+      const next = await reopened.append('s', [keyed('k1'), keyed('k4', { priority: 1 }), keyed('k5', { priority: 1 })]);
+      expect(next.results).toEqual([{ status: 'duplicate', offset: 1 }, { status: 'ok', offset: 4 }, { status: 'ok', offset: 5 }]);
+      // Five events over a bound of four: the oldest of the lowest priority present (k2, debug) goes.
+      expect(next.trimmed).toEqual([{ offset: 2, priority: 0, size: 10 }]);
+      expect((await readAll(reopened, 's')).map((item) => (item.type === 'gap' ? `gap ${item.from}` : item.key))).toEqual(['k1', 'gap 2', 'k3', 'k4', 'k5']);
+    } finally {
+      await reopened.close();
+    }
+    expect((await rawKeys(dir)).some((key) => key[0] === 'e')).toBe(false);
   });
 
   it('with durability fsync, writes resolve and are readable', async () => {

@@ -13,8 +13,13 @@
  *
  *   ['v']                               format version
  *   ['m', session]                      MetaRecord
- *   ['e', session, offset]              SessionEvent
- *   ['r', session, priority, offset]    size        retention index, priorities 0-2 only
+ *   ['b', session, firstOffset]         bytes       batch: the events one store call stored, from
+ *                                                   firstOffset on, as one encodeEvents array (the
+ *                                                   bytes readers' frames carry); retention takes
+ *                                                   events out of it, the last one deletes it
+ *   ['r', session, priority, firstOffset] [offset, size, offset, size, ...]
+ *                                                   retention index, priorities 0-2 only: the
+ *                                                   batch's retained events of that priority
  *   ['g', session, generation, seq]     [offset, n] seq index, active generation only: a run of n
  *                                                   seqs from `seq` at offsets from `offset`
  *                                                   (offset 0: n dropped seqs); one record per
@@ -25,11 +30,18 @@
  *   ['t', lastWriteTs, session]         true        session expiry index
  *   ['d', ts, session, 'k'|'x', id]     true        dedupe-window expiry index (keys, ended)
  *
- * The retention index sorts by priority, then offset, so "oldest event of the lowest priority
- * present" is the first key under ['r', session]: one O(log n) lookup, no event read or decoded.
+ * One store call writes a handful of records however many events it stores: the batch, one
+ * retention record per priority in it, one seq run, meta. The retention index sorts by priority,
+ * then batch, so "oldest event of the lowest priority present" is the first pair of the first
+ * record under ['r', session]: one O(log n) lookup, no event read. Trimming reads a batch once
+ * per store call and writes what is left of it when the call ends.
+ *
+ * Format 1 (before batches) kept one ['e', session, offset] record per event and a plain size
+ * per ['r', ...] entry; opening such an environment rewrites it as batches of one (format 2).
  * The two expiry indexes sort by time, so `expire(now)` reads only what is due.
  */
 import { open, type Key, type RootDatabase } from 'lmdb';
+import { decodeEvents, encodeEvents } from '../protocol/codec';
 import { SpoolError } from '../protocol/errors';
 import type { Offset, Priority, SessionEvent } from '../protocol/types';
 import {
@@ -58,7 +70,9 @@ import type {
   WriteItem,
 } from './types';
 
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
+/** One ['e', session, offset] record per event, a plain size per retention entry. */
+const FORMAT_EVENTS = 1;
 /** Upper bound for offset and seq ranges (exclusive end keys). */
 const MAX_INDEX = Number.MAX_SAFE_INTEGER;
 /** Sessions removed per expiry transaction: keeps one transaction (and the writer lock) short. */
@@ -87,11 +101,29 @@ export function openLmdbStore(options: LmdbStoreOptions): LmdbStore {
   const format = db.get(['v']);
   if (format === undefined) {
     db.putSync(['v'], FORMAT_VERSION);
+  } else if (format === FORMAT_EVENTS) {
+    db.transactionSync(() => migrateEventsToBatches(db));
   } else if (format !== FORMAT_VERSION) {
     void db.close();
-    throw new SpoolError('INTERNAL', `LMDB data at ${options.path} has format ${String(format)}; this spool reads format ${FORMAT_VERSION}`);
+    throw new SpoolError('INTERNAL', `LMDB data at ${options.path} has format ${String(format)}; this spool reads formats ${FORMAT_EVENTS} and ${FORMAT_VERSION}`);
   }
   return new LmdbStore(db, options);
+}
+
+/**
+ * Format 1 → 2, in one transaction when the environment is opened: each event record becomes a
+ * batch of one, each retention entry's size becomes its [offset, size] pair.
+ */
+function migrateEventsToBatches(db: Db): void {
+  for (const { key, value } of entriesUnder(db, ['e'])) {
+    const [, session, offset] = key as [string, string, Offset];
+    db.putSync(['b', session, offset], encodeEvents([value as SessionEvent]));
+    db.removeSync(key);
+  }
+  for (const { key, value } of entriesUnder(db, ['r'])) {
+    if (typeof value === 'number') db.putSync(key, [key[3] as Offset, value]);
+  }
+  db.putSync(['v'], FORMAT_VERSION);
 }
 
 function hasPrefix(key: Key, prefix: readonly KeyPart[]): key is KeyPart[] {
@@ -124,24 +156,52 @@ function runOffset(firstOffset: Offset, index: number): Offset {
   return firstOffset === DROPPED_SEQ ? DROPPED_SEQ : firstOffset + index;
 }
 
+/** A batch this operation trims: decoded once, written back (or deleted) when the operation ends. */
+interface TrimmedBatch {
+  readonly events: readonly SessionEvent[];
+  readonly removed: Set<Offset>;
+}
+
+/** The retention record evictions are taking from: its pairs from `next` on are still retained. */
+interface RetentionCursor {
+  readonly key: [string, string, Priority, Offset];
+  readonly pairs: readonly number[];
+  next: number;
+}
+
 /** The engine's view of one session; valid only inside a write transaction. */
 class LmdbTx implements SessionTx {
   /** The run of consecutive seqs at consecutive offsets (or all dropped) this operation is adding. */
   private run: { readonly generationId: string; readonly firstSeq: number; readonly firstOffset: Offset; count: number } | null = null;
+  /** Events this operation stored, written as one batch before it trims or when it ends. */
+  private fresh: SessionEvent[] = [];
+  private freshSizes: number[] = [];
+  private batchesWritten = 0;
+  /** The bytes of the one batch this operation wrote (AppendResult.encoded). */
+  private freshBytes: Uint8Array | undefined;
+  private readonly trimming = new Map<Offset, TrimmedBatch>();
+  private cursor: RetentionCursor | null = null;
 
   constructor(
     private readonly db: Db,
     private readonly session: string,
   ) {}
 
+  /** The encodeEvents bytes of every event this operation stored, when it stored them as one batch. */
+  get encoded(): Uint8Array | undefined {
+    return this.batchesWritten === 1 ? this.freshBytes : undefined;
+  }
+
   readMeta(): MetaRecord | undefined {
     return this.db.get(['m', this.session]) as MetaRecord | undefined;
   }
 
   writeMeta(meta: MetaRecord, previous: MetaRecord | undefined): void {
-    // Meta is written once, at the end of an operation that changed something: the seq run under
-    // construction goes out with it.
+    // Meta is written once, at the end of an operation that changed something: the batch, the
+    // seq run and the trimmed batches under construction go out with it.
+    this.flushBatch();
     this.flushRun();
+    this.flushTrims();
     this.db.putSync(['m', this.session], meta);
     if (previous !== undefined && previous.lastWriteTs === meta.lastWriteTs) return;
     if (previous !== undefined) this.db.removeSync(['t', previous.lastWriteTs, this.session]);
@@ -149,18 +209,84 @@ class LmdbTx implements SessionTx {
   }
 
   putEvent(event: SessionEvent, size: number): void {
-    this.db.putSync(['e', this.session, event.offset], event);
-    if (event.priority < 3) this.db.putSync(['r', this.session, event.priority, event.offset], size);
+    this.fresh.push(event);
+    this.freshSizes.push(size);
   }
 
   evictOldest(): TrimmedEvent | undefined {
-    for (const { key, value } of this.db.getRange({ start: ['r', this.session], end: ['r', this.session, 3], limit: 1 })) {
-      const [, , priority, offset] = key as [string, string, Priority, Offset];
-      this.db.removeSync(key);
-      this.db.removeSync(['e', this.session, offset]);
-      return { offset, priority, size: value as number };
+    // What this operation stored is retained like everything else: write it before choosing.
+    this.flushBatch();
+    for (;;) {
+      const cursor = this.cursor ?? this.firstRetention();
+      if (cursor === null) return undefined;
+      this.cursor = cursor;
+      if (cursor.next < cursor.pairs.length) {
+        const offset = cursor.pairs[cursor.next] as Offset;
+        const size = cursor.pairs[cursor.next + 1] as number;
+        cursor.next += 2;
+        const [, , priority, firstOffset] = cursor.key;
+        this.trimFrom(firstOffset, offset);
+        return { offset, priority, size };
+      }
+      this.db.removeSync(cursor.key);
+      this.cursor = null;
     }
-    return undefined;
+  }
+
+  /** The first retention record: lowest priority present, oldest batch. */
+  private firstRetention(): RetentionCursor | null {
+    for (const { key, value } of this.db.getRange({ start: ['r', this.session], end: ['r', this.session, 3], limit: 1 })) {
+      return { key: key as RetentionCursor['key'], pairs: value as number[], next: 0 };
+    }
+    return null;
+  }
+
+  /** Takes `offset` out of the batch starting at `firstOffset` (written back in flushTrims). */
+  private trimFrom(firstOffset: Offset, offset: Offset): void {
+    let batch = this.trimming.get(firstOffset);
+    if (batch === undefined) {
+      const bytes = this.db.get(['b', this.session, firstOffset]) as Uint8Array | undefined;
+      if (bytes === undefined) throw new SpoolError('INTERNAL', `LMDB: retention names offset ${offset} of a batch at ${firstOffset} that is missing`);
+      batch = { events: decodeEvents(bytes), removed: new Set() };
+      this.trimming.set(firstOffset, batch);
+    }
+    batch.removed.add(offset);
+  }
+
+  /** Writes the events this operation stored as one batch, with its retention records. */
+  private flushBatch(): void {
+    const events = this.fresh;
+    if (events.length === 0) return;
+    const firstOffset = (events[0] as SessionEvent).offset;
+    this.freshBytes = encodeEvents(events);
+    this.batchesWritten += 1;
+    this.db.putSync(['b', this.session, firstOffset], this.freshBytes);
+    for (let priority = 0; priority < 3; priority++) {
+      const pairs: number[] = [];
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i] as SessionEvent;
+        if (event.priority === priority) pairs.push(event.offset, this.freshSizes[i] as number);
+      }
+      if (pairs.length > 0) this.db.putSync(['r', this.session, priority, firstOffset], pairs);
+    }
+    this.fresh = [];
+    this.freshSizes = [];
+  }
+
+  /** Writes back what trimming left of each batch it touched, and where the cursor stopped. */
+  private flushTrims(): void {
+    const cursor = this.cursor;
+    if (cursor !== null) {
+      if (cursor.next >= cursor.pairs.length) this.db.removeSync(cursor.key);
+      else this.db.putSync(cursor.key, cursor.pairs.slice(cursor.next));
+      this.cursor = null;
+    }
+    for (const [firstOffset, batch] of this.trimming) {
+      const kept = batch.events.filter((event) => !batch.removed.has(event.offset));
+      if (kept.length === 0) this.db.removeSync(['b', this.session, firstOffset]);
+      else this.db.putSync(['b', this.session, firstOffset], encodeEvents(kept));
+    }
+    this.trimming.clear();
   }
 
   seqOffset(generationId: string, seq: number): Offset | undefined {
@@ -255,7 +381,12 @@ export class LmdbStore implements SessionStore {
   }
 
   async append(session: string, items: readonly WriteItem[]): Promise<AppendResult> {
-    const result = await this.transact(() => applyAppend(new LmdbTx(this.db, session), items, this.options));
+    const result = await this.transact(() => {
+      const tx = new LmdbTx(this.db, session);
+      const applied = applyAppend(tx, items, this.options);
+      const encoded = tx.encoded;
+      return encoded === undefined ? applied : { results: applied.results, events: applied.events, trimmed: applied.trimmed, head: applied.head, encoded };
+    });
     if (result.events.length > 0) this.notices.notify(session, result.head);
     return result;
   }
@@ -278,8 +409,22 @@ export class LmdbStore implements SessionStore {
     const meta = this.db.get(['m', session]) as MetaRecord | undefined;
     const head = meta?.head ?? 0;
     if (limit < 1) return { items: [], head, through: after };
-    const range = this.db.getRange({ start: ['e', session, after + 1], end: ['e', session, MAX_INDEX], limit });
-    const events = Array.from(range, (entry) => entry.value as SessionEvent);
+    const events: SessionEvent[] = [];
+    const take = (bytes: unknown): void => {
+      for (const event of decodeEvents(bytes as Uint8Array)) if (event.offset > after && events.length < limit) events.push(event);
+    };
+    // The batch holding after + 1 starts at or before it; the ones after it follow in order.
+    let from = after + 1;
+    for (const { key, value } of this.db.getRange({ start: ['b', session, after + 1], end: ['b', session, 0], reverse: true, limit: 1 })) {
+      take(value);
+      from = (key as [string, string, Offset])[2] + 1;
+    }
+    if (events.length < limit) {
+      for (const { value } of this.db.getRange({ start: ['b', session, from], end: ['b', session, MAX_INDEX] })) {
+        take(value);
+        if (events.length >= limit) break;
+      }
+    }
     return assembleRead(after, events, head, events.length < limit);
   }
 
@@ -360,7 +505,7 @@ export class LmdbStore implements SessionStore {
         this.db.removeSync(key);
       }
     }
-    removeUnder(this.db, ['e', session]);
+    removeUnder(this.db, ['b', session]);
     removeUnder(this.db, ['r', session]);
     removeUnder(this.db, ['g', session]);
     this.db.removeSync(['m', session]);

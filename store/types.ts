@@ -211,6 +211,11 @@ export interface AppendResult {
   /** What retention removed during this call. */
   readonly trimmed: readonly TrimmedEvent[];
   readonly head: Offset;
+  /**
+   * The `spool.v1` encoding of `events` as one array (protocol encodeEvents), when the store made
+   * it anyway (LMDB keeps each call's events as those bytes): readers' frames reuse it as is.
+   */
+  readonly encoded?: Uint8Array;
 }
 
 export interface ReadResult {
