@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
-import { decodeEvents, decodeFrame, encodeEvents, encodeEventsFrame, encodeFrame, messageBytes } from './codec';
+import { decodeEvents, decodeFrame, decodeServerFrame, encodeEvents, encodeEventsFrame, encodeFrame, messageBytes } from './codec';
 import { SpoolError } from './errors';
 import { DEFAULT_LIMITS } from './limits';
 import { encodeToken } from './token';
@@ -15,6 +15,7 @@ import {
   type Frame,
   type GenerationId,
   type ServerFrame,
+  type SessionEvent,
   type SessionId,
   type Subprotocol,
 } from './types';
@@ -149,13 +150,16 @@ describe('round trips', () => {
       {
         offset: fc.integer({ min: 1, max: 2 ** 40 }),
         type: fc.constantFrom('chunk' as const, 'append' as const, 'gen.start' as const),
-        generationId: fc.string(),
+        generationId: fc.string({ unit: 'grapheme', maxLength: 40 }),
         seq: fc.nat(),
-        kind: fc.string(),
+        kind: fc.string({ unit: 'binary', maxLength: 300 }),
         priority: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const),
         ts: fc.integer({ min: 0, max: 2 ** 45 }),
         // Through JSON text, as data arrives: -0 becomes 0 (msgpack has no -0 integer).
-        data: fc.jsonValue().map((value) => JSON.parse(JSON.stringify(value)) as unknown),
+        data: fc.oneof(fc.jsonValue({ stringUnit: 'binary' }), fc.string({ unit: 'grapheme', maxLength: 70_000 }), fc.double(), fc.integer({ min: -(2 ** 33), max: 2 ** 33 })).map((value) => JSON.parse(JSON.stringify(value)) as unknown),
+        status: fc.constantFrom('done' as const, 'error' as const, 'fenced' as const),
+        error: fc.string({ unit: 'grapheme', maxLength: 50 }),
+        key: fc.string({ maxLength: 40 }),
       },
       { requiredKeys: ['offset', 'type', 'priority', 'ts'] },
     );
@@ -166,8 +170,24 @@ describe('round trips', () => {
         const spliced = encodeEventsFrame(session as SessionId, encoded);
         expect(Buffer.from(spliced).equals(Buffer.from(encodeFrame({ type: 'events', session: session as SessionId, events }, SUBPROTOCOL_MSGPACK) as Uint8Array))).toBe(true);
       }),
-      { numRuns: 300 },
+      { numRuns: 500 },
     );
+  });
+
+  test('events whose fields were set in another order encode to the same values', () => {
+    const events: SessionEvent[] = [
+      { offset: 9, type: 'gen.end', generationId: 'g', seq: 3, status: 'error', error: 'it broke', priority: 3, ts: 1_764_420_000_000 },
+      { offset: 10, type: 'append', key: 'k1', kind: 'user', priority: 3, ts: 1_764_420_000_001, data: { text: 'héllo', n: [1, -2.5, null, true] } },
+    ];
+    expect(decodeEvents(encodeEvents(events))).toEqual(events);
+  });
+
+  test('data that is not plain JSON is encoded as msgpackr encodes it', () => {
+    const data = { nested: { inner: [1, undefined, 'x'] }, when: undefined };
+    const events: SessionEvent[] = [{ offset: 1, type: 'chunk', generationId: 'g', seq: 0, priority: 2, ts: 1, data }];
+    const viaFrame = decodeServerFrame(encodeFrame({ type: 'events', session: S, events }, SUBPROTOCOL_MSGPACK), SUBPROTOCOL_MSGPACK) as { events: unknown };
+    expect(decodeEvents(encodeEvents(events))).toEqual(viaFrame.events);
+    expect(decodeEvents(encodeEvents(events))[0]?.data).toStrictEqual({ nested: { inner: [1, undefined, 'x'] }, when: undefined });
   });
 
   test('messageBytes counts bytes as they crossed the wire (UTF-8 for text)', () => {

@@ -5,6 +5,7 @@
  */
 import { Packr } from 'msgpackr';
 import { SpoolError } from './errors';
+import { encodeEventArray } from './event-encoding';
 import { checkJsonNames } from './json-check';
 import { checkMsgpack } from './msgpack-check';
 import { SUBPROTOCOL_JSON, type Frame, type SessionEvent, type SessionId, type Subprotocol } from './types';
@@ -78,8 +79,10 @@ function unpack(message: Uint8Array): unknown {
  * same bytes go to the store and to every msgpack reader's socket; nothing re-encodes them.
  */
 export function encodeEvents(events: readonly SessionEvent[]): Uint8Array {
-  return packr.pack(events);
+  return encodeEventArray(events, packData);
 }
+
+const packData = (value: unknown): Uint8Array => packr.pack(value);
 
 /** The events of `encodeEvents` bytes (read back from a store: trusted, so not checked). */
 export function decodeEvents(bytes: Uint8Array): SessionEvent[] {

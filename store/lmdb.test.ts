@@ -198,7 +198,7 @@ describe('LmdbStore', () => {
     const dir = tempDir();
     const store = openAt(dir);
     await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
-    const written = await store.append('s', [...Array.from({ length: 100 }, (_, seq) => chunk('g1', 1, seq, { priority: seq % 2 })), keyed('k1')]);
+    const written = await store.append('s', [...Array.from({ length: 100 }, (_, seq) => chunk('g1', 1, seq, { priority: (seq % 2) as Priority })), keyed('k1')]);
     await store.close();
     expect(written.encoded).toBeDefined();
     expect(decodeEvents(written.encoded as Uint8Array)).toEqual(written.events);
