@@ -10,11 +10,25 @@ import { parseDurability, parseNodeList } from './config';
 import { parseTransportName } from './transport';
 
 const USAGE = `usage: spool serve [--host 127.0.0.1] [--port 8080] [--data ./data] [--durability commit|fsync]
-                   [--auth-token TOKEN] [--transport ws|uws]
-                   [--redis redis://host:port | --redis-cluster host:port,host:port]
+                   [--transport ws|uws] [--redis redis://host:port | --redis-cluster host:port,host:port]
+                   [--auth-token TOKEN | --jwt-secret SECRET | --jwt-public-key FILE | --jwks FILE|URL]
+                   [--jwt-issuer ISS] [--jwt-audience AUD]
+
+auth (one mode at most; none: anyone may do anything):
+  --auth-token TOKEN     shared token: hello.token must equal it; whoever holds it may do anything
+  --jwt-secret SECRET    JWT signed with HS256 and this secret (at least 32 bytes)
+  --jwt-public-key FILE  JWT signed with this PEM public key (RSA: RS/PS*, EC: ES*, Ed25519: EdDSA)
+  --jwks FILE|URL        JWT signed with a key of this JWKS, selected by kid (a URL is fetched and cached)
+  --jwt-issuer ISS       JWT: iss must equal ISS
+  --jwt-audience AUD     JWT: aud must contain AUD
+  A JWT needs sub, exp and the spool claim, e.g.
+    {"sub":"user-42","exp":1767225600,"spool":{"read":["user:42:*"],"write":["user:42:*"],"takeover":[],"admin":false}}
+  (entries: a session id, or a prefix ending in *). Frames outside it are refused with FORBIDDEN;
+  at exp the connection is closed with TOKEN_EXPIRED (4021) unless the client sent refresh.
 
 environment: SPOOL_HOST, SPOOL_PORT, SPOOL_DATA, SPOOL_DURABILITY, SPOOL_TRANSPORT, SPOOL_REDIS_URL, SPOOL_REDIS_CLUSTER,
-             SPOOL_AUTH_TOKEN, SPOOL_GENERATION_IDLE_TIMEOUT_MS,
+             SPOOL_AUTH_TOKEN, SPOOL_JWT_SECRET, SPOOL_JWT_PUBLIC_KEY, SPOOL_JWKS, SPOOL_JWT_ISSUER, SPOOL_JWT_AUDIENCE,
+             SPOOL_GENERATION_IDLE_TIMEOUT_MS,
              SPOOL_SESSION_TTL_MS, SPOOL_DEDUPE_WINDOW_MS, SPOOL_HEARTBEAT_MS,
              SPOOL_SLOW_READER_TIMEOUT_MS, SPOOL_MAX_READER_BUFFERED_BYTES, SPOOL_DEGRADE_WATERMARK,
              SPOOL_RETENTION_EVENTS, SPOOL_RETENTION_BYTES, SPOOL_LOG_LEVEL`;
@@ -29,6 +43,11 @@ async function main(argv: string[]): Promise<void> {
       data: { type: 'string' },
       durability: { type: 'string' },
       'auth-token': { type: 'string' },
+      'jwt-secret': { type: 'string' },
+      'jwt-public-key': { type: 'string' },
+      jwks: { type: 'string' },
+      'jwt-issuer': { type: 'string' },
+      'jwt-audience': { type: 'string' },
       transport: { type: 'string' },
       redis: { type: 'string' },
       'redis-cluster': { type: 'string' },
@@ -49,7 +68,22 @@ async function main(argv: string[]): Promise<void> {
   }
   if (values.data !== undefined) options['data'] = values.data;
   if (values.durability !== undefined) options['durability'] = parseDurability(values.durability, '--durability');
-  if (values['auth-token'] !== undefined) options['authToken'] = values['auth-token'];
+  // A flag replaces the whole auth mode of the environment, so `--jwt-secret` on a host that
+  // exports SPOOL_AUTH_TOKEN is one mode, not a conflict; two flags still are (startGateway says so).
+  const authFlags = {
+    authToken: values['auth-token'],
+    jwtSecret: values['jwt-secret'],
+    jwtPublicKey: values['jwt-public-key'],
+    jwks: values.jwks,
+  };
+  if (Object.values(authFlags).some((v) => v !== undefined)) {
+    for (const [key, value] of Object.entries(authFlags)) {
+      if (value !== undefined) options[key] = value;
+      else delete options[key];
+    }
+  }
+  if (values['jwt-issuer'] !== undefined) options['jwtIssuer'] = values['jwt-issuer'];
+  if (values['jwt-audience'] !== undefined) options['jwtAudience'] = values['jwt-audience'];
   if (values.transport !== undefined) options['transport'] = parseTransportName(values.transport, '--transport');
   if (values.redis !== undefined) options['redis'] = values.redis;
   if (values['redis-cluster'] !== undefined) options['redisCluster'] = parseNodeList(values['redis-cluster'], '--redis-cluster');

@@ -34,8 +34,31 @@ export interface GatewayConfig {
    * cannot load here) or a Transport object. @default 'ws'
    */
   readonly transport: Transport | TransportName;
-  /** When set, `hello.token` must equal it. @default unset (no auth) */
+  /**
+   * Shared-token mode: `hello.token` must equal it (compared in constant time), and whoever holds
+   * it may do anything. For single-user setups. At most one of authToken, jwtSecret, jwtPublicKey
+   * and jwks may be set (README "Security"). @default unset
+   */
   readonly authToken?: string;
+  /** JWT mode, HS256: the shared secret (at least 32 bytes) tokens are signed with. @default unset */
+  readonly jwtSecret?: string;
+  /**
+   * JWT mode, one public key: a PEM file path (or the PEM text itself). Tokens may use the key's
+   * own algorithms only (RSA: RS/PS 256-512, EC: the curve's ES*, Ed25519: EdDSA). @default unset
+   */
+  readonly jwtPublicKey?: string;
+  /**
+   * JWT mode, a key set rotated by `kid`: a JWKS file path, or an http(s) URL fetched and cached
+   * (reloaded when a token names an unknown `kid`, at most once per jwksCooldownMs, and every
+   * 10 min). @default unset
+   */
+  readonly jwks?: string;
+  /** JWT mode: when set, a token's `iss` must equal it. @default unset (not checked) */
+  readonly jwtIssuer?: string;
+  /** JWT mode: when set, a token's `aud` must contain it. @default unset (not checked) */
+  readonly jwtAudience?: string;
+  /** After the key set was (re)loaded, a token with an unknown `kid` reloads it again only after this long. @default 30000 */
+  readonly jwksCooldownMs: number;
   readonly limits: ProtocolLimits;
   /** Per-generation unacked chunks/bytes a producer may have in flight. @default 1024 frames, 1 MiB */
   readonly credit: Credit;
@@ -111,6 +134,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   readinessIntervalMs: 1_000,
   limits: DEFAULT_LIMITS,
   credit: { frames: 1024, bytes: 1024 * 1024 },
+  jwksCooldownMs: 30_000,
   handshakeTimeoutMs: 10_000,
   heartbeatMs: 15_000,
   generationIdleTimeoutMs: 30_000,
@@ -168,6 +192,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
     redisCluster: env['SPOOL_REDIS_CLUSTER'] ? parseNodeList(env['SPOOL_REDIS_CLUSTER'], 'SPOOL_REDIS_CLUSTER') : undefined,
     transport: env['SPOOL_TRANSPORT'] ? parseTransportName(env['SPOOL_TRANSPORT'], 'SPOOL_TRANSPORT') : undefined,
     authToken: env['SPOOL_AUTH_TOKEN'] || undefined,
+    jwtSecret: env['SPOOL_JWT_SECRET'] || undefined,
+    jwtPublicKey: env['SPOOL_JWT_PUBLIC_KEY'] || undefined,
+    jwks: env['SPOOL_JWKS'] || undefined,
+    jwtIssuer: env['SPOOL_JWT_ISSUER'] || undefined,
+    jwtAudience: env['SPOOL_JWT_AUDIENCE'] || undefined,
     generationIdleTimeoutMs: num('SPOOL_GENERATION_IDLE_TIMEOUT_MS'),
     sessionTtlMs: num('SPOOL_SESSION_TTL_MS'),
     dedupeWindowMs: num('SPOOL_DEDUPE_WINDOW_MS'),

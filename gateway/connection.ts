@@ -4,8 +4,13 @@
  * sends can throw out of here.
  *
  *   awaiting-hello ──hello ok──▶ open ──gateway close()──▶ closing ──socket closed──▶ closed
- *        │ other frame / bad protocol / bad token                                      ▲
- *        └─────────────────────────── error + close ────────────────────────────────────┘
+ *        │ other frame / bad protocol / bad token   │ token expired                    ▲
+ *        └─────────────────────────── error + close ┴──────────────────────────────────┘
+ *
+ * Every frame is authorized against the connection's Identity (auth.ts) before it reaches an
+ * actor: out of scope is FORBIDDEN and nothing of it is stored or delivered. While a token is
+ * being verified (a JWT's hello or refresh: verification is asynchronous), the frames that arrive
+ * are held, in order, and run once it is done, so pipelined frames see the verified identity.
  */
 import type { Logger } from 'pino';
 import { decodeFrame, decodeServerFrame, encodeFrame, messageBytes } from '../protocol/codec';
@@ -21,10 +26,12 @@ import {
 } from '../protocol/types';
 import { rawRequestId, validateClientFrame } from '../protocol/validate';
 import type { SessionActor } from './actor';
+import type { Authenticator, Identity } from './auth';
 import type { GatewayConfig } from './config';
 import type { Link } from './link';
 import type { ActorRegistry } from './registry';
 import type { SharedFrame } from './shared-frame';
+import type { Capability } from './scopes';
 import type { Metrics } from './telemetry';
 import type { SocketHandlers, TransportSocket } from './transport';
 
@@ -35,10 +42,20 @@ export interface ConnectionDeps {
   readonly socket: TransportSocket;
   readonly config: GatewayConfig;
   readonly registry: ActorRegistry;
+  readonly authenticator: Authenticator;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly onClosed: (connection: Connection) => void;
 }
+
+/** A frame (or the refusal of one) that arrived while a token was being verified. */
+type HeldFrame = { readonly frame: ClientFrame; readonly bytes: number } | { readonly error: unknown; readonly id: number | undefined; readonly bytes: 0 };
+
+/** Most frames held while one token is verified; past either bound a frame is refused with RATE_LIMITED. */
+const MAX_HELD_FRAMES = 1024;
+
+/** setTimeout's longest delay; a token valid for longer re-arms its expiry timer. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class Connection implements Link, SocketHandlers {
   readonly id: string;
@@ -48,8 +65,16 @@ export class Connection implements Link, SocketHandlers {
   private readonly channels = new Map<string, TokenParts>();
   /** Sessions this connection has touched (to detach from on close). */
   private readonly sessions = new Set<SessionId>();
+  /** Sessions this connection subscribed to: a refresh that narrows `read` ends the ones it no longer covers. */
+  private readonly subscribed = new Set<SessionId>();
+  /** Who the connection is, from the hello on. */
+  private identity: Identity | undefined;
+  /** Defined while a token is being verified: frames wait here, in order. */
+  private held: HeldFrame[] | undefined;
+  private heldBytes = 0;
 
   private handshakeTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: ConnectionDeps) {
     this.id = deps.id;
@@ -108,8 +133,9 @@ export class Connection implements Link, SocketHandlers {
     let raw: unknown;
     // Within maxFrameBytes, so a refused message may still be read for its request id (§3.2).
     let readable = false;
+    let size = 0;
     try {
-      const size = messageBytes(message);
+      size = messageBytes(message);
       const max = this.deps.config.limits.maxFrameBytes;
       if (size > max) {
         throw new SpoolError('FRAME_TOO_LARGE', `frame of ${formatBytes(size)} exceeds maxFrameBytes (${formatBytes(max)})`, { limit: max });
@@ -117,15 +143,23 @@ export class Connection implements Link, SocketHandlers {
       readable = true;
       raw = decodeFrame(message, this.protocol);
       const frame = validateClientFrame(raw, this.deps.config.limits);
-      this.dispatch(frame);
+      if (this.held !== undefined) this.hold({ frame, bytes: size }, rawRequestId(frame));
+      else this.dispatch(frame);
     } catch (error) {
       const id = rawRequestId(raw !== undefined ? raw : readable ? this.readUnchecked(message) : undefined);
-      if (error instanceof SpoolError) {
-        this.sendError(error, undefined, id);
-      } else {
-        this.deps.logger.error({ connection: this.id, err: error }, 'unexpected error handling a frame');
-        this.sendError(new SpoolError('INTERNAL', 'internal error handling the frame'), undefined, id);
-      }
+      // A refusal keeps its place among held frames, so replies come in the order frames did.
+      if (this.held !== undefined) this.hold({ error, id, bytes: 0 }, id);
+      else this.fail(error, id);
+    }
+  }
+
+  /** Answers a frame that failed with `error`: its code, or INTERNAL for anything unexpected. */
+  private fail(error: unknown, requestId: number | undefined): void {
+    if (error instanceof SpoolError) {
+      this.sendError(error, undefined, requestId);
+    } else {
+      this.deps.logger.error({ connection: this.id, err: error }, 'unexpected error handling a frame');
+      this.sendError(new SpoolError('INTERNAL', 'internal error handling the frame'), undefined, requestId);
     }
   }
 
@@ -145,6 +179,8 @@ export class Connection implements Link, SocketHandlers {
     if (this.state === 'closed') return;
     this.setState('closed');
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.expiryTimer);
+    this.held = undefined;
     this.deps.logger.debug({ connection: this.id, code, reason }, 'connection closed');
     for (const session of this.sessions) {
       this.deps.registry.with(session, (actor) => actor.detach(this), () => {});
@@ -180,8 +216,13 @@ export class Connection implements Link, SocketHandlers {
       case 'ping':
         this.send({ type: 'pong', ...(frame.id !== undefined ? { id: frame.id } : {}) });
         return;
+      case 'refresh':
+        this.refresh(frame.token, frame.id);
+        return;
       case 'open': {
         const { session, generation, id } = frame;
+        if (!this.permits('write', session, session, id)) return;
+        if (frame.takeover === true && !this.permits('takeover', session, session, id)) return;
         let resume: TokenParts | undefined;
         if (frame.resume) {
           resume = parseToken(frame.resume.token);
@@ -205,14 +246,14 @@ export class Connection implements Link, SocketHandlers {
       case 'chunk':
       case 'chunks': {
         const parts = this.channel(frame.token, undefined);
-        if (!parts) return;
+        if (!parts || !this.permits('write', parts.session, parts.generation, undefined)) return;
         const items = frame.type === 'chunk' ? [frame] : frame.items;
         this.onActor(parts.session, undefined, (actor) => actor.write(this, parts, frame.seq, items));
         return;
       }
       case 'finish': {
         const parts = this.channel(frame.token, frame.id);
-        if (!parts) return;
+        if (!parts || !this.permits('write', parts.session, parts.generation, frame.id)) return;
         this.onActor(parts.session, frame.id, async (actor) => {
           const finished = await actor.finish(this, parts, frame.seq, frame.status ?? 'done', frame.error);
           this.send({ ...finished, ...(frame.id !== undefined ? { id: frame.id } : {}) });
@@ -220,12 +261,21 @@ export class Connection implements Link, SocketHandlers {
         return;
       }
       case 'append':
+        if (!this.permits('write', frame.session, frame.session, frame.id)) return;
         this.onActor(frame.session, frame.id, async (actor) => this.send(await actor.append(frame)));
         return;
       case 'subscribe':
+        if (!this.permits('read', frame.session, frame.session, frame.id)) return;
+        this.subscribed.add(frame.session);
         this.onActor(frame.session, frame.id, (actor) => actor.subscribe(this, frame.from, frame.id));
         return;
       case 'unsubscribe':
+        this.subscribed.delete(frame.session);
+        // A session this connection never touched has no subscription of it: nothing to load.
+        if (!this.sessions.has(frame.session)) {
+          this.send({ type: 'unsubscribed', ...(frame.id !== undefined ? { id: frame.id } : {}), session: frame.session });
+          return;
+        }
         this.onActor(frame.session, frame.id, (actor) => {
           actor.unsubscribe(this);
           this.send({ type: 'unsubscribed', ...(frame.id !== undefined ? { id: frame.id } : {}), session: frame.session });
@@ -238,22 +288,162 @@ export class Connection implements Link, SocketHandlers {
     if (protocol !== PROTOCOL_VERSION) {
       throw new SpoolError('UNSUPPORTED_PROTOCOL', `protocol ${protocol} is not supported; this gateway speaks ${PROTOCOL_VERSION}`);
     }
-    const expected = this.deps.config.authToken;
-    if (expected !== undefined && token !== expected) {
-      throw new SpoolError('UNAUTHORIZED', token === undefined ? 'hello.token is required' : 'hello.token is not valid');
-    }
-    this.setState('open');
-    clearTimeout(this.handshakeTimer);
-    const c = this.deps.config;
-    this.send({
-      type: 'welcome',
-      ...(id !== undefined ? { id } : {}),
-      connectionId: this.id,
-      protocol: 1,
-      limits: { maxFrameBytes: c.limits.maxFrameBytes, maxBatchItems: c.limits.maxBatchItems },
-      credit: c.credit,
-      heartbeatMs: c.heartbeatMs,
+    this.verifyThen(token, id, (identity) => {
+      if (this.state !== 'awaiting-hello') return; // shutting down meanwhile: shutdown() answers
+      this.setState('open');
+      clearTimeout(this.handshakeTimer);
+      const c = this.deps.config;
+      const expiresInMs = this.grant(identity);
+      this.send({
+        type: 'welcome',
+        ...(id !== undefined ? { id } : {}),
+        connectionId: this.id,
+        protocol: 1,
+        limits: { maxFrameBytes: c.limits.maxFrameBytes, maxBatchItems: c.limits.maxBatchItems },
+        credit: c.credit,
+        heartbeatMs: c.heartbeatMs,
+        ...(expiresInMs !== undefined ? { expiresInMs } : {}),
+      });
     });
+  }
+
+  // ------------------------------------------------------------------ identity
+
+  /**
+   * A new token for the open connection (PROTOCOL §4.5): it must verify and name the same `sub`;
+   * its scopes replace the old ones (subscriptions it no longer covers end with FORBIDDEN) and its
+   * `exp` re-arms the expiry.
+   */
+  private refresh(token: string, id: number | undefined): void {
+    this.verifyThen(token, id, (identity) => {
+      if (this.state !== 'open') return;
+      if (identity.subject !== this.identity?.subject) {
+        this.sendError(new SpoolError('FORBIDDEN', 'a refresh must keep the connection\'s subject (sub); open a new connection for another identity'), undefined, id);
+        return;
+      }
+      const expiresInMs = this.grant(identity);
+      this.endUnreadable();
+      this.send({ type: 'refreshed', ...(id !== undefined ? { id } : {}), ...(expiresInMs !== undefined ? { expiresInMs } : {}) });
+    });
+  }
+
+  /**
+   * Runs `then` with the identity `token` proves, or answers the refusal (whose codes close the
+   * connection). Open and shared-token gateways verify synchronously; while a JWT is verified,
+   * arriving frames are held and run afterwards, in order. A failed verification discards them,
+   * as a failed hello discards what was pipelined after it (§4.1).
+   */
+  private verifyThen(token: string | undefined, id: number | undefined, then: (identity: Identity) => void): void {
+    const verified = this.deps.authenticator.verify(token);
+    if (!(verified instanceof Promise)) {
+      then(verified);
+      return;
+    }
+    this.held = [];
+    verified.then(
+      (identity) => {
+        if (this.state === 'closed') return;
+        then(identity);
+        this.release();
+      },
+      (error: unknown) => {
+        if (this.state === 'closed') return;
+        this.held = undefined;
+        this.heldBytes = 0;
+        if (error instanceof SpoolError) {
+          this.sendError(error, undefined, id);
+        } else {
+          this.deps.logger.error({ connection: this.id, err: error }, 'token verification failed unexpectedly');
+          this.sendError(new SpoolError('AUTH_UNAVAILABLE', 'the token could not be verified; reconnect'), undefined, id);
+        }
+      },
+    );
+  }
+
+  /** Holds a frame that arrived during a verification, within MAX_HELD_FRAMES and 4 × maxFrameBytes. */
+  private hold(entry: HeldFrame, id: number | undefined): void {
+    const held = this.held as HeldFrame[];
+    const maxBytes = 4 * this.deps.config.limits.maxFrameBytes;
+    if (held.length >= MAX_HELD_FRAMES || this.heldBytes + entry.bytes > maxBytes) {
+      this.sendError(new SpoolError('RATE_LIMITED', `more than ${MAX_HELD_FRAMES} frames or ${formatBytes(maxBytes)} sent while the token was verified; wait for welcome (or refreshed), then resend`), undefined, id);
+      return;
+    }
+    held.push(entry);
+    this.heldBytes += entry.bytes;
+  }
+
+  /** Runs the frames held during a verification, in order, until one starts another verification. */
+  private release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.heldBytes = 0;
+    for (let i = 0; i < held.length; i++) {
+      if (this.state === 'closed') return;
+      if (this.held !== undefined) {
+        // A held refresh started verifying: the rest wait for it, ahead of anything newer.
+        this.held = held.slice(i);
+        this.heldBytes = this.held.reduce((n, e) => n + e.bytes, 0);
+        return;
+      }
+      const entry = held[i] as HeldFrame;
+      if ('frame' in entry) {
+        try {
+          this.dispatch(entry.frame);
+        } catch (error) {
+          this.fail(error, rawRequestId(entry.frame));
+        }
+      } else {
+        this.fail(entry.error, entry.id);
+      }
+    }
+  }
+
+  /** Makes `identity` the connection's and arms its expiry; returns ms until it expires (undefined: never). */
+  private grant(identity: Identity): number | undefined {
+    this.identity = identity;
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (identity.expiresAt === undefined) return undefined;
+    const expiresInMs = Math.max(0, identity.expiresAt - this.deps.config.clock());
+    this.armExpiry(identity.expiresAt, expiresInMs);
+    return expiresInMs;
+  }
+
+  /** At `expiresAt` the connection is told TOKEN_EXPIRED and closed (4021), unless a refresh came first. */
+  private armExpiry(expiresAt: number, inMs: number): void {
+    this.expiryTimer = setTimeout(() => {
+      const left = expiresAt - this.deps.config.clock();
+      if (left > 0) {
+        this.armExpiry(expiresAt, left); // a token valid for longer than one timer can wait
+        return;
+      }
+      if (this.state !== 'open') return;
+      this.deps.logger.debug({ connection: this.id, sub: this.identity?.subject }, 'token expired');
+      this.sendError(new SpoolError('TOKEN_EXPIRED', 'the connection\'s token expired; reconnect with a fresh one (or send refresh before it expires)'));
+    }, Math.min(inMs, MAX_TIMER_MS));
+    this.expiryTimer.unref();
+  }
+
+  /**
+   * Answers FORBIDDEN (with `ref` and the request id) unless the identity grants `capability` on
+   * `session`; true when it does.
+   */
+  private permits(capability: Capability, session: SessionId, ref: string, requestId: number | undefined): boolean {
+    const identity = this.identity as Identity;
+    if (identity.scopes.allows(capability, session)) return true;
+    this.sendError(forbidden(identity, capability, session), ref, requestId);
+    return false;
+  }
+
+  /** After a refresh: subscriptions the new scopes do not cover end, each told FORBIDDEN (`ref` = session). */
+  private endUnreadable(): void {
+    const identity = this.identity as Identity;
+    for (const session of [...this.subscribed]) {
+      if (identity.scopes.allows('read', session)) continue;
+      this.subscribed.delete(session);
+      this.deps.registry.with(session, (actor) => actor.unsubscribe(this), () => {});
+      this.sendError(forbidden(identity, 'read', session), session);
+    }
   }
 
   /**
@@ -304,4 +494,10 @@ export class Connection implements Link, SocketHandlers {
     this.deps.logger.debug({ connection: this.id }, `connection ${this.state} -> ${next}`);
     this.state = next;
   }
+}
+
+/** The refusal of a frame outside the identity's scopes; names the capability and the claim to change. */
+function forbidden(identity: Identity, capability: Capability, session: SessionId): SpoolError {
+  const who = identity.subject === undefined ? 'this connection' : `sub ${JSON.stringify(identity.subject)}`;
+  return new SpoolError('FORBIDDEN', `${who} may not ${capability} session ${session}: the token's spool.${capability} does not cover it`, { session });
 }

@@ -8,6 +8,7 @@ import { WS_PATH } from '../protocol/types';
 import { openLmdbStore } from '../store/lmdb';
 import { openRedisStore } from '../store/redis';
 import type { SessionStore } from '../store/types';
+import { createAuthenticator } from './auth';
 import { resolveConfig, type GatewayConfig, type GatewayOptions } from './config';
 import { Connection } from './connection';
 import { ActorRegistry } from './registry';
@@ -32,6 +33,8 @@ export interface Gateway {
 export async function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
   const config = resolveConfig(options);
   const logger: Logger = config.logger ?? pino({ level: process.env['SPOOL_LOG_LEVEL'] ?? 'info' });
+  // First, so an auth misconfiguration (two modes, an unreadable key) fails before a store opens.
+  const authenticator = await createAuthenticator(config, logger);
   const ownsStore = config.store === undefined;
   const store = config.store ?? (await openConfiguredStore(config, logger));
   const metrics = new Metrics();
@@ -81,6 +84,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
           socket,
           config,
           registry,
+          authenticator,
           metrics,
           logger,
           onClosed: (c) => connections.delete(c),
@@ -119,7 +123,10 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
 
   state = 'running';
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  logger.info({ port: server.port, host: config.host, transport: transport.name, store: ownsStore ? describeStore(config) : 'external' }, 'spool gateway listening');
+  logger.info(
+    { port: server.port, host: config.host, transport: transport.name, store: ownsStore ? describeStore(config) : 'external', auth: authenticator.mode },
+    'spool gateway listening',
+  );
 
   let closing: Promise<void> | undefined;
   return {

@@ -27,6 +27,8 @@ export const ERROR_REGISTRY = {
   CLOSED: { closeCode: 4018, retryable: false, closes: false },
   OFFSET_OUT_OF_RANGE: { closeCode: 4019, retryable: false, closes: false },
   SESSION_REWOUND: { closeCode: 4020, retryable: false, closes: false },
+  TOKEN_EXPIRED: { closeCode: 4021, retryable: true, closes: true },
+  AUTH_UNAVAILABLE: { closeCode: 4022, retryable: true, closes: true },
 } as const satisfies Record<string, { closeCode: number; retryable: boolean; closes: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_REGISTRY;

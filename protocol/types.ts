@@ -165,6 +165,15 @@ export interface PingFrame {
   readonly type: 'ping';
   readonly id?: number;
 }
+/**
+ * A new credential for the open connection, before the current one expires (PROTOCOL §4.5): same
+ * `sub`, scopes replaced by the new token's. Answered by `refreshed`.
+ */
+export interface RefreshFrame {
+  readonly type: 'refresh';
+  readonly id?: number;
+  readonly token: string;
+}
 
 export type ClientFrame =
   | HelloFrame
@@ -175,7 +184,8 @@ export type ClientFrame =
   | AppendFrame
   | SubscribeFrame
   | UnsubscribeFrame
-  | PingFrame;
+  | PingFrame
+  | RefreshFrame;
 
 export type ClientFrameType = ClientFrame['type'];
 
@@ -189,6 +199,11 @@ export interface WelcomeFrame {
   readonly limits: AnnouncedLimits;
   readonly credit: Credit;
   readonly heartbeatMs: number;
+  /**
+   * Milliseconds until the connection's token expires and the gateway closes it with
+   * TOKEN_EXPIRED, unless a `refresh` replaces it first. Absent: the credential does not expire.
+   */
+  readonly expiresInMs?: number;
 }
 export interface OpenedFrame {
   readonly type: 'opened';
@@ -262,6 +277,13 @@ export interface PongFrame {
   readonly type: 'pong';
   readonly id?: number;
 }
+/** Answer to `refresh`: the connection now holds the new token. */
+export interface RefreshedFrame {
+  readonly type: 'refreshed';
+  readonly id?: number;
+  /** As `welcome.expiresInMs`, for the new token. */
+  readonly expiresInMs?: number;
+}
 export interface ErrorFrame {
   readonly type: 'error';
   /** The `id` of the request this answers, when it had one. */
@@ -286,6 +308,7 @@ export type ServerFrame =
   | LiveFrame
   | UnsubscribedFrame
   | PongFrame
+  | RefreshedFrame
   | ErrorFrame;
 
 export type Frame = ClientFrame | ServerFrame;

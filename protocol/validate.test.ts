@@ -109,6 +109,7 @@ const VALID: Record<string, { min: Record<string, unknown>; full: Record<string,
   subscribe: { min: { type: 'subscribe', session: 's', from: 0 }, full: { type: 'subscribe', id: 4, session: 's', from: 'now' } },
   unsubscribe: { min: { type: 'unsubscribe', session: 's' }, full: { type: 'unsubscribe', id: 5, session: 's' } },
   ping: { min: { type: 'ping' }, full: { type: 'ping', id: 6 } },
+  refresh: { min: { type: 'refresh', token: 'eyJ.a.b' }, full: { type: 'refresh', id: 7, token: 'eyJ.a.b' } },
 };
 
 describe('valid frames', () => {
@@ -257,6 +258,7 @@ const INVALID_FIELDS: Record<string, Record<string, readonly unknown[]>> = {
   },
   unsubscribe: { id: BAD_REQUEST_ID, session: BAD_ID },
   ping: { id: BAD_REQUEST_ID },
+  refresh: { id: BAD_REQUEST_ID, token: [MISSING, '', 1, null, {}, ['t']] },
 };
 
 describe('wrong field values are BAD_FRAME', () => {

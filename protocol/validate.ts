@@ -229,6 +229,11 @@ const decoders: { [T in ClientFrameType]: (frame: Obj, limits: ProtocolLimits) =
   ping(frame) {
     return withOptional({ type: 'ping' }, { id: requestId(frame) });
   },
+  refresh(frame) {
+    const tok = frame['token'];
+    if (typeof tok !== 'string' || tok.length === 0) bad('token must be a non-empty string (the new credential)');
+    return withOptional({ type: 'refresh', token: tok }, { id: requestId(frame) });
+  },
 };
 
 /** Validates a decoded client frame. Throws SpoolError(BAD_FRAME) with a message naming the field. */
