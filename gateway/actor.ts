@@ -4,105 +4,29 @@
  * writes for its flusher, acks producers only after the store made a batch durable (G1), and
  * publishes what became durable to the session's log (session-log.ts), which its readers follow.
  *
- * Generation lifecycle, as this actor sees it:
- *
- *            open (store: epoch+1, gen.start)
- *   (none) ─────────────────────────────────▶ active ──finish──────────▶ gen.end done|error|aborted
- *                                               │ ──idle timeout──────▶ gen.end timeout
- *                                               │ ──chunk refused full─▶ gen.end error
- *                                               └──open B + takeover──▶ gen.end fenced (by the store)
- *   A resumed open (same generation id, proved by the token's tag or the first open's secret)
- *   re-binds the producer's link and answers nextSeq; an unproved one with takeover fences the
- *   generation's writer (new epoch and token, same seqs); an unproved one without is refused.
+ * The actor is split along what it owns:
+ *   actor.ts          the session's API (open, write, finish, append, subscribe), credit and
+ *                     the queue, the store calls (execute) and syncs with other processes
+ *   generations.ts    the active generation, the epoch, who may write, the idle timeout
+ *   write-results.ts  store answers → acks, replies and errors; durable events → the log
+ *   session-log.ts    the hot buffer, the store head and publication to readers (readers.ts)
  */
 import type { Logger } from 'pino';
-import { SpoolError, type ErrorCode, type ErrorDetails } from '../protocol/errors';
-import { encodeToken, type TokenParts } from '../protocol/token';
-import type {
-  AppendFrame,
-  AppendedFrame,
-  ChunkItem,
-  EndStatus,
-  FinishedFrame,
-  OpenedFrame,
-  Offset,
-  SessionId,
-  GenerationId,
-} from '../protocol/types';
-import type { ActiveGeneration, AppendResult, OpenRequest, OpenResult, SessionStore, WriteItem } from '../store/types';
+import { SpoolError } from '../protocol/errors';
+import type { TokenParts } from '../protocol/token';
+import type { AppendFrame, AppendedFrame, ChunkItem, FinishedFrame, OpenedFrame, Offset, SessionId } from '../protocol/types';
+import type { OpenRequest, SessionStore, WriteItem } from '../store/types';
 import type { GatewayConfig } from './config';
 import { newTag, secretDigest } from './credentials';
 import { Flusher, type FlushHandler, type FlusherOptions } from './flusher';
+import { endItem, Generations, type GenState } from './generations';
 import type { Link } from './link';
 import type { SessionReaders } from './readers';
 import * as replies from './replies';
 import { SessionLog } from './session-log';
 import { dataSize } from './size';
 import type { Metrics, TelemetrySink } from './telemetry';
-
-interface Reply<T> {
-  resolve(value: T): void;
-  reject(error: SpoolError): void;
-}
-
-/** The actor's view of the session's active generation. */
-interface GenState {
-  readonly id: string;
-  readonly epoch: number;
-  /** Next seq accepted into the queue. */
-  nextSeq: number;
-  /** Highest seq the store made durable, and its offset. */
-  durableSeq: number;
-  durableOffset: Offset;
-  readonly startOffset: Offset;
-  /** The producer's upload channel; null while it is disconnected. */
-  link: Link | null;
-  lastActivity: number;
-  /** Set once its end is queued: further chunks are refused. */
-  ending: boolean;
-  /** A chunk was refused for good (SESSION_FULL): the generation ends with error. */
-  failedCode: ErrorCode | null;
-  /** Data bytes of accepted chunks not yet durable, for credit enforcement (§7.6). */
-  unackedBytes: number;
-  /**
-   * The newest activity time of this generation the store is known to hold (its lastWriteTs as
-   * of our last look). The idle timeout ends the generation only if the store still says so:
-   * a compare-and-set, so a producer now writing through another process (or another clock) wins.
-   */
-  knownWriteTs: number;
-  /** Priority-0 chunks dropped at the door since the last ack (reported in it). */
-  droppedSinceAck: number;
-  /** Scratch for building one ack per generation per batch. */
-  ackSeq: number;
-  ackOffset: Offset;
-}
-
-type Op =
-  | { readonly kind: 'chunk'; readonly item: WriteItem & { op: 'chunk' }; readonly gen: GenState; readonly counted: boolean }
-  | { readonly kind: 'end'; readonly item: WriteItem & { op: 'end' }; readonly gen: GenState | null; readonly reply: Reply<FinishedFrame> | null }
-  | { readonly kind: 'append'; readonly item: WriteItem; readonly reply: Reply<AppendedFrame>; readonly requestId: number | undefined }
-  /**
-   * Another process stored up to `head`: read what this actor has not seen and fan it out.
-   * `verify`: a notice reported a head below one the store had before; look at the store's meta
-   * to tell a stale notice from a store that lost data (a rewind).
-   */
-  | { readonly kind: 'sync'; head: Offset; verify: boolean }
-  | {
-      readonly kind: 'open';
-      readonly generationId: string;
-      readonly takeover: boolean;
-      /** The resume token's parts: a resume never creates a generation (§7.1). */
-      readonly resume: TokenParts | undefined;
-      /** Digest of the producer's secret, when the open carried one. */
-      readonly secret: string | undefined;
-      readonly link: Link;
-      readonly reply: Reply<OpenedFrame>;
-      readonly requestId: number | undefined;
-      /** Set when the store call is made: the activity time the store records for it. */
-      ts: number;
-      /** Set when the store call is made: the tag of any epoch the open makes. */
-      tag: string;
-    };
+import { sendError, WriteResults, type Op } from './write-results';
 
 /** How an open asks (PROTOCOL §7.1). */
 export interface OpenOptions {
@@ -126,19 +50,16 @@ export interface ActorDeps {
 
 export class SessionActor implements FlushHandler<Op> {
   readonly session: SessionId;
-  private epoch = 0;
-  private active: GenState | null = null;
+  private readonly gens: Generations;
+  private readonly results: WriteResults;
   /** The session's log: hot buffer, known store head, publication to readers (shared with them). */
   private readonly log: SessionLog;
   private readonly readers: SessionReaders;
   private readonly flusher: Flusher<Op>;
-  private idleTimer: NodeJS.Timeout | undefined;
   private lastUsed: number;
   private closed = false;
   /** The queued sync op, if any: notices arriving meanwhile raise its target instead of queueing more. */
   private pendingSync: Extract<Op, { kind: 'sync' }> | null = null;
-  /** The last generation a refused chunk failed, so a finish arriving after its gen.end learns why. */
-  private lastFailure: { readonly id: string; readonly code: ErrorCode } | null = null;
   private idleWaiters: Array<() => void> | null = null;
 
   constructor(private readonly deps: ActorDeps) {
@@ -157,23 +78,23 @@ export class SessionActor implements FlushHandler<Op> {
       sync: (head, verify) => this.requestSync(head, verify),
     });
     this.readers = this.log.readers;
+    this.gens = new Generations({
+      session: deps.session,
+      config: deps.config,
+      metrics: deps.metrics,
+      telemetry: deps.telemetry,
+      logger: deps.logger,
+      queueEnd: (gen, item) => this.flusher.enqueue({ kind: 'end', item, gen, reply: null }),
+    });
+    this.results = new WriteResults({ session: deps.session, config: deps.config, metrics: deps.metrics, telemetry: deps.telemetry, gens: this.gens, log: this.log });
   }
 
   /** Loads the session's state from the store. Called once, before any other method. */
   async load(): Promise<void> {
     const meta = await this.deps.store.meta(this.session);
-    this.epoch = meta.epoch;
+    this.gens.epoch = meta.epoch;
     this.log.reset(meta.head);
-    if (meta.active) this.adopt(meta.active);
-  }
-
-  /** Takes the store's active generation as this actor's (its producer is not bound yet). */
-  private adopt(a: ActiveGeneration): void {
-    // The producer gets a full idle timeout from now to come back (the gateway may have restarted).
-    this.active = this.newGen(a.id, a.epoch, a.lastSeq, a.startOffset);
-    this.active.durableOffset = 0;
-    this.active.knownWriteTs = a.lastWriteTs;
-    this.armIdleTimer();
+    if (meta.active) this.gens.adopt(meta.active);
   }
 
   get queueDepth(): number {
@@ -217,14 +138,14 @@ export class SessionActor implements FlushHandler<Op> {
   /** Chunks `seq, seq+1, …` of the generation the token names. Answers arrive as ack or error frames. */
   write(link: Link, token: TokenParts, seq: number, items: readonly ChunkItem[]): void {
     const now = this.touch();
-    const gen = this.checkWriter(link, token);
+    const gen = this.gens.writer(link, token);
     if (!gen) return;
     if (seq > gen.nextSeq) {
-      this.sendError(link, 'SEQ_GAP', `seq ${seq} skips ahead; expected ${gen.nextSeq}`, gen.id, { expectedSeq: gen.nextSeq });
+      sendError(link, 'SEQ_GAP', `seq ${seq} skips ahead; expected ${gen.nextSeq}`, gen.id, { expectedSeq: gen.nextSeq });
       return;
     }
     if (this.flusher.unhealthy) {
-      this.sendError(link, 'STORE_UNAVAILABLE', 'store unavailable; retry', gen.id);
+      sendError(link, 'STORE_UNAVAILABLE', 'store unavailable; retry', gen.id);
       return;
     }
     const credit = this.deps.config.credit;
@@ -279,14 +200,15 @@ export class SessionActor implements FlushHandler<Op> {
 
   private refuseOverCredit(link: Link, gen: GenState): void {
     const credit = this.deps.config.credit;
-    this.sendError(link, 'FLOW_CONTROL', `generation ${gen.id} exceeded its credit (${credit.frames} chunks / ${credit.bytes} bytes unacknowledged)`, gen.id, { limit: credit.frames });
+    sendError(link, 'FLOW_CONTROL', `generation ${gen.id} exceeded its credit (${credit.frames} chunks / ${credit.bytes} bytes unacknowledged)`, gen.id, { limit: credit.frames });
   }
 
   finish(link: Link, token: TokenParts, seq: number, status: 'done' | 'error' | 'aborted', error: string | undefined): Promise<FinishedFrame> {
     const now = this.touch();
     return new Promise<FinishedFrame>((resolve, reject) => {
       if (this.rejectIfUnavailable(reject)) return;
-      const gen = this.active && this.active.id === token.generation && this.active.epoch === token.epoch ? this.active : null;
+      const active = this.gens.active;
+      const gen = active && active.id === token.generation && active.epoch === token.epoch ? active : null;
       if (gen) {
         if (gen.link !== link) gen.link = link;
         if (gen.failedCode) {
@@ -303,7 +225,7 @@ export class SessionActor implements FlushHandler<Op> {
       }
       // Without a matching active generation the store answers: duplicate (it ended: its original
       // end), fenced, or closed.
-      this.flusher.enqueue({ kind: 'end', item: this.endItem(token.generation, token.epoch, seq, status, error, now), gen, reply: { resolve, reject } });
+      this.flusher.enqueue({ kind: 'end', item: endItem(token.generation, token.epoch, seq, status, error, now), gen, reply: { resolve, reject } });
     });
   }
 
@@ -336,7 +258,8 @@ export class SessionActor implements FlushHandler<Op> {
   /** The link's connection went away: drop its subscription and producer bindings. */
   detach(link: Link): void {
     this.readers.unsubscribe(link);
-    if (this.active?.link === link) this.active.link = null;
+    const gen = this.gens.active;
+    if (gen?.link === link) gen.link = null;
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -346,7 +269,7 @@ export class SessionActor implements FlushHandler<Op> {
     return (
       !this.flusher.busy &&
       this.readers.size === 0 &&
-      this.active === null &&
+      this.gens.active === null &&
       now - this.lastUsed >= this.deps.config.sessionIdleMs
     );
   }
@@ -361,7 +284,7 @@ export class SessionActor implements FlushHandler<Op> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.gens.close();
     this.flusher.close();
     this.giveUp(this.flusher.drainQueue(), new SpoolError('SHUTTING_DOWN', 'gateway is shutting down'));
     this.log.close();
@@ -385,79 +308,6 @@ export class SessionActor implements FlushHandler<Op> {
       return true;
     }
     return false;
-  }
-
-  /** The active generation if the token may write to it; otherwise answers the error and returns null. */
-  private checkWriter(link: Link, token: TokenParts): GenState | null {
-    const gen = this.active;
-    if (gen && gen.id === token.generation && gen.epoch === token.epoch) {
-      if (gen.ending) {
-        link.sendError(replies.finishing(gen.id), gen.id);
-        return null;
-      }
-      if (gen.link !== link) gen.link = link;
-      return gen;
-    }
-    if (token.epoch < this.epoch) {
-      this.deps.metrics.fencedWrites.inc();
-      this.deps.telemetry.emit({ name: 'write.fenced', session: this.session, generation: token.generation, epoch: this.epoch });
-      link.sendError(replies.fenced(token.generation, this.epoch), token.generation);
-    } else {
-      link.sendError(replies.closed(token.generation), token.generation);
-    }
-    return null;
-  }
-
-  private newGen(id: string, epoch: number, lastSeq: number, startOffset: Offset): GenState {
-    return {
-      id,
-      epoch,
-      nextSeq: lastSeq + 1,
-      durableSeq: lastSeq,
-      durableOffset: startOffset,
-      startOffset,
-      link: null,
-      lastActivity: this.deps.config.clock(),
-      ending: false,
-      failedCode: null,
-      unackedBytes: 0,
-      knownWriteTs: 0,
-      droppedSinceAck: 0,
-      ackSeq: -1,
-      ackOffset: 0,
-    };
-  }
-
-  private endItem(generationId: string, epoch: number, seq: number, status: EndStatus, error: string | undefined, ts: number): WriteItem & { op: 'end' } {
-    return { op: 'end', generationId, epoch, seq, status, ts, ...(error !== undefined ? { error } : {}) };
-  }
-
-  /** Ends the active generation from the gateway side (timeout, refused chunk). */
-  private endFromGateway(gen: GenState, status: EndStatus, error?: string): void {
-    if (gen.ending) return;
-    gen.ending = true;
-    const item = this.endItem(gen.id, gen.epoch, gen.nextSeq, status, error, this.deps.config.clock());
-    this.flusher.enqueue({ kind: 'end', item: status === 'timeout' ? { ...item, ifIdleSince: gen.knownWriteTs } : item, gen, reply: null });
-  }
-
-  private armIdleTimer(): void {
-    if (this.idleTimer || this.closed) return;
-    const timeout = this.deps.config.generationIdleTimeoutMs;
-    const check = (): void => {
-      this.idleTimer = undefined;
-      const gen = this.active;
-      if (!gen || gen.ending || this.closed) return;
-      const idleFor = this.deps.config.clock() - gen.lastActivity;
-      if (idleFor >= timeout) {
-        this.deps.logger.info({ session: this.session, generation: gen.id }, 'generation idle, ending with timeout');
-        this.endFromGateway(gen, 'timeout');
-      } else {
-        this.idleTimer = setTimeout(check, timeout - idleFor);
-        this.idleTimer.unref();
-      }
-    };
-    this.idleTimer = setTimeout(check, timeout);
-    this.idleTimer.unref();
   }
 
   /** @internal One store call for a batch (the flusher's handler). */
@@ -497,7 +347,7 @@ export class SessionActor implements FlushHandler<Op> {
         if (before < headBefore) await this.checkRewind(before, headBefore);
         await this.log.readUpTo(before);
       }
-      this.applyOpen(first, result);
+      this.results.opened(first, result);
       return;
     }
     const items = batch.map((op) => (op as Extract<Op, { item: WriteItem }>).item);
@@ -511,7 +361,7 @@ export class SessionActor implements FlushHandler<Op> {
     const before = result.events[0] ? result.events[0].offset - 1 : result.head;
     if (before < headBefore) await this.checkRewind(before, headBefore);
     await this.log.readUpTo(before);
-    this.applyAppend(batch, result);
+    this.results.appended(batch, result);
   }
 
   /** The log asks for a sync up to `head`: one pending sync op takes every ask until it runs. */
@@ -538,11 +388,12 @@ export class SessionActor implements FlushHandler<Op> {
   private async checkRewind(seen?: Offset, known?: Offset): Promise<boolean> {
     // Compared with what was known before the look: notices of later writes may arrive while the
     // meta read is in flight and raise the known head past what the read could have seen.
-    const before = { head: this.log.storeHead, epoch: this.epoch };
+    const gens = this.gens;
+    const before = { head: this.log.storeHead, epoch: gens.epoch };
     const meta = await this.deps.store.meta(this.session);
     const rewound = (seen !== undefined && known !== undefined && seen < known) || meta.head < before.head || meta.epoch < before.epoch;
     if (!rewound) return false;
-    const lost = { head: Math.max(before.head, this.log.storeHead), epoch: Math.max(before.epoch, this.epoch) };
+    const lost = { head: Math.max(before.head, this.log.storeHead), epoch: Math.max(before.epoch, gens.epoch) };
     this.deps.metrics.sessionRewound.inc();
     this.deps.telemetry.emit({ name: 'session.rewound', session: this.session, fromHead: lost.head, toHead: meta.head });
     this.deps.logger.warn(
@@ -555,239 +406,20 @@ export class SessionActor implements FlushHandler<Op> {
       { session: this.session, head: meta.head, offset: lost.head },
     );
     this.readers.failAll(error);
-    const gen = this.active;
+    const gen = gens.active;
     if (gen !== null) {
       const still = meta.active;
       if (still === null || still.id !== gen.id || still.epoch !== gen.epoch) {
         gen.ending = true;
         gen.failedCode = 'SESSION_REWOUND';
         if (gen.link) gen.link.sendError(error, gen.id);
-        this.active = null;
-        if (this.idleTimer) {
-          clearTimeout(this.idleTimer);
-          this.idleTimer = undefined;
-        }
+        gens.deactivate();
       }
     }
-    this.epoch = meta.epoch;
+    gens.epoch = meta.epoch;
     this.log.reset(meta.head);
-    if (meta.active && this.active === null) this.adopt(meta.active);
+    if (meta.active && gens.active === null) gens.adopt(meta.active);
     return true;
-  }
-
-  private applyOpen(op: Extract<Op, { kind: 'open' }>, result: OpenResult): void {
-    const reply = op.reply;
-    switch (result.status) {
-      case 'opened': {
-        const displaced = this.active;
-        this.epoch = result.epoch;
-        if (displaced && displaced.id === result.fenced) {
-          displaced.ending = true;
-          if (displaced.link) {
-            displaced.link.sendError(replies.fenced(displaced.id, result.epoch, `generation ${op.generationId}`), displaced.id);
-          }
-        }
-        const gen = this.newGen(op.generationId, result.epoch, -1, result.startOffset);
-        gen.link = op.link;
-        gen.knownWriteTs = op.ts;
-        this.active = gen;
-        this.log.publish(result.events, result.trimmed, result.events.at(-1)?.offset ?? this.log.head);
-        this.armIdleTimer();
-        reply.resolve(this.opened(op, gen, op.tag, false));
-        return;
-      }
-      case 'resumed': {
-        let gen = this.active;
-        if (result.takeover || !gen || gen.id !== op.generationId || gen.epoch !== result.epoch) {
-          // A takeover of this generation's writer (new epoch: the displaced writer's queued
-          // chunks stay bound to the old state, are fenced by the store and answered on its
-          // link), or another process (or a restart) changed the active generation: adopt the
-          // store's view.
-          const displaced = gen !== null && gen.id === op.generationId ? gen : null;
-          if (displaced && result.takeover) {
-            displaced.ending = true;
-            if (displaced.link && displaced.link !== op.link) {
-              displaced.link.sendError(replies.fenced(displaced.id, result.epoch, 'another producer (takeover)'), displaced.id);
-            }
-          }
-          gen = this.newGen(op.generationId, result.epoch, result.nextSeq - 1, result.startOffset);
-          this.active = gen;
-          this.epoch = Math.max(this.epoch, result.epoch);
-          this.armIdleTimer();
-        }
-        gen.link = op.link;
-        gen.lastActivity = this.deps.config.clock();
-        gen.knownWriteTs = Math.max(gen.knownWriteTs, op.ts);
-        gen.nextSeq = Math.max(gen.nextSeq, result.nextSeq);
-        reply.resolve(this.opened(op, gen, result.tag, true, result.nextSeq));
-        return;
-      }
-      case 'active':
-        if (result.activeId === op.generationId) {
-          // The generation is active, and this open did not prove it is its producer.
-          if (op.resume && op.resume.epoch < result.epoch) {
-            reply.reject(replies.fenced(op.generationId, result.epoch, 'another producer (takeover)'));
-            return;
-          }
-        }
-        reply.reject(replies.active(this.session, op.generationId, result.activeId, result.epoch));
-        return;
-      case 'unknown':
-        reply.reject(replies.closed(op.generationId));
-        return;
-      case 'closed':
-        {
-          const ended = { status: result.endStatus, offset: result.endOffset };
-          reply.reject(result.endStatus === 'fenced' ? replies.fenced(op.generationId, this.epoch, undefined, ended) : replies.closed(op.generationId, ended));
-        }
-        return;
-      case 'full':
-        reply.reject(new SpoolError('SESSION_FULL', `session ${this.session} holds the most critical events retention allows`, { session: this.session }));
-        return;
-    }
-  }
-
-  private opened(op: Extract<Op, { kind: 'open' }>, gen: GenState, tag: string, resumed: boolean, nextSeq = gen.nextSeq): OpenedFrame {
-    return {
-      type: 'opened',
-      ...(op.requestId !== undefined ? { id: op.requestId } : {}),
-      session: this.session,
-      generation: gen.id as GenerationId,
-      token: encodeToken({ epoch: gen.epoch, session: this.session, generation: gen.id as GenerationId, tag }),
-      nextSeq,
-      offset: gen.startOffset,
-      resumed,
-    };
-  }
-
-  private applyAppend(batch: Op[], result: AppendResult): void {
-    const touched: GenState[] = [];
-    const metrics = this.deps.metrics;
-    for (let i = 0; i < batch.length; i++) {
-      const op = batch[i] as Extract<Op, { item: WriteItem }>;
-      const r = result.results[i];
-      if (!r) throw new Error(`store answered ${result.results.length} results for ${batch.length} items`);
-      if (r.status === 'duplicate') metrics.duplicateWrites.inc();
-      switch (op.kind) {
-        case 'chunk': {
-          const gen = op.gen;
-          const seq = op.item.seq;
-          if (op.counted) gen.unackedBytes = Math.max(0, gen.unackedBytes - op.item.size);
-          if (r.status === 'ok' || r.status === 'duplicate' || r.status === 'dropped') {
-            // A dropped seq is settled too: the ack covers it and keeps the last stored offset.
-            const offset = r.status === 'dropped' ? gen.durableOffset : r.offset;
-            if (gen.ackSeq < 0) touched.push(gen);
-            if (seq >= gen.ackSeq) {
-              gen.ackSeq = seq;
-              gen.ackOffset = offset;
-            }
-            if (seq > gen.durableSeq) {
-              gen.durableSeq = seq;
-              gen.durableOffset = offset;
-            }
-            if (r.status !== 'duplicate' && op.item.ts > gen.knownWriteTs) gen.knownWriteTs = op.item.ts;
-          } else if (r.status === 'fenced') {
-            metrics.fencedWrites.inc();
-            this.deps.telemetry.emit({ name: 'write.fenced', session: this.session, generation: gen.id, epoch: r.epoch });
-            if (gen.link) gen.link.sendError(replies.fenced(gen.id, r.epoch), gen.id);
-          } else if (r.status === 'full') {
-            gen.nextSeq = Math.min(gen.nextSeq, seq);
-            if (!gen.failedCode) {
-              gen.failedCode = 'SESSION_FULL';
-              this.lastFailure = { id: gen.id, code: 'SESSION_FULL' };
-              if (gen.link) this.sendError(gen.link, 'SESSION_FULL', `session ${this.session} is full of critical events; chunk ${seq} refused`, gen.id);
-              if (this.active === gen) this.endFromGateway(gen, 'error', 'SESSION_FULL: retention cannot make room');
-            }
-          } else if (r.status === 'seq_gap') {
-            gen.nextSeq = r.expected;
-            if (gen.link) this.sendError(gen.link, 'SEQ_GAP', `seq ${seq} skips ahead; expected ${r.expected}`, gen.id, { expectedSeq: r.expected });
-          } else if (gen.link) {
-            gen.link.sendError(replies.closed(gen.id), gen.id);
-          }
-          break;
-        }
-        case 'end':
-          this.applyEnd(op, r);
-          break;
-        case 'append':
-          if (r.status === 'ok' || r.status === 'duplicate') {
-            op.reply.resolve({
-              type: 'appended',
-              ...(op.requestId !== undefined ? { id: op.requestId } : {}),
-              session: this.session,
-              key: (op.item as { key: string }).key,
-              offset: r.offset,
-              duplicate: r.status === 'duplicate',
-            });
-          } else {
-            op.reply.reject(new SpoolError('SESSION_FULL', `session ${this.session} is full of critical events`, { session: this.session }));
-          }
-          break;
-      }
-    }
-    // One cumulative ack per generation per batch, only now that the batch is durable (G1).
-    for (const gen of touched) {
-      const dropped = gen.droppedSinceAck;
-      gen.droppedSinceAck = 0;
-      if (gen.link) {
-        gen.link.send({ type: 'ack', generation: gen.id as GenerationId, seq: gen.ackSeq, offset: gen.ackOffset, ...(dropped > 0 ? { dropped } : {}) });
-      }
-      gen.ackSeq = -1;
-    }
-    this.log.publish(result.events, result.trimmed, result.head, result.encoded);
-  }
-
-  private applyEnd(op: Extract<Op, { kind: 'end' }>, r: AppendResult['results'][number]): void {
-    const item = op.item;
-    const gen = op.gen;
-    if (r.status === 'duplicate' && op.reply && r.endStatus !== undefined && r.endStatus !== item.status) {
-      // The generation already ended, otherwise than this finish asks: the finish failed (G6).
-      const ended = { status: r.endStatus, offset: r.offset };
-      const cause = r.endStatus === 'error' && this.lastFailure?.id === item.generationId ? this.lastFailure.code : null;
-      op.reply.reject(
-        r.endStatus === 'fenced'
-          ? replies.fenced(item.generationId, undefined, undefined, ended)
-          : cause
-            ? replies.failedBy(item.generationId, cause, ended)
-            : replies.closed(item.generationId, ended),
-      );
-      return;
-    }
-    if (r.status === 'ok' || r.status === 'duplicate') {
-      const status = r.status === 'duplicate' ? (r.endStatus ?? item.status) : item.status;
-      if (gen && this.active === gen) {
-        this.active = null;
-        if (this.idleTimer) {
-          clearTimeout(this.idleTimer);
-          this.idleTimer = undefined;
-        }
-      }
-      op.reply?.resolve({ type: 'finished', generation: item.generationId as GenerationId, status, offset: r.offset });
-      return;
-    }
-    if (r.status === 'busy' && gen) {
-      // The idle timeout raced activity (here or through another process): keep it open.
-      gen.ending = false;
-      gen.knownWriteTs = Math.max(gen.knownWriteTs, r.lastWriteTs);
-      gen.lastActivity = this.deps.config.clock();
-      this.armIdleTimer();
-      return;
-    }
-    if (r.status === 'seq_gap' && gen && !op.reply) {
-      // A gateway-originated end raced a rollback of nextSeq: end at the store's next seq.
-      gen.ending = false;
-      gen.nextSeq = r.expected;
-      this.endFromGateway(gen, item.status, item.error);
-      return;
-    }
-    if (gen) gen.ending = false;
-    const error =
-      r.status === 'fenced'
-        ? replies.fenced(item.generationId, r.epoch)
-        : r.status === 'seq_gap'
-          ? new SpoolError('SEQ_GAP', `finish at seq ${item.seq}; expected ${r.expected}`, { expectedSeq: r.expected })
-          : replies.closed(item.generationId);
-    op.reply?.reject(error);
   }
 
   /** @internal The store stayed down past the budget (or the actor closes): answer every op. */
@@ -806,7 +438,7 @@ export class SessionActor implements FlushHandler<Op> {
           if (op.counted) gen.unackedBytes = Math.max(0, gen.unackedBytes - op.item.size);
           if (!notified.has(gen)) {
             notified.add(gen);
-            if (gen.link) this.sendError(gen.link, spoolError.code, spoolError.message, gen.id);
+            if (gen.link) sendError(gen.link, spoolError.code, spoolError.message, gen.id);
           }
           break;
         }
@@ -864,7 +496,4 @@ export class SessionActor implements FlushHandler<Op> {
     for (const resolve of waiters ?? []) resolve();
   }
 
-  private sendError(link: Link, code: ErrorCode, message: string, ref: string, details: ErrorDetails = {}, id?: number): void {
-    link.sendError(new SpoolError(code, message, details), ref, id);
-  }
 }
