@@ -59,8 +59,10 @@ describe('a slow store', () => {
 
     let maxQueue = 0;
     const sampler = setInterval(() => {
-      const depth = Number(/^spool_persistence_queue_depth (\d+)/m.exec(gw.metrics.render())?.[1] ?? 0);
-      maxQueue = Math.max(maxQueue, depth);
+      void gw.metrics.render().then((text) => {
+        const depth = Number(/^spool_persistence_queue_depth (\d+)/m.exec(text)?.[1] ?? 0);
+        maxQueue = Math.max(maxQueue, depth);
+      });
     }, 5);
     cleanups.push(() => clearInterval(sampler));
 

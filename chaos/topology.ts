@@ -192,7 +192,7 @@ export class ChaosTopology {
   async metrics(i: number): Promise<string | undefined> {
     const node = this.gateways[i];
     if (!node || !node.up) return undefined;
-    if (node.inproc) return node.inproc.metrics.render();
+    if (node.inproc) return await node.inproc.metrics.render();
     try {
       return await node.process?.metrics();
     } catch {

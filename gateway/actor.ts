@@ -428,6 +428,8 @@ export class SessionActor implements FlushHandler<Op> {
     if (batch.length && !(error instanceof SpoolError)) {
       this.deps.logger.error({ session: this.session, err: String(error), ops: batch.length }, 'store retry budget spent; failing writes');
     }
+    const writes = batch.filter((op) => op.kind !== 'sync').length;
+    if (writes > 0) this.deps.metrics.writesFailed.inc(writes, { code: spoolError.code });
     const notified = new Set<GenState>();
     for (const op of batch) {
       switch (op.kind) {

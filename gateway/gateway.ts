@@ -12,7 +12,8 @@ import { createAuthenticator } from './auth';
 import { resolveConfig, type GatewayConfig, type GatewayOptions } from './config';
 import { Connection } from './connection';
 import { ActorRegistry } from './registry';
-import { Metrics, noopSink } from './telemetry';
+import { meteredStore } from './metered-store';
+import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE } from './telemetry';
 import type { HttpResponse, TransportServer } from './transport';
 import { selectTransport } from './transports';
 
@@ -26,6 +27,11 @@ export interface Gateway {
   readonly metrics: Metrics;
   readonly store: SessionStore;
   readonly state: GatewayState;
+  /**
+   * Empties a session's log through its single writer (PROTOCOL §10.5): after every write queued
+   * before it, fencing its active generation; offsets continue after a `session.reset` event.
+   */
+  resetSession(session: string): Promise<ResetOutcome>;
   /** Graceful: stop accepting, make queued writes durable, close sockets with SHUTTING_DOWN. Idempotent. */
   close(): Promise<void>;
 }
@@ -39,21 +45,28 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const store = config.store ?? (await openConfiguredStore(config, logger));
   const metrics = new Metrics();
   const telemetry = config.telemetry ?? noopSink;
-  const registry = new ActorRegistry(store, config, metrics, telemetry, logger);
+  const registry = new ActorRegistry(meteredStore(store, metrics, config.clock), config, metrics, telemetry, logger);
   const connections = new Set<Connection>();
   let state: GatewayState = 'starting';
 
   metrics.gauge('spool_sessions_active', 'Session actors loaded in this process', () => registry.size);
   metrics.gauge('spool_connections_active', 'Open client connections', () => connections.size);
   metrics.gauge('spool_persistence_queue_depth', 'Writes queued for the store, all sessions', () => registry.queueDepth());
-  metrics.gauge('spool_memory_bytes_per_session', 'Process heap divided by loaded sessions', () =>
-    registry.size ? Math.round(process.memoryUsage().heapUsed / registry.size) : 0,
+  // RSS-based: what the process grew by since it started (before any session), per session
+  // loaded; 0 with none. Includes everything sessions cost (heap, buffers, sockets' native state).
+  const baselineRss = process.memoryUsage.rss();
+  metrics.gauge(
+    'spool_memory_bytes_per_session',
+    'Resident memory (RSS) gained since the gateway started, divided by the session actors loaded',
+    () => (registry.size ? Math.max(0, Math.round((process.memoryUsage.rss() - baselineRss) / registry.size)) : 0),
+    'By',
   );
+  metrics.gauge('spool_store_ready', '1 while the store answers the readiness probe, 0 while it does not', () => (storeReady ? 1 : 0));
 
   const http = async (path: string): Promise<HttpResponse> => {
     switch (path) {
       case '/metrics':
-        return { status: 200, contentType: 'text/plain; version=0.0.4', body: metrics.render() };
+        return { status: 200, contentType: PROMETHEUS_CONTENT_TYPE, body: await metrics.render() };
       case '/healthz':
         return { status: 200, contentType: 'text/plain', body: 'ok\n' };
       case '/readyz':
@@ -96,6 +109,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     });
   } catch (error) {
     if (ownsStore) await store.close();
+    await metrics.close();
     throw error;
   }
 
@@ -138,6 +152,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     get state() {
       return state;
     },
+    resetSession(session) {
+      return new Promise<ResetOutcome>((resolve, reject) => registry.with(session as SessionId, (actor) => actor.reset().then(resolve, reject), reject));
+    },
     close() {
       closing ??= (async () => {
         state = 'closing';
@@ -151,6 +168,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         for (const connection of connections) connection.shutdown();
         await server.close();
         if (ownsStore) await store.close();
+        await metrics.close();
         state = 'closed';
         logger.info('spool gateway closed');
       })();

@@ -109,7 +109,7 @@ describe('retransmission floods', () => {
     // seq 0 again and again: duplicates, which credit does not count.
     for (let i = 0; i < 100; i++) c.send({ type: 'chunk', token, seq: 0, data: 'first' });
     expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'FLOW_CONTROL' });
-    expect(Number(/^spool_persistence_queue_depth (\d+)/m.exec(gw.metrics.render())?.[1])).toBeLessThanOrEqual(50);
+    expect(Number(/^spool_persistence_queue_depth (\d+)/m.exec(await gw.metrics.render())?.[1])).toBeLessThanOrEqual(50);
   });
 });
 

@@ -30,8 +30,8 @@ afterEach(async () => {
 });
 afterAll(() => stopAllRedis());
 
-function rewoundCount(gw: Gateway): number {
-  const line = gw.metrics.render().split('\n').find((l) => l.startsWith('spool_session_rewound_total'));
+async function rewoundCount(gw: Gateway): Promise<number> {
+  const line = (await gw.metrics.render()).split('\n').find((l) => l.startsWith('spool_session_rewound_total'));
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
 }
 
@@ -76,7 +76,7 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
       const readerError = await reader.next((f) => f.type === 'error', LONG);
       expect(readerError).toMatchObject({ code: 'SESSION_REWOUND', retryable: false, ref: 's', details: { head: 0, offset: 4 } });
       expect(await producer.next((f) => f.type === 'error', LONG)).toMatchObject({ code: 'SESSION_REWOUND', ref: 'g' });
-      expect(rewoundCount(gw)).toBe(1);
+      expect(await rewoundCount(gw)).toBe(1);
       expect(events).toContainEqual({ name: 'session.rewound', session: 's', fromHead: 4, toHead: 0 });
 
       // The session starts over and is usable: a reader from the start gets the new log only.
@@ -115,7 +115,7 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
     expect(await writer.next((f) => f.id === 99)).toMatchObject({ type: 'appended', offset: 1, duplicate: false });
 
     expect(await reader.next((f) => f.type === 'error')).toMatchObject({ code: 'SESSION_REWOUND', ref: 's', details: { head: 1, offset: 3 } });
-    expect(rewoundCount(gw)).toBe(1);
+    expect(await rewoundCount(gw)).toBe(1);
   });
 });
 
@@ -168,6 +168,6 @@ describe('no false rewind', () => {
     release();
     const next = await reader.next((f) => f.type === 'events' || f.type === 'error');
     expect(next).toMatchObject({ type: 'events', events: [{ offset: 3, key: 'k3' }] });
-    expect(rewoundCount(gw)).toBe(0);
+    expect(await rewoundCount(gw)).toBe(0);
   });
 });

@@ -88,8 +88,8 @@ function tempDir(label: string): string {
 }
 
 /** Mean of the gateway's `spool_persistence_batch_size` histogram (0 when nothing was stored). */
-function meanStoreBatch(gateway: Gateway): number {
-  const text = gateway.metrics.render();
+async function meanStoreBatch(gateway: Gateway): Promise<number> {
+  const text = await gateway.metrics.render();
   const sum = Number(/^spool_persistence_batch_size_sum (\S+)$/m.exec(text)?.[1] ?? NaN);
   const count = Number(/^spool_persistence_batch_size_count (\S+)$/m.exec(text)?.[1] ?? NaN);
   return count > 0 ? sum / count : 0;
@@ -123,7 +123,7 @@ async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     // The clock starts with every socket up and every reader live.
     await fleet.ready(30_000);
     await fleet.run(spec.mode === 'lone' ? produceLone : produceFlat);
-    return { name: spec.name, ...fleet.figures(), storeBatch: meanStoreBatch(gateway), problems: problems.done() };
+    return { name: spec.name, ...fleet.figures(), storeBatch: await meanStoreBatch(gateway), problems: problems.done() };
   } finally {
     await fleet?.close();
     await gateway?.close();

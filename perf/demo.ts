@@ -310,7 +310,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       gaps: result.gapItems + result.holes,
       reconnects,
       refusedAttempts: proxy.refused,
-      gatewayResumes: Number(/^spool_resume_attempts_total (\S+)$/m.exec(gateway.metrics.render())?.[1] ?? 0),
+      gatewayResumes: Number(/^spool_resume_attempts_total (\S+)$/m.exec(await gateway.metrics.render())?.[1] ?? 0),
       contiguous,
       lastOffset,
       cutAtOffset: result.cutAtOffset,
