@@ -10,14 +10,21 @@ import { Connection, resolveWebSocket, type ConnectionOptions, type ConnectionOb
 import { Generation } from './generation';
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_QUEUED_BYTES, type GenerationOptions, type HighWaterMark } from './generation-types';
 import { Subscription, type SubscribeOptions, type SubscriptionChannel } from './subscription';
+import { TokenSource, type TokenOption } from './token';
 import { Emitter, log, randomId, resolveBackoff, type Backoff, type Listener, type Logger, type ReconnectOptions } from './util';
 
 /** Options of `new SpoolClient()`; every one but `url` has a documented default. */
 export interface SpoolClientOptions {
   /** The gateway's WebSocket endpoint, e.g. `ws://127.0.0.1:8080/v1`. */
   readonly url: string;
-  /** Sent in `hello`; required when the gateway is configured with an auth token. */
-  readonly token?: string;
+  /**
+   * The credential sent in `hello` (PROTOCOL §4.6): the gateway's shared token, or a JWT. A
+   * function (sync or async) is called for every connection attempt and again before each expiry,
+   * when the SDK refreshes in band; on TOKEN_EXPIRED it reconnects with a fresh token, and after an
+   * UNAUTHORIZED it asks once more before giving up with that error. Cache inside it if fetching
+   * is expensive. A string is sent as is and cannot be renewed. @default no token
+   */
+  readonly token?: TokenOption;
   /**
    * WebSocket implementation. @default globalThis.WebSocket, else the `ws` package (Node 20)
    */
@@ -210,7 +217,7 @@ export class SpoolClient {
       WebSocket: resolveWebSocket(options.WebSocket),
       reconnect: options.reconnect === false ? false : this.retry,
       subprotocol: options.protocol === 'json' ? SUBPROTOCOL_JSON : SUBPROTOCOL_MSGPACK,
-      ...(options.token !== undefined ? { token: options.token } : {}),
+      ...(options.token !== undefined ? { token: new TokenSource(options.token) } : {}),
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
       ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
     };

@@ -9,6 +9,11 @@
  *                         │ backoff timer              │ drop / timeout     │ drop / 2 silent heartbeats
  *                         └────────── backoff ◀────────┴────────────────────┘
  *   any ──close()──▶ closing ──▶ closed        any ──non-retryable close code──▶ closed (fatal)
+ *
+ * Its token (token.ts) is asked for on every attempt, once the socket is open, before the hello.
+ * While open it refreshes in band before the token expires (`refresh` → `refreshed`). A close with
+ * TOKEN_EXPIRED or UNAUTHORIZED reconnects with a fresh token once; a second one before a welcome
+ * is final, and so is either with a token that cannot be renewed.
  */
 import {
   DEFAULT_LIMITS,
@@ -27,6 +32,7 @@ import {
   type Subprotocol,
   type WelcomeFrame,
 } from '../protocol';
+import { TokenSource, refreshDelay } from './token';
 import { log, reconnectDelay, unrefTimer, type Backoff, type Logger, type Timer } from './util';
 
 /**
@@ -93,7 +99,8 @@ export interface ConnectionObserver {
 /** Everything a Connection needs, resolved by the client from its options. */
 export interface ConnectionOptions {
   readonly url: string;
-  readonly token?: string;
+  /** The client's token, shared by its connections. @default no token */
+  readonly token?: TokenSource;
   readonly WebSocket: WebSocketConstructor;
   /** false: a drop is final. */
   readonly reconnect: Backoff | false;
@@ -125,6 +132,9 @@ export interface PendingRequest {
   resolve(frame: ServerFrame): void;
   reject(error: SpoolError): void;
 }
+
+/** Codes about the connection's credential: the connection decides what they mean, never its owner. */
+const AUTH_CODES: ReadonlySet<string> = new Set(['UNAUTHORIZED', 'TOKEN_EXPIRED', 'AUTH_UNAVAILABLE']);
 
 /** Turns an `error` frame into the SpoolError it stands for (unknown codes become INTERNAL). */
 export function errorFromFrame(frame: ErrorFrame): SpoolError {
@@ -169,6 +179,9 @@ export class Connection {
   private fatalError: SpoolError | undefined;
   /** A welcome was received before: the next one is a reconnect. */
   private wasOpen = false;
+  /** Closes for UNAUTHORIZED / TOKEN_EXPIRED since the last welcome (one is retried with a fresh token). */
+  private authFailures = 0;
+  private refreshTimer: Timer | undefined;
 
   constructor(
     private readonly options: ConnectionOptions,
@@ -280,12 +293,14 @@ export class Connection {
     socket.onopen = () => {
       if (attempt !== this.attempt) return;
       this.setState('handshaking');
-      this.sendOn(socket, {
-        type: 'hello',
-        protocol: PROTOCOL_VERSION,
-        client: 'spool-js',
-        ...(this.options.token !== undefined ? { token: this.options.token } : {}),
-      });
+      this.withToken(attempt, 'handshaking', (token) =>
+        this.sendOn(socket, {
+          type: 'hello',
+          protocol: PROTOCOL_VERSION,
+          client: 'spool-js',
+          ...(token !== undefined ? { token } : {}),
+        }),
+      );
     };
     socket.onmessage = (event: { data: unknown }) => {
       if (attempt === this.attempt) this.receive(event.data);
@@ -295,6 +310,61 @@ export class Connection {
     socket.onerror = () => undefined;
     const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
     this.connectTimer = setTimeout(() => this.abandon(attempt, `no welcome within ${timeoutMs} ms`), timeoutMs);
+  }
+
+  /**
+   * Runs `then` with a token for this attempt, once the token source has one, if the attempt is
+   * still the current one and still in `state`. A token function that fails drops the attempt
+   * (handshaking) and the backoff retries it; a failed refresh is logged (the gateway's
+   * TOKEN_EXPIRED at `exp` then leads to a reconnect, which asks again).
+   */
+  private withToken(attempt: number, state: 'handshaking' | 'open', then: (token: string | undefined) => void): void {
+    const failed = (error: unknown): void => {
+      if (attempt !== this.attempt || this.stateValue !== state) return;
+      log(this.options.logger, 'warn', `spool connection ${this.options.name}: the token function failed`, { error: String(error) });
+      if (state === 'handshaking') this.abandon(attempt, 'no token');
+    };
+    let token: string | undefined | Promise<string>;
+    try {
+      token = this.options.token?.get();
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    if (!(token instanceof Promise)) {
+      then(token);
+      return;
+    }
+    token.then((value) => {
+      if (attempt === this.attempt && this.stateValue === state) then(value);
+    }, failed);
+  }
+
+  /** Refreshes the token in band a while before it expires (PROTOCOL §4.6), when it can be renewed. */
+  private scheduleRefresh(attempt: number, expiresInMs: number | undefined): void {
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    if (expiresInMs === undefined || this.options.token?.renewable !== true) return;
+    this.refreshTimer = unrefTimer(
+      setTimeout(() => {
+        this.refreshTimer = undefined;
+        if (attempt !== this.attempt || this.stateValue !== 'open') return;
+        this.withToken(attempt, 'open', (token) => {
+          if (token === undefined) return;
+          this.request(
+            { type: 'refresh', token },
+            {
+              resolve: (reply) => {
+                if (reply.type === 'refreshed' && attempt === this.attempt) this.scheduleRefresh(attempt, reply.expiresInMs);
+              },
+              // UNAUTHORIZED / TOKEN_EXPIRED close the socket and lead to a reconnect; FORBIDDEN
+              // (another sub) keeps the connection until its token expires, then the same.
+              reject: (error) => log(this.options.logger, 'warn', `spool connection ${this.options.name}: token refresh refused: ${error.code}`, { message: error.message }),
+            },
+          );
+        });
+      }, refreshDelay(expiresInMs)),
+    );
   }
 
   private sendOn(socket: WebSocketLike, frame: ClientFrame): boolean {
@@ -340,6 +410,8 @@ export class Connection {
       }
       // Errors that close the socket arrive just before the close; keep the richer message.
       if (ERROR_REGISTRY[error.code].closes) this.closingError = error;
+      // The close that follows an auth error decides (reconnect with a fresh token, or give up).
+      if (AUTH_CODES.has(error.code)) return;
       if (this.stateValue === 'open' && frame.id === undefined) this.owner.onFrame(frame);
       else if (frame.id !== undefined) log(this.options.logger, 'debug', `spool connection ${this.options.name}: error for a forgotten request`, { code: error.code });
       return;
@@ -363,10 +435,12 @@ export class Connection {
     this.welcomeFrame = welcome;
     this.downSince = undefined;
     this.closingError = undefined;
+    this.authFailures = 0;
     this.setState('open');
     if (this.wasOpen) this.options.observer?.onReconnect(this.options.name);
     this.wasOpen = true;
     this.startHeartbeat(this.attempt, welcome.heartbeatMs);
+    this.scheduleRefresh(this.attempt, welcome.expiresInMs);
     this.owner.onOpen(welcome);
   }
 
@@ -429,7 +503,9 @@ export class Connection {
     }
     const registryCode = code === undefined ? undefined : codeOfClose(code);
     let fatal: SpoolError | undefined;
-    if (registryCode !== undefined && !ERROR_REGISTRY[registryCode].retryable) {
+    if (registryCode === 'UNAUTHORIZED' || registryCode === 'TOKEN_EXPIRED') {
+      fatal = this.authFailure(registryCode, closingError, code as number, reason);
+    } else if (registryCode !== undefined && !ERROR_REGISTRY[registryCode].retryable) {
       fatal =
         closingError?.code === registryCode
           ? closingError
@@ -459,6 +535,22 @@ export class Connection {
     this.owner.onDown(undefined);
   }
 
+  /**
+   * A close for the token: undefined (reconnect, asking the token function again) the first time
+   * since the last welcome when the token can be renewed; otherwise the error to give up with.
+   */
+  private authFailure(registryCode: 'UNAUTHORIZED' | 'TOKEN_EXPIRED', closingError: SpoolError | undefined, code: number, reason: string): SpoolError | undefined {
+    const renewable = this.options.token?.renewable === true;
+    if (renewable && this.options.reconnect !== false && this.authFailures === 0) {
+      this.authFailures++;
+      log(this.options.logger, 'info', `spool connection ${this.options.name}: ${registryCode}, reconnecting with a fresh token`);
+      return undefined;
+    }
+    if (closingError?.code === registryCode) return closingError;
+    const why = renewable ? 'a fresh token was refused too' : 'a string token cannot be renewed; pass a function as token';
+    return new SpoolError(registryCode, `gateway closed the connection with ${registryCode} (${code})${reason ? `: ${reason}` : ''}; ${why}`);
+  }
+
   private finalClose(error: SpoolError): void {
     this.clearTimers();
     const pending = [...this.pending.values()];
@@ -486,5 +578,7 @@ export class Connection {
     this.backoffTimer = undefined;
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
   }
 }

@@ -21,6 +21,7 @@ export {
 } from './generation-types';
 export { Subscription, DEFAULT_MAX_BUFFERED_ITEMS, type SubscribeOptions, type SubscriptionItem } from './subscription';
 export type { AppendInput, AppendResult } from './append';
+export type { TokenOption } from './token';
 export type { ConnectionState, WebSocketConstructor, WebSocketLike } from './connection';
 export type { Logger, ReconnectOptions, AbortSignalLike, Listener } from './util';
 export {
