@@ -26,7 +26,7 @@ import * as replies from './replies';
 import { SessionLog } from './session-log';
 import { dataSize } from './size';
 import type { Metrics, TelemetrySink } from './telemetry';
-import { sendError, WriteResults, type Op } from './write-results';
+import { sendError, WriteResults, type Op, type ResetOutcome } from './write-results';
 
 /** How an open asks (PROTOCOL §7.1). */
 export interface OpenOptions {
@@ -242,6 +242,18 @@ export class SessionActor implements FlushHandler<Op> {
     });
   }
 
+  /**
+   * Empties the session's log (PROTOCOL §10.5): runs after every write already queued and before
+   * any queued after it; fences the active generation; offsets continue after a `session.reset` event.
+   */
+  reset(): Promise<ResetOutcome> {
+    this.touch();
+    return new Promise<ResetOutcome>((resolve, reject) => {
+      if (this.rejectIfUnavailable(reject)) return;
+      this.flusher.enqueue({ kind: 'reset', reply: { resolve, reject } });
+    });
+  }
+
   // ------------------------------------------------------------------ readers
 
   /** Starts delivery of everything after `from`; answers `subscribed` first. */
@@ -350,6 +362,19 @@ export class SessionActor implements FlushHandler<Op> {
       this.results.opened(first, result);
       return;
     }
+    if (first.kind === 'reset') {
+      const result = await store.reset(this.session, this.deps.config.clock());
+      metrics.persistenceLatency.observe((performance.now() - started) / 1000);
+      metrics.persistenceSuccess.inc();
+      if (result.status === 'reset') {
+        // What others wrote before the reset reaches readers first (as the gap it now is).
+        if (result.cleared < headBefore) await this.checkRewind(result.cleared, headBefore);
+        await this.log.readUpTo(result.cleared);
+      }
+      if (result.status === 'reset') this.deps.logger.info({ session: this.session, cleared: result.cleared, head: result.head, fenced: result.fenced }, 'session reset');
+      this.results.reset(first, result);
+      return;
+    }
     const items = batch.map((op) => (op as Extract<Op, { item: WriteItem }>).item);
     const result = await store.append(this.session, items);
     metrics.persistenceLatency.observe((performance.now() - started) / 1000);
@@ -429,7 +454,10 @@ export class SessionActor implements FlushHandler<Op> {
       this.deps.logger.error({ session: this.session, err: String(error), ops: batch.length }, 'store retry budget spent; failing writes');
     }
     const writes = batch.filter((op) => op.kind !== 'sync').length;
-    if (writes > 0) this.deps.metrics.writesFailed.inc(writes, { code: spoolError.code });
+    if (writes > 0) {
+      this.deps.metrics.writesFailed.inc(writes, { code: spoolError.code });
+      this.deps.telemetry.emit({ name: 'writes.failed', session: this.session, code: spoolError.code, writes });
+    }
     const notified = new Set<GenState>();
     for (const op of batch) {
       switch (op.kind) {
@@ -450,6 +478,7 @@ export class SessionActor implements FlushHandler<Op> {
           break;
         case 'append':
         case 'open':
+        case 'reset':
           op.reply.reject(spoolError);
           break;
         case 'sync':
@@ -466,7 +495,7 @@ export class SessionActor implements FlushHandler<Op> {
 
   /** @internal */
   batchable(op: Op): boolean {
-    return op.kind !== 'open' && op.kind !== 'sync';
+    return op.kind !== 'open' && op.kind !== 'sync' && op.kind !== 'reset';
   }
 
   /**
@@ -482,7 +511,7 @@ export class SessionActor implements FlushHandler<Op> {
 
   /** @internal */
   weight(op: Op): number {
-    return op.kind === 'open' || op.kind === 'sync' ? 0 : 'size' in op.item ? op.item.size : 0;
+    return op.kind === 'open' || op.kind === 'sync' || op.kind === 'reset' ? 0 : 'size' in op.item ? op.item.size : 0;
   }
 
   /** @internal */

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pino, { type Logger } from 'pino';
-import { WS_PATH } from '../protocol/types';
+import { WS_PATH, type SessionId } from '../protocol/types';
 import { openLmdbStore } from '../store/lmdb';
 import { openRedisStore } from '../store/redis';
 import type { SessionStore } from '../store/types';
@@ -16,6 +16,7 @@ import { meteredStore } from './metered-store';
 import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE } from './telemetry';
 import type { HttpResponse, TransportServer } from './transport';
 import { selectTransport } from './transports';
+import type { ResetOutcome } from './write-results';
 
 export type GatewayState = 'starting' | 'running' | 'closing' | 'closed';
 

@@ -98,8 +98,21 @@ export class SessionLog {
     }
     const fresh = events.filter((e) => e.offset > prevHead && !(removed?.has(e.offset) ?? false));
     this.noteStoreHead(head);
-    for (const event of fresh) if (event.type === 'gen.end') this.emitEnd(event);
-    this.hotBuffer.push(fresh, head, (e) => dataSize(e.data));
+    let resetAt = -1;
+    for (let i = 0; i < fresh.length; i++) {
+      const event = fresh[i] as SessionEvent;
+      if (event.type === 'gen.end') this.emitEnd(event);
+      else if (event.type === 'session.reset') resetAt = i;
+    }
+    if (resetAt >= 0) {
+      // A reset removed everything before its event (PROTOCOL §10.5): nothing of it may be
+      // served from memory again, to any reader that catches up from here on.
+      const reset = fresh[resetAt] as SessionEvent;
+      this.hotBuffer = new HotBuffer(this.deps.config.hotBufferEvents, this.deps.config.hotBufferBytes, reset.offset - 1);
+      this.hotBuffer.push(fresh.slice(resetAt), head, (e) => dataSize(e.data));
+    } else {
+      this.hotBuffer.push(fresh, head, (e) => dataSize(e.data));
+    }
     if (removed) this.hotBuffer.remove(removed);
     if (head <= prevHead) return;
     this.readers.fanOut(prevHead, fresh, head, fresh.length === events.length ? encoded : undefined);

@@ -7,7 +7,7 @@
 import { SpoolError, type ErrorCode, type ErrorDetails } from '../protocol/errors';
 import { encodeToken, type TokenParts } from '../protocol/token';
 import type { AppendedFrame, FinishedFrame, GenerationId, OpenedFrame, Offset, SessionId } from '../protocol/types';
-import type { AppendResult, OpenResult, WriteItem } from '../store/types';
+import type { AppendResult, OpenResult, ResetResult, WriteItem } from '../store/types';
 import type { GatewayConfig } from './config';
 import type { GenState, Generations } from './generations';
 import type { Link } from './link';
@@ -30,6 +30,8 @@ export type Op =
    * to tell a stale notice from a store that lost data (a rewind).
    */
   | { readonly kind: 'sync'; head: Offset; verify: boolean }
+  /** Empty the session's log (PROTOCOL §10.5), after everything queued before it. */
+  | { readonly kind: 'reset'; readonly reply: Reply<ResetOutcome> }
   | {
       readonly kind: 'open';
       readonly generationId: string;
@@ -46,6 +48,11 @@ export type Op =
       /** Set when the store call is made: the tag of any epoch the open makes. */
       tag: string;
     };
+
+/** What a reset did, as the actor reports it (`unknown`: the session held nothing). */
+export type ResetOutcome =
+  | { readonly status: 'reset'; readonly head: Offset; readonly cleared: Offset; readonly epoch: number; readonly fenced: string | null }
+  | { readonly status: 'unknown' };
 
 export interface WriteResultsDeps {
   readonly session: SessionId;
@@ -147,6 +154,27 @@ export class WriteResults {
       offset: gen.startOffset,
       resumed,
     };
+  }
+
+  /**
+   * A reset's answer from the store: the generation it fenced stops here too (its producer is
+   * told FENCED), and the `session.reset` event goes to the log, which drops what came before.
+   */
+  reset(op: Extract<Op, { kind: 'reset' }>, result: ResetResult): void {
+    if (result.status === 'unknown') {
+      op.reply.resolve({ status: 'unknown' });
+      return;
+    }
+    const gens = this.deps.gens;
+    gens.epoch = Math.max(gens.epoch, result.epoch);
+    const gen = gens.active;
+    if (gen !== null) {
+      gen.ending = true;
+      if (gen.link) gen.link.sendError(replies.fenced(gen.id, result.epoch, 'a reset of the session'), gen.id);
+      gens.deactivate();
+    }
+    this.deps.log.publish(result.events, [], result.head);
+    op.reply.resolve({ status: 'reset', head: result.head, cleared: result.cleared, epoch: result.epoch, fenced: result.fenced });
   }
 
   /**

@@ -38,7 +38,8 @@ export const END_STATUSES: readonly EndStatus[] = ['done', 'error', 'aborted', '
 /** The statuses a producer may ask for in `finish`; the others are the gateway's to give. */
 export const FINISH_STATUSES: readonly EndStatus[] = ['done', 'error', 'aborted'];
 
-export type EventType = 'gen.start' | 'chunk' | 'gen.end' | 'append';
+/** `session.reset`: everything before it was removed by a reset (PROTOCOL §10.5); the log goes on after it. */
+export type EventType = 'gen.start' | 'chunk' | 'gen.end' | 'append' | 'session.reset';
 
 /** One entry of a session's log, as stored and as delivered to readers. */
 export interface SessionEvent {
@@ -102,6 +103,12 @@ export interface HelloFrame {
   readonly protocol: number;
   readonly token?: string;
   readonly client?: string;
+  /**
+   * W3C Trace Context `traceparent` (`00-<trace-id>-<parent-id>-<flags>`), optional: the gateway's
+   * spans for this frame continue the caller's trace (PROTOCOL §3.4). A value that does not parse
+   * is ignored, as W3C Trace Context asks; at most 256 characters.
+   */
+  readonly traceparent?: string;
 }
 export interface OpenFrame {
   readonly type: 'open';
@@ -116,6 +123,12 @@ export interface OpenFrame {
    * from the same producer (PROTOCOL §7.1). The gateway keeps only a digest of it.
    */
   readonly secret?: string;
+  /**
+   * W3C Trace Context `traceparent` (`00-<trace-id>-<parent-id>-<flags>`), optional: the gateway's
+   * spans for this frame continue the caller's trace (PROTOCOL §3.4). A value that does not parse
+   * is ignored, as W3C Trace Context asks; at most 256 characters.
+   */
+  readonly traceparent?: string;
 }
 export interface ChunkFrame {
   readonly type: 'chunk';
@@ -155,6 +168,12 @@ export interface SubscribeFrame {
   readonly session: SessionId;
   /** Deliver events with offset > from; 'start' = 0; 'now' = from the current head. */
   readonly from: Offset | 'start' | 'now';
+  /**
+   * W3C Trace Context `traceparent` (`00-<trace-id>-<parent-id>-<flags>`), optional: the gateway's
+   * spans for this frame continue the caller's trace (PROTOCOL §3.4). A value that does not parse
+   * is ignored, as W3C Trace Context asks; at most 256 characters.
+   */
+  readonly traceparent?: string;
 }
 export interface UnsubscribeFrame {
   readonly type: 'unsubscribe';

@@ -33,6 +33,7 @@ import {
   type AppendResult,
   type OpenRequest,
   type OpenResult,
+  type ResetResult,
   type SessionMeta,
   type StoreOptions,
   type TrimmedEvent,
@@ -99,6 +100,8 @@ export interface SessionTx {
   putEvent(event: SessionEvent, size: number): void;
   /** Deletes the oldest retained event of the lowest trimmable priority present. */
   evictOldest(): TrimmedEvent | undefined;
+  /** Deletes every event and the retention index (a reset); keys, ended records and meta stay. */
+  clearEvents(): void;
   seqOffset(generationId: string, seq: number): Offset | undefined;
   putSeq(generationId: string, seq: number, offset: Offset): void;
   /** Forgets a generation's seq index once it ended: no per-generation state outlives it (G8). */
@@ -329,6 +332,34 @@ export function applyAppend(tx: SessionTx, items: readonly WriteItem[], options:
   op.retain();
   op.commit();
   return { results, events: op.events, trimmed: op.trimmed, head: op.meta.head };
+}
+
+/**
+ * `SessionStore.reset` against one session view: the epoch moves on (every writer is fenced),
+ * the active generation ends as fenced (its ended record answers a retried finish), every event
+ * goes, and one `session.reset` event is stored after them. Offsets continue.
+ */
+export function applyReset(tx: SessionTx, ts: number, options: StoreOptions): ResetResult {
+  const previous = tx.readMeta();
+  if (previous === undefined || previous.head === 0) return { status: 'unknown' };
+  const op = new Operation(tx, options, previous);
+  const meta = op.meta;
+  const cleared = meta.head;
+  meta.epoch += 1;
+  const active = meta.active;
+  if (active !== null) {
+    tx.dropSeqIndex(active.id);
+    tx.putEnded(active.id, { endStatus: 'fenced', endOffset: cleared + 1, ts });
+    meta.active = null;
+  }
+  tx.clearEvents();
+  meta.count = 0;
+  meta.bytes = 0;
+  meta.criticalCount = 0;
+  meta.criticalBytes = 0;
+  const head = op.store({ offset: op.nextOffset, type: 'session.reset', priority: CRITICAL, ts }, 0);
+  op.commit();
+  return { status: 'reset', epoch: meta.epoch, head, cleared, fenced: active === null ? null : active.id, events: op.events };
 }
 
 type ChunkItem = Extract<WriteItem, { op: 'chunk' }>;

@@ -207,12 +207,13 @@ describe('LmdbStore', () => {
     expect(keys.filter((key) => key[0] === 'r')).toEqual([['r', 's', 0, 2], ['r', 's', 1, 2]]);
   });
 
-  it('reads, trims and dedupes exactly as the memory store for any sequence of calls, reopened or not', async () => {
+  it('reads, trims, dedupes and resets exactly as the memory store for any sequence of calls, reopened or not', async () => {
     // The memory store runs the same engine over Maps: it is the model of what LMDB's batches hold.
     const call = fc.oneof(
       fc.record({ op: fc.constant('append' as const), items: fc.array(fc.record({ key: fc.integer({ min: 0, max: 40 }), priority: fc.integer({ min: 0, max: 3 }), size: fc.integer({ min: 1, max: 60 }) }), { minLength: 1, maxLength: 12 }) }),
       fc.record({ op: fc.constant('read' as const), after: fc.integer({ min: -1, max: 120 }), limit: fc.integer({ min: 1, max: 30 }) }),
       fc.constant({ op: 'reopen' as const }),
+      fc.constant({ op: 'reset' as const }),
     );
     await fc.assert(
       fc.asyncProperty(fc.array(call, { minLength: 1, maxLength: 25 }), async (calls) => {
@@ -222,7 +223,9 @@ describe('LmdbStore', () => {
         let store = openAt(dir, options);
         try {
           for (const c of calls) {
-            if (c.op === 'reopen') {
+            if (c.op === 'reset') {
+              expect(await store.reset('s', T0)).toEqual(await model.reset('s', T0));
+            } else if (c.op === 'reopen') {
               await store.close();
               store = openAt(dir, options);
             } else if (c.op === 'read') {

@@ -48,6 +48,7 @@ import {
   DROPPED_SEQ,
   applyAppend,
   applyOpen,
+  applyReset,
   normalizeOptions,
   publicMeta,
   type EndedRecord,
@@ -63,6 +64,7 @@ import type {
   OpenRequest,
   OpenResult,
   ReadResult,
+  ResetResult,
   SessionMeta,
   SessionStore,
   StoreOptions,
@@ -233,6 +235,15 @@ class LmdbTx implements SessionTx {
     }
   }
 
+  clearEvents(): void {
+    this.fresh = [];
+    this.freshSizes = [];
+    this.trimming.clear();
+    this.cursor = null;
+    removeUnder(this.db, ['b', this.session]);
+    removeUnder(this.db, ['r', this.session]);
+  }
+
   /** The first retention record: lowest priority present, oldest batch. */
   private firstRetention(): RetentionCursor | null {
     for (const { key, value } of this.db.getRange({ start: ['r', this.session], end: ['r', this.session, 3], limit: 1 })) {
@@ -388,6 +399,12 @@ export class LmdbStore implements SessionStore {
       return encoded === undefined ? applied : { results: applied.results, events: applied.events, trimmed: applied.trimmed, head: applied.head, encoded };
     });
     if (result.events.length > 0) this.notices.notify(session, result.head);
+    return result;
+  }
+
+  async reset(session: string, ts: number): Promise<ResetResult> {
+    const result = await this.transact(() => applyReset(new LmdbTx(this.db, session), ts, this.options));
+    if (result.status === 'reset') this.notices.notify(session, result.head);
     return result;
   }
 

@@ -10,6 +10,7 @@ import { assembleRead } from './read';
 import {
   applyAppend,
   applyOpen,
+  applyReset,
   normalizeOptions,
   publicMeta,
   type EndedRecord,
@@ -23,6 +24,7 @@ import type {
   OpenRequest,
   OpenResult,
   ReadResult,
+  ResetResult,
   SessionMeta,
   SessionStore,
   StoreOptions,
@@ -47,6 +49,13 @@ export class OffsetFifo {
   push(offset: Offset, size: number): void {
     this.offsets.push(offset);
     this.sizes.push(size);
+  }
+
+  /** Forgets every entry. */
+  clear(): void {
+    this.offsets = [];
+    this.sizes = [];
+    this.head = 0;
   }
 
   /** Removes and returns the oldest entry. */
@@ -140,6 +149,13 @@ class MemoryTx implements SessionTx {
     return undefined;
   }
 
+  clearEvents(): void {
+    const session = this.session;
+    if (session === undefined) return;
+    session.events.clear();
+    for (const fifo of session.retained) fifo.clear();
+  }
+
   seqOffset(generationId: string, seq: number): Offset | undefined {
     return this.session?.seqs.get(generationId)?.get(seq);
   }
@@ -207,6 +223,13 @@ export class MemoryStore implements SessionStore {
     this.assertOpen();
     const result = applyAppend(new MemoryTx(this.sessions, session), items, this.options);
     if (result.events.length > 0) this.notices.notify(session, result.head);
+    return result;
+  }
+
+  async reset(session: string, ts: number): Promise<ResetResult> {
+    this.assertOpen();
+    const result = applyReset(new MemoryTx(this.sessions, session), ts, this.options);
+    if (result.status === 'reset') this.notices.notify(session, result.head);
     return result;
   }
 

@@ -1,5 +1,5 @@
 /**
- * The Lua scripts of the Redis store: one per atomic operation (`openGeneration`, `append`).
+ * The Lua scripts of the Redis store: one per atomic operation (`openGeneration`, `append`, `reset`).
  * They repeat engine.ts rule for rule (the conformance suite holds them to it), so read the two
  * side by side: `applyOpen` ↔ OPEN_SCRIPT, `applyAppend` ↔ APPEND_SCRIPT, `Operation` ↔ PRELUDE.
  *
@@ -13,6 +13,7 @@
  *         6 publish command ('PUBLISH' standalone, 'SPUBLISH' cluster)  7 notice channel
  *   open    ARGV 8 generationId  9 takeover '1'|'0'  10 resumeOnly '1'|'0'  11 ts  12 tag
  *           13 resumeTag ('' for none)  14 secret digest ('' for none)
+ *   reset   ARGV 8 ts
  *   append  ARGV 8 header: msgpack array, one array per item (below)  9.. event bodies, one
  *           per chunk (except dropped ones) and append item, in item order (Redis' cmsgpack
  *           cannot read msgpack `bin`, so bodies travel as arguments of their own and are
@@ -27,6 +28,7 @@
  *   open    ['resumed', epoch, nextSeq, startOffset, tag, takeover 1|0] | ['closed', endStatus, endOffset]
  *           | ['unknown'] | ['active', activeId, epoch] | ['full']
  *           | ['opened', epoch, startOffset, fencedId | false, fencedSeq, fencedEndOffset, trimmed]
+ *   reset   ['reset', epoch, head, cleared, fencedId | false] | ['unknown']
  *   append  [head, results, trimmed]; a result is [1, offset] ok | [2, offset] or
  *           [2, offset, endStatus] duplicate | [3, epoch] fenced | [4] closed
  *           | [5, expected] seq_gap | [6] full | [7] dropped | [8, lastWriteTs] busy
@@ -222,6 +224,30 @@ local function commit()
   for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], TTL_MS) end
   if stored > 0 then redis.call(PUBLISH, CHANNEL, num(meta.head)) end
 end
+`;
+
+/** `SessionStore.reset`, as engine.ts `applyReset`. */
+export const RESET_SCRIPT = `${PRELUDE}
+local ts = tonumber(ARGV[8])
+if meta.head == 0 then return cmsgpack.pack({ 'unknown' }) end
+local cleared = meta.head
+meta.epoch = meta.epoch + 1
+local fenced = false
+if meta.active then
+  local id = meta.active.id
+  redis.call('DEL', SEQ)
+  pendingSeq = {}
+  redis.call('HSET', ENDED, id, num(cleared + 1) .. ':fenced')
+  redis.call('ZADD', DEDUPE, num(ts), 'x:' .. id)
+  fenced = id
+  meta.active = nil
+end
+-- The log and its retention index go whole; keys and ended generations stay for their window.
+redis.call('DEL', LOG, RETAIN[0], RETAIN[1], RETAIN[2])
+meta.count, meta.bytes, meta.criticalCount, meta.criticalBytes = 0, 0, 0, 0
+local head = store(cmsgpack.pack({ type = 'session.reset', priority = CRITICAL, ts = ts }), CRITICAL, 0, ts)
+commit()
+return cmsgpack.pack({ 'reset', meta.epoch, head, cleared, fenced })
 `;
 
 /** `SessionStore.openGeneration`, as engine.ts `applyOpen`. */

@@ -52,13 +52,14 @@ import type { EndStatus, Offset, Priority, SessionEvent } from '../protocol/type
 import { normalizeOptions } from './engine';
 import { assembleRead } from './read';
 import { NoticeHub, clusterRouting, noticeChannel, standaloneRouting } from './redis-notices';
-import { APPEND_SCRIPT, ITEM, OPEN_SCRIPT, RESULT } from './redis-scripts';
+import { APPEND_SCRIPT, ITEM, OPEN_SCRIPT, RESET_SCRIPT, RESULT } from './redis-scripts';
 import type {
   AppendResult,
   ChangeListener,
   OpenRequest,
   OpenResult,
   ReadResult,
+  ResetResult,
   SessionMeta,
   SessionStore,
   StoreOptions,
@@ -123,7 +124,7 @@ type Client = Redis | Cluster;
  * connection, EVAL on a new connection and after NOSCRIPT (a restarted or failed-over server has
  * an empty script cache), so a script is never missing and never resent needlessly.
  */
-const SCRIPTS = { spoolOpen: OPEN_SCRIPT, spoolAppend: APPEND_SCRIPT } as const;
+const SCRIPTS = { spoolOpen: OPEN_SCRIPT, spoolAppend: APPEND_SCRIPT, spoolReset: RESET_SCRIPT } as const;
 type ScriptName = keyof typeof SCRIPTS;
 type ScriptCommands = Record<`${ScriptName}Buffer`, (...args: (string | Buffer)[]) => Promise<Buffer>>;
 
@@ -399,6 +400,17 @@ export class RedisStore implements SessionStore {
         default:
           throw new SpoolError('INTERNAL', `redis open script answered ${JSON.stringify(reply[0])}`);
       }
+    });
+  }
+
+  reset(session: string, ts: number): Promise<ResetResult> {
+    return this.run('reset', async () => {
+      const reply = (await this.evalScript('spoolReset', session, [String(ts)])) as unknown[];
+      if (reply[0] === 'unknown') return { status: 'unknown' };
+      if (reply[0] !== 'reset') throw new SpoolError('INTERNAL', `redis reset script answered ${JSON.stringify(reply[0])}`);
+      const [, epoch, head, cleared, fenced] = reply as [string, number, Offset, Offset, string | false];
+      const events: SessionEvent[] = [{ offset: head, type: 'session.reset', priority: 3, ts }];
+      return { status: 'reset', epoch, head, cleared, fenced: fenced === false ? null : fenced, events };
     });
   }
 

@@ -821,6 +821,69 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
       });
     });
 
+    describe('reset', () => {
+      it('resetting an unknown session answers unknown and creates nothing', async () => {
+        const store = await open();
+        expect(await store.reset('nobody', T0)).toEqual({ status: 'unknown' });
+        expect(await store.meta('nobody')).toEqual(EMPTY_META);
+      });
+
+      it('removes every event and stores one session.reset after them: offsets continue, the removed range reads as a gap', async () => {
+        const store = await open();
+        const log = new NoticeLog();
+        const stop = store.watch('s', log.listener);
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0, { priority: 0 }), chunk('g1', 1, 1), keyed('k1'), end('g1', 1, 2)]);
+        const reset = await store.reset('s', T0 + 5);
+        const event = { offset: 6, type: 'session.reset', priority: 3, ts: T0 + 5 };
+        expect(reset).toEqual({ status: 'reset', epoch: 2, head: 6, cleared: 5, fenced: null, events: [event] });
+        await log.reached(6);
+        stop();
+        expect(await store.meta('s')).toEqual({ epoch: 2, head: 6, active: null, count: 1, bytes: 0 });
+        expect(await readAll(store, 's')).toEqual([{ type: 'gap', from: 1, to: 5, reason: 'trimmed' }, event]);
+        expect(await store.read('s', 5, 10)).toEqual({ items: [event], head: 6, through: 6 });
+        // The log goes on after the reset, with retention counting only what is left.
+        const next = await openNew(store, 's', 'g2', false, T0 + 6);
+        expect(next.epoch).toBe(3);
+        expect(next.startOffset).toBe(7);
+      });
+
+      it('fences the active generation: its writes are fenced, a retried finish learns it ended fenced', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)]);
+        const reset = await store.reset('s', T0 + 1);
+        expect(reset).toMatchObject({ status: 'reset', epoch: 2, head: 4, cleared: 3, fenced: 'g1' });
+        expect((await store.meta('s')).active).toBeNull();
+        expect((await store.append('s', [chunk('g1', 1, 2)])).results).toEqual([{ status: 'fenced', epoch: 2 }]);
+        expect((await store.append('s', [end('g1', 1, 2)])).results).toEqual([{ status: 'duplicate', offset: 4, endStatus: 'fenced' }]);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 + 2 })).toEqual({ status: 'closed', endStatus: 'fenced', endOffset: 4 });
+        expect(await readAll(store, 's')).toEqual([{ type: 'gap', from: 1, to: 3, reason: 'trimmed' }, ...(reset.status === 'reset' ? reset.events : [])]);
+      });
+
+      it('append keys outlive a reset for their dedupe window: a retried append is answered with its old offset, not stored again', async () => {
+        const store = await open();
+        const first = await store.append('s', [keyed('k1'), keyed('k2')]);
+        await store.reset('s', T0 + 1);
+        const retry = await store.append('s', [keyed('k1'), keyed('k3')]);
+        expect(retry.results).toEqual([{ status: 'duplicate', offset: (first.results[0] as { offset: number }).offset }, { status: 'ok', offset: 4 }]);
+        expect((await readAll(store, 's')).map((item) => (item.type === 'gap' ? 'gap' : item.type))).toEqual(['gap', 'session.reset', 'append']);
+      });
+
+      it('after a reset, retention trims the new log by what it holds, and the hard cap counts only the reset event', async () => {
+        const store = await open({ retention: { maxEvents: 3, criticalFactor: 2 } });
+        // Six critical events reach the hard cap (3 x 2): the seventh is refused.
+        await store.append('s', ['a', 'b', 'c', 'd', 'e', 'f'].map((key) => keyed(key)));
+        expect((await store.append('s', [keyed('full')])).results).toEqual([{ status: 'full' }]);
+        await store.reset('s', T0 + 1);
+        const after = await store.append('s', [keyed('g', { priority: 1 }), keyed('h', { priority: 1 }), keyed('i', { priority: 1 })]);
+        expect(after.results.map((r) => r.status)).toEqual(['ok', 'ok', 'ok']);
+        // The reset event (7) and three more: over maxEvents, the oldest normal one (g, 8) goes.
+        expect(after.trimmed).toEqual([{ offset: 8, priority: 1, size: 10 }]);
+        expect((await store.meta('s')).count).toBe(3);
+      });
+    });
+
     describe('change notices and health', () => {
       it('a watcher is told the new head after an open and after an append that stored something', async () => {
         const store = await open();

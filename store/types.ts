@@ -125,6 +125,23 @@ export type OpenResult =
   /** `resumeOnly` and the generation is neither active nor remembered as ended. */
   | { readonly status: 'unknown' };
 
+/**
+ * What `reset` did (PROTOCOL §10.5): every event up to `cleared` was removed and one
+ * `session.reset` event stored after them, at `head`; the epoch was bumped (fencing every writer)
+ * and the generation that was active, if any (`fenced`), ended with status fenced. `unknown`: the
+ * session holds nothing; nothing was written.
+ */
+export type ResetResult =
+  | {
+      readonly status: 'reset';
+      readonly epoch: number;
+      readonly head: Offset;
+      readonly cleared: Offset;
+      readonly fenced: string | null;
+      readonly events: readonly SessionEvent[];
+    }
+  | { readonly status: 'unknown' };
+
 /** One write of a batch. Items are applied in order; each gets its own result. */
 export type WriteItem =
   | {
@@ -248,6 +265,12 @@ export interface SessionStore {
    * (a gap counts as one item toward the limit). `through` reaches `head` when nothing is left.
    */
   read(session: string, after: Offset, limit: number): Promise<ReadResult>;
+  /**
+   * Empties the session's log in one atomic step (PROTOCOL §10.5): offsets continue, the removed
+   * range reads as a gap followed by a `session.reset` event; keys and ended generations stay
+   * for their dedupe window. Notifies watchers like a write.
+   */
+  reset(session: string, ts: number): Promise<ResetResult>;
   /**
    * Removes sessions idle past sessionTtlMs and dedupe keys past the window; returns sessions
    * removed. A store whose server expires keys by itself (Redis: key TTLs, and dedupe records
