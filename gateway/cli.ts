@@ -4,9 +4,11 @@
  * flags win over the SPOOL_* environment variables, which win over the defaults.
  */
 import { parseArgs } from 'node:util';
+import pino from 'pino';
 import { configFromEnv, type GatewayOptions } from './config';
 import { startGateway } from './gateway';
 import { parseDurability, parseNodeList } from './config';
+import { otelConfigured, type Observability } from './telemetry';
 import { parseTransportName } from './transport';
 
 const USAGE = `usage: spool serve [--host 127.0.0.1] [--port 8080] [--data ./data] [--durability commit|fsync]
@@ -31,7 +33,11 @@ environment: SPOOL_HOST, SPOOL_PORT, SPOOL_DATA, SPOOL_DURABILITY, SPOOL_TRANSPO
              SPOOL_GENERATION_IDLE_TIMEOUT_MS,
              SPOOL_SESSION_TTL_MS, SPOOL_DEDUPE_WINDOW_MS, SPOOL_HEARTBEAT_MS,
              SPOOL_SLOW_READER_TIMEOUT_MS, SPOOL_MAX_READER_BUFFERED_BYTES, SPOOL_DEGRADE_WATERMARK,
-             SPOOL_RETENTION_EVENTS, SPOOL_RETENTION_BYTES, SPOOL_LOG_LEVEL`;
+             SPOOL_RETENTION_EVENTS, SPOOL_RETENTION_BYTES, SPOOL_LOG_LEVEL
+opentelemetry (README "Observability"; nothing is started without them):
+             OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf | http/json | grpc),
+             OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER,
+             OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_SCHEDULE_DELAY, OTEL_METRIC_EXPORT_INTERVAL, OTEL_SDK_DISABLED`;
 
 async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
@@ -90,7 +96,18 @@ async function main(argv: string[]): Promise<void> {
   if (options['redis'] !== undefined && options['redisCluster'] !== undefined) {
     throw new Error('give either --redis (SPOOL_REDIS_URL) or --redis-cluster (SPOOL_REDIS_CLUSTER), not both');
   }
-  const gateway = await startGateway(options as GatewayOptions);
+  // OpenTelemetry only when the OTEL_* environment asks for it: its SDK is not even loaded otherwise.
+  let otel: (Observability & { shutdown(): Promise<void> }) | undefined;
+  if (otelConfigured(process.env)) {
+    const logger = pino({ level: process.env['SPOOL_LOG_LEVEL'] ?? 'info' });
+    otel = await (await import('./otel')).startOtel(logger);
+    options['logger'] = logger;
+    options['observability'] = otel;
+  }
+  const gateway = await startGateway(options as GatewayOptions).catch(async (error: unknown) => {
+    await otel?.shutdown();
+    throw error;
+  });
   // Printed for scripts and tests that start the CLI on port 0.
   process.stdout.write(`spool listening on ${gateway.url}\n`);
   let stopping = false;
@@ -99,6 +116,9 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     process.stderr.write(`${signal}: shutting down\n`);
     gateway.close().then(
+      // Spans still batched go out before the process ends (the gateway's close flushed its metrics).
+      () => (otel ? otel.shutdown().catch(() => {}) : undefined),
+    ).then(
       () => process.exit(0),
       () => process.exit(1),
     );

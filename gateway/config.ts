@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_LIMITS, type ProtocolLimits } from '../protocol/limits';
 import type { Credit } from '../protocol/types';
 import { DEFAULT_STORE_OPTIONS, type Retention, type SessionStore } from '../store/types';
-import type { TelemetrySink } from './telemetry';
+import type { Observability, TelemetrySink } from './telemetry';
 import { parseTransportName, type Transport, type TransportName } from './transport';
 
 export interface GatewayConfig {
@@ -112,6 +112,8 @@ export interface GatewayConfig {
   /** How long close() waits for queued writes to become durable. @default 10000 */
   readonly shutdownTimeoutMs: number;
   readonly telemetry?: TelemetrySink;
+  /** OpenTelemetry export and tracing (otel.ts, from the OTEL_* environment of `spool serve`). @default unset: /metrics only */
+  readonly observability?: Observability;
   readonly logger?: Logger;
   /** Milliseconds since the epoch. @default Date.now */
   readonly clock: () => number;

@@ -32,7 +32,7 @@ import type { Link } from './link';
 import type { ActorRegistry } from './registry';
 import type { SharedFrame } from './shared-frame';
 import type { Capability } from './scopes';
-import type { Metrics } from './telemetry';
+import type { GatewayTracing, Metrics } from './telemetry';
 import type { SocketHandlers, TransportSocket } from './transport';
 
 export type ConnectionState = 'awaiting-hello' | 'open' | 'closing' | 'closed';
@@ -44,6 +44,8 @@ export interface ConnectionDeps {
   readonly registry: ActorRegistry;
   readonly authenticator: Authenticator;
   readonly metrics: Metrics;
+  /** Spans (tracing.ts): told which trace an open or subscribe continues. Unset without tracing. */
+  readonly tracing?: GatewayTracing;
   readonly logger: Logger;
   readonly onClosed: (connection: Connection) => void;
 }
@@ -69,6 +71,8 @@ export class Connection implements Link, SocketHandlers {
   private readonly subscribed = new Set<SessionId>();
   /** Who the connection is, from the hello on. */
   private identity: Identity | undefined;
+  /** The hello's W3C trace context: the parent of opens and subscribes that carry none. */
+  private traceparent: string | undefined;
   /** Defined while a token is being verified: frames wait here, in order. */
   private held: HeldFrame[] | undefined;
   private heldBytes = 0;
@@ -207,6 +211,7 @@ export class Connection implements Link, SocketHandlers {
     if (this.state === 'closing') throw new SpoolError('SHUTTING_DOWN', 'gateway is shutting down; reconnect');
     if (this.state === 'awaiting-hello') {
       if (frame.type !== 'hello') throw new SpoolError('HANDSHAKE_REQUIRED', `the first frame must be hello, got ${frame.type}`);
+      this.traceparent = frame.traceparent;
       this.hello(frame.protocol, frame.token, frame.id);
       return;
     }
@@ -235,6 +240,7 @@ export class Connection implements Link, SocketHandlers {
           ...(resume ? { resume } : {}),
           ...(frame.secret !== undefined ? { secret: frame.secret } : {}),
         };
+        this.deps.tracing?.opening(session, generation, this.id, frame.traceparent ?? this.traceparent);
         this.onActor(session, id, async (actor) => {
           const opened = await actor.open(this, generation, options, id);
           const parts = parseToken(opened.token);
@@ -267,6 +273,7 @@ export class Connection implements Link, SocketHandlers {
       case 'subscribe':
         if (!this.permits('read', frame.session, frame.session, frame.id)) return;
         this.subscribed.add(frame.session);
+        this.deps.tracing?.subscribing(frame.session, this.id, frame.traceparent ?? this.traceparent);
         this.onActor(frame.session, frame.id, (actor) => actor.subscribe(this, frame.from, frame.id));
         return;
       case 'unsubscribe':

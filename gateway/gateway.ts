@@ -13,7 +13,7 @@ import { resolveConfig, type GatewayConfig, type GatewayOptions } from './config
 import { Connection } from './connection';
 import { ActorRegistry } from './registry';
 import { meteredStore } from './metered-store';
-import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE } from './telemetry';
+import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE, teeSink } from './telemetry';
 import type { HttpResponse, TransportServer } from './transport';
 import { selectTransport } from './transports';
 import type { ResetOutcome } from './write-results';
@@ -44,9 +44,13 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const authenticator = await createAuthenticator(config, logger);
   const ownsStore = config.store === undefined;
   const store = config.store ?? (await openConfiguredStore(config, logger));
-  const metrics = new Metrics();
-  const telemetry = config.telemetry ?? noopSink;
-  const registry = new ActorRegistry(meteredStore(store, metrics, config.clock), config, metrics, telemetry, logger);
+  // OpenTelemetry export and spans when `spool serve` found OTEL_* configuration (otel.ts); else /metrics only.
+  const observability = config.observability;
+  const metrics = new Metrics(observability ? { readers: observability.metricReaders, resource: observability.resource } : {});
+  const tracing = observability?.tracing;
+  const telemetry = tracing ? teeSink(config.telemetry ?? noopSink, tracing) : (config.telemetry ?? noopSink);
+  const metered = meteredStore(store, metrics, config.clock);
+  const registry = new ActorRegistry(tracing ? tracing.wrapStore(metered, storeSystem(config)) : metered, config, metrics, telemetry, logger);
   const connections = new Set<Connection>();
   let state: GatewayState = 'starting';
 
@@ -100,6 +104,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
           registry,
           authenticator,
           metrics,
+          ...(tracing ? { tracing } : {}),
           logger,
           onClosed: (c) => connections.delete(c),
         });
@@ -185,6 +190,12 @@ async function openConfiguredStore(config: GatewayConfig, logger: Logger): Promi
   if (config.redisCluster) return openRedisStore({ cluster: config.redisCluster }, { ...options, onConnectionError });
   if (config.redis) return openRedisStore({ url: config.redis }, { ...options, onConnectionError });
   return openLmdbStore({ path: config.data, durability: config.durability, ...options });
+}
+
+/** The store's db.system.name for spans. */
+function storeSystem(config: GatewayConfig): string {
+  if (config.store) return 'external';
+  return config.redis || config.redisCluster ? 'redis' : 'lmdb';
 }
 
 function describeStore(config: GatewayConfig): string {

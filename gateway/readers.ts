@@ -36,6 +36,8 @@ interface Subscriber {
   liveSent: boolean;
   readonly startedAt: number;
   readonly resumed: boolean;
+  /** Gap frames sent while it caught up (telemetry of a resume). */
+  gaps: number;
 }
 
 /**
@@ -125,7 +127,7 @@ export class SessionReaders {
       return;
     }
     const resumed = typeof from === 'number' && from > 0;
-    const sub: Subscriber = { link, offset: start, state: 'catching-up', liveSent: false, startedAt: this.deps.config.clock(), resumed };
+    const sub: Subscriber = { link, offset: start, state: 'catching-up', liveSent: false, startedAt: this.deps.config.clock(), resumed, gaps: 0 };
     this.subscribers.set(link, sub);
     link.send({ type: 'subscribed', ...(requestId !== undefined ? { id: requestId } : {}), session: this.session, from: start, head });
     if (resumed) {
@@ -227,7 +229,10 @@ export class SessionReaders {
 
   /** Sends frames covering up to `through`; pauses a reader whose socket is backed up. */
   private sendFrames(sub: Subscriber, frames: readonly ServerFrame[], through: Offset): void {
-    for (const frame of frames) sub.link.send(frame);
+    for (const frame of frames) {
+      sub.link.send(frame);
+      if (frame.type === 'gap') sub.gaps += 1;
+    }
     this.sent(sub, through);
   }
 
@@ -301,7 +306,7 @@ export class SessionReaders {
     if (sub.resumed) {
       const latencyMs = this.deps.config.clock() - sub.startedAt;
       this.deps.metrics.resumeLatency.observe(latencyMs / 1000);
-      this.deps.telemetry.emit({ name: 'resume.live', session: this.session, offset: sub.offset, latencyMs, connectionId: sub.link.id });
+      this.deps.telemetry.emit({ name: 'resume.live', session: this.session, offset: sub.offset, latencyMs, connectionId: sub.link.id, gaps: sub.gaps });
     }
   }
 

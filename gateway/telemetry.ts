@@ -22,14 +22,18 @@ import { resourceFromAttributes, type Resource } from '@opentelemetry/resources'
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { ERROR_REGISTRY, type ErrorCode } from '../protocol/errors';
 import type { EndStatus, Priority } from '../protocol/types';
+import type { SessionStore } from '../store/types';
 
 export type DomainEvent =
   | { readonly name: 'resume.attempt'; readonly session: string; readonly from: number; readonly connectionId: string }
-  | { readonly name: 'resume.live'; readonly session: string; readonly offset: number; readonly latencyMs: number; readonly connectionId: string }
+  /** `gaps`: gap frames the reader got while it caught up. */
+  | { readonly name: 'resume.live'; readonly session: string; readonly offset: number; readonly latencyMs: number; readonly connectionId: string; readonly gaps: number }
   | { readonly name: 'buffer.trimmed'; readonly session: string; readonly offset: number; readonly priority: Priority }
   | { readonly name: 'generation.end'; readonly session: string; readonly generation: string; readonly status: EndStatus; readonly offset: number }
   | { readonly name: 'write.fenced'; readonly session: string; readonly generation: string; readonly epoch: number }
-  | { readonly name: 'session.rewound'; readonly session: string; readonly fromHead: number; readonly toHead: number };
+  | { readonly name: 'session.rewound'; readonly session: string; readonly fromHead: number; readonly toHead: number }
+  /** Writes accepted into the session's queue failed for good (the store's retry budget ran out, or shutdown). */
+  | { readonly name: 'writes.failed'; readonly session: string; readonly code: ErrorCode; readonly writes: number };
 
 /** Receives domain events; tests pass one to assert on behaviour without scraping metrics. */
 export interface TelemetrySink {
@@ -37,6 +41,54 @@ export interface TelemetrySink {
 }
 
 export const noopSink: TelemetrySink = { emit() {} };
+
+/**
+ * True when the environment asks for OpenTelemetry export: an OTLP endpoint, or an exporter
+ * named in OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER other than none; and OTEL_SDK_DISABLED
+ * is not true. Nothing is started otherwise (the SDK's own default, OTLP to localhost, would
+ * send to a collector nobody configured).
+ */
+export function otelConfigured(env: NodeJS.ProcessEnv): boolean {
+  if ((env['OTEL_SDK_DISABLED'] ?? '').trim().toLowerCase() === 'true') return false;
+  const set = (name: string): boolean => (env[name] ?? '').trim() !== '';
+  const exporters = (name: string): boolean => (env[name] ?? '').split(',').some((e) => e.trim() !== '' && e.trim() !== 'none');
+  return (
+    set('OTEL_EXPORTER_OTLP_ENDPOINT') ||
+    set('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') ||
+    set('OTEL_EXPORTER_OTLP_METRICS_ENDPOINT') ||
+    exporters('OTEL_TRACES_EXPORTER') ||
+    exporters('OTEL_METRICS_EXPORTER')
+  );
+}
+
+/** Every event goes to each sink, in order. */
+export function teeSink(...sinks: readonly TelemetrySink[]): TelemetrySink {
+  return { emit: (event) => sinks.forEach((sink) => sink.emit(event)) };
+}
+
+/**
+ * Spans of the gateway (tracing.ts, loaded by otel.ts only when tracing is configured). It learns
+ * from the connection which trace a frame continues, from the store calls what was done, and
+ * from domain events (it is a sink) how resumes and generations went.
+ */
+export interface GatewayTracing extends TelemetrySink {
+  /** An `open` arrived; `traceparent` (the open's, else its connection's hello's) parents the generation's span. */
+  opening(session: string, generation: string, connectionId: string, traceparent: string | undefined): void;
+  /** A `subscribe` arrived; `traceparent` parents its resume span, if it resumes. */
+  subscribing(session: string, connectionId: string, traceparent: string | undefined): void;
+  /** `store` with a span per call (and per persisted batch); `system`: lmdb, redis, … (db.system.name). */
+  wrapStore(store: SessionStore, system: string): SessionStore;
+}
+
+/** What OpenTelemetry wiring (otel.ts) hands startGateway (GatewayOptions.observability). */
+export interface Observability {
+  /** Readers of the gateway's metrics besides /metrics (OTLP export). */
+  readonly metricReaders: readonly MetricReader[];
+  /** The resource metrics and spans describe (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, host, process). */
+  readonly resource: Resource;
+  /** Absent when traces are not exported (OTEL_TRACES_EXPORTER=none). */
+  readonly tracing?: GatewayTracing;
+}
 
 /** Label values; every label of a spool metric has a bounded set of values (never a session id). */
 type Labels = Readonly<Record<string, string>>;

@@ -63,6 +63,14 @@ function priority(frame: Obj, field = 'priority'): Priority | undefined {
 /** An open's producer secret: long enough to be unguessable when drawn at random (§7.1). */
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
 
+/** W3C trace context (PROTOCOL §3.4): a string, checked for size only; what does not parse is ignored. */
+function traceparent(frame: Obj): string | undefined {
+  const value = frame['traceparent'];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length > 256) bad('traceparent must be a string of at most 256 characters');
+  return value;
+}
+
 function token(frame: Obj): string {
   const value = frame['token'];
   if (typeof value !== 'string' || value.length === 0 || value.length > 512) bad('token must be the string returned by opened');
@@ -155,7 +163,7 @@ const decoders: { [T in ClientFrameType]: (frame: Obj, limits: ProtocolLimits) =
     if (tok !== undefined && typeof tok !== 'string') bad('token must be a string');
     const client = frame['client'];
     if (client !== undefined && typeof client !== 'string') bad('client must be a string');
-    return withOptional({ type: 'hello', protocol }, { id: requestId(frame), token: tok, client });
+    return withOptional({ type: 'hello', protocol }, { id: requestId(frame), token: tok, client, traceparent: traceparent(frame) });
   },
   open(frame) {
     const resume = frame['resume'];
@@ -170,7 +178,7 @@ const decoders: { [T in ClientFrameType]: (frame: Obj, limits: ProtocolLimits) =
     if (secret !== undefined && (typeof secret !== 'string' || !SECRET_PATTERN.test(secret))) bad('secret must be 16-128 chars of [A-Za-z0-9_-]');
     return withOptional(
       { type: 'open', session: id(frame, 'session') as SessionId, generation: id(frame, 'generation') as GenerationId },
-      { id: requestId(frame), resume: resumeToken, takeover, secret },
+      { id: requestId(frame), resume: resumeToken, takeover, secret, traceparent: traceparent(frame) },
     );
   },
   chunk(frame, limits) {
@@ -221,7 +229,7 @@ const decoders: { [T in ClientFrameType]: (frame: Obj, limits: ProtocolLimits) =
     if (from !== 'start' && from !== 'now' && (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 0)) {
       bad("from must be an offset (integer >= 0), 'start' or 'now'");
     }
-    return withOptional({ type: 'subscribe', session: id(frame, 'session') as SessionId, from }, { id: requestId(frame) });
+    return withOptional({ type: 'subscribe', session: id(frame, 'session') as SessionId, from }, { id: requestId(frame), traceparent: traceparent(frame) });
   },
   unsubscribe(frame) {
     return withOptional({ type: 'unsubscribe', session: id(frame, 'session') as SessionId }, { id: requestId(frame) });
