@@ -26,7 +26,7 @@ import * as replies from './replies';
 import { SessionLog } from './session-log';
 import { dataSize } from './size';
 import type { Metrics, TelemetrySink } from './telemetry';
-import { sendError, WriteResults, type Op, type ResetOutcome } from './write-results';
+import { deletedError, sendError, WriteResults, type DeleteOutcome, type Op, type ResetOutcome } from './write-results';
 
 /** How an open asks (PROTOCOL §7.1). */
 export interface OpenOptions {
@@ -75,7 +75,7 @@ export class SessionActor implements FlushHandler<Op> {
       metrics: deps.metrics,
       telemetry: deps.telemetry,
       logger: deps.logger,
-      sync: (head, verify) => this.requestSync(head, verify),
+      sync: (head, verify, deleted) => this.requestSync(head, verify, deleted),
     });
     this.readers = this.log.readers;
     this.gens = new Generations({
@@ -254,6 +254,18 @@ export class SessionActor implements FlushHandler<Op> {
     });
   }
 
+  /**
+   * Deletes the session (PROTOCOL §10.6): runs after every write already queued and before any
+   * queued after it; its producer and readers get SESSION_DELETED on every process.
+   */
+  delete(): Promise<DeleteOutcome> {
+    this.touch();
+    return new Promise<DeleteOutcome>((resolve, reject) => {
+      if (this.rejectIfUnavailable(reject)) return;
+      this.flusher.enqueue({ kind: 'delete', reply: { resolve, reject } });
+    });
+  }
+
   // ------------------------------------------------------------------ readers
 
   /** Starts delivery of everything after `from`; answers `subscribed` first. */
@@ -333,7 +345,7 @@ export class SessionActor implements FlushHandler<Op> {
     const headBefore = this.log.storeHead;
     if (first.kind === 'sync') {
       this.pendingSync = null;
-      if (first.verify && (await this.checkRewind())) return;
+      if (first.verify && (await this.checkRewind(undefined, undefined, first.deleted))) return;
       await this.log.readUpTo(first.head);
       return;
     }
@@ -360,6 +372,14 @@ export class SessionActor implements FlushHandler<Op> {
         await this.log.readUpTo(before);
       }
       this.results.opened(first, result);
+      return;
+    }
+    if (first.kind === 'delete') {
+      const result = await store.delete(this.session);
+      metrics.persistenceLatency.observe((performance.now() - started) / 1000);
+      metrics.persistenceSuccess.inc();
+      if (result.status === 'deleted') this.deps.logger.info({ session: this.session, head: result.head, fenced: result.fenced }, 'session deleted');
+      this.results.deleted(first, result);
       return;
     }
     if (first.kind === 'reset') {
@@ -389,15 +409,31 @@ export class SessionActor implements FlushHandler<Op> {
     this.results.appended(batch, result);
   }
 
+  /** Counts, logs and describes a rewind: the store has less of this session than it had (G9). */
+  private rewound(lost: { readonly head: Offset; readonly epoch: number }, meta: { readonly head: Offset; readonly epoch: number }): SpoolError {
+    this.deps.metrics.sessionRewound.inc();
+    this.deps.telemetry.emit({ name: 'session.rewound', session: this.session, fromHead: lost.head, toHead: meta.head });
+    this.deps.logger.warn(
+      { session: this.session, head: lost.head, epoch: lost.epoch, storeHead: meta.head, storeEpoch: meta.epoch },
+      'the store no longer has what it acknowledged for this session (data lost, or expired and written again); readers and producer told SESSION_REWOUND',
+    );
+    return new SpoolError(
+      'SESSION_REWOUND',
+      `session ${this.session} went back from offset ${lost.head} (epoch ${lost.epoch}) to ${meta.head} (epoch ${meta.epoch}): the store lost it or it expired; offsets after ${meta.head} will be reused, subscribe again from the start`,
+      { session: this.session, head: meta.head, offset: lost.head },
+    );
+  }
+
   /** The log asks for a sync up to `head`: one pending sync op takes every ask until it runs. */
-  private requestSync(head: Offset, verify: boolean): void {
+  private requestSync(head: Offset, verify: boolean, deleted: boolean): void {
     if (this.closed) return;
     if (this.pendingSync) {
       this.pendingSync.head = Math.max(this.pendingSync.head, head);
       this.pendingSync.verify ||= verify;
+      this.pendingSync.deleted ||= deleted;
       return;
     }
-    this.pendingSync = { kind: 'sync', head, verify };
+    this.pendingSync = { kind: 'sync', head, verify, deleted };
     this.flusher.enqueue(this.pendingSync);
   }
 
@@ -410,7 +446,7 @@ export class SessionActor implements FlushHandler<Op> {
    * `known`, the head it had before the write was sent — proof on its own, as the write came
    * after every earlier look.
    */
-  private async checkRewind(seen?: Offset, known?: Offset): Promise<boolean> {
+  private async checkRewind(seen?: Offset, known?: Offset, deleted = false): Promise<boolean> {
     // Compared with what was known before the look: notices of later writes may arrive while the
     // meta read is in flight and raise the known head past what the read could have seen.
     const gens = this.gens;
@@ -419,24 +455,16 @@ export class SessionActor implements FlushHandler<Op> {
     const rewound = (seen !== undefined && known !== undefined && seen < known) || meta.head < before.head || meta.epoch < before.epoch;
     if (!rewound) return false;
     const lost = { head: Math.max(before.head, this.log.storeHead), epoch: Math.max(before.epoch, gens.epoch) };
-    this.deps.metrics.sessionRewound.inc();
-    this.deps.telemetry.emit({ name: 'session.rewound', session: this.session, fromHead: lost.head, toHead: meta.head });
-    this.deps.logger.warn(
-      { session: this.session, head: lost.head, epoch: lost.epoch, storeHead: meta.head, storeEpoch: meta.epoch },
-      'the store no longer has what it acknowledged for this session (data lost, or expired and written again); readers and producer told SESSION_REWOUND',
-    );
-    const error = new SpoolError(
-      'SESSION_REWOUND',
-      `session ${this.session} went back from offset ${lost.head} (epoch ${lost.epoch}) to ${meta.head} (epoch ${meta.epoch}): the store lost it or it expired; offsets after ${meta.head} will be reused, subscribe again from the start`,
-      { session: this.session, head: meta.head, offset: lost.head },
-    );
+    // A delete (its notice said so, and the store has nothing) is not data lost: its readers and
+    // producer get the delete's own terminal answer (PROTOCOL §10.6).
+    const error = deleted && meta.head === 0 ? deletedError(this.session) : this.rewound(lost, meta);
     this.readers.failAll(error);
     const gen = gens.active;
     if (gen !== null) {
       const still = meta.active;
       if (still === null || still.id !== gen.id || still.epoch !== gen.epoch) {
         gen.ending = true;
-        gen.failedCode = 'SESSION_REWOUND';
+        gen.failedCode = error.code;
         if (gen.link) gen.link.sendError(error, gen.id);
         gens.deactivate();
       }
@@ -479,6 +507,7 @@ export class SessionActor implements FlushHandler<Op> {
         case 'append':
         case 'open':
         case 'reset':
+        case 'delete':
           op.reply.reject(spoolError);
           break;
         case 'sync':
@@ -495,7 +524,7 @@ export class SessionActor implements FlushHandler<Op> {
 
   /** @internal */
   batchable(op: Op): boolean {
-    return op.kind !== 'open' && op.kind !== 'sync' && op.kind !== 'reset';
+    return op.kind === 'chunk' || op.kind === 'end' || op.kind === 'append';
   }
 
   /**
@@ -511,7 +540,7 @@ export class SessionActor implements FlushHandler<Op> {
 
   /** @internal */
   weight(op: Op): number {
-    return op.kind === 'open' || op.kind === 'sync' || op.kind === 'reset' ? 0 : 'size' in op.item ? op.item.size : 0;
+    return op.kind === 'chunk' || op.kind === 'end' || op.kind === 'append' ? ('size' in op.item ? op.item.size : 0) : 0;
   }
 
   /** @internal */

@@ -16,7 +16,7 @@ import { meteredStore } from './metered-store';
 import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE, teeSink } from './telemetry';
 import type { HttpResponse, TransportServer } from './transport';
 import { selectTransport } from './transports';
-import type { ResetOutcome } from './write-results';
+import type { DeleteOutcome, ResetOutcome } from './write-results';
 
 export type GatewayState = 'starting' | 'running' | 'closing' | 'closed';
 
@@ -33,6 +33,11 @@ export interface Gateway {
    * before it, fencing its active generation; offsets continue after a `session.reset` event.
    */
   resetSession(session: string): Promise<ResetOutcome>;
+  /**
+   * Deletes a session through its single writer (PROTOCOL §10.6): after every write queued before
+   * it; its producer and readers, on every gateway, get SESSION_DELETED; every key goes.
+   */
+  deleteSession(session: string): Promise<DeleteOutcome>;
   /** Graceful: stop accepting, make queued writes durable, close sockets with SHUTTING_DOWN. Idempotent. */
   close(): Promise<void>;
 }
@@ -160,6 +165,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     },
     resetSession(session) {
       return new Promise<ResetOutcome>((resolve, reject) => registry.with(session as SessionId, (actor) => actor.reset().then(resolve, reject), reject));
+    },
+    deleteSession(session) {
+      return new Promise<DeleteOutcome>((resolve, reject) => registry.with(session as SessionId, (actor) => actor.delete().then(resolve, reject), reject));
     },
     close() {
       closing ??= (async () => {

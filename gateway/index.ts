@@ -6,4 +6,4 @@ export type { Transport, TransportName, TransportSocket, TransportServer } from 
 export { wsTransport } from './transport-ws';
 export { createUwsTransport, loadUwsTransport } from './transport-uws';
 export { selectTransport } from './transports';
-export type { ResetOutcome } from './write-results';
+export type { DeleteOutcome, ResetOutcome } from './write-results';

@@ -1,8 +1,10 @@
 /**
- * Reset through the gateway (PROTOCOL §10.5): serialized with the session's writes, the active
+ * Reset and delete through the gateway (PROTOCOL §10.5, §10.6). Reset: serialized with the session's writes, the active
  * generation fenced, readers on every gateway given the `session.reset` event after everything
  * before it and nothing of the old log afterwards, offsets going on after it. Run on LMDB (one
  * gateway) and on Redis with two gateways (each its own store connection, as two processes).
+ * Delete: serialized the same way; producer and readers on every gateway get SESSION_DELETED
+ * after everything they had; the session starts again from offset 1.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -145,5 +147,51 @@ describe.each(TRANSPORT_NAMES.flatMap((t) => (['lmdb', 'redis'] as const).map((s
     const session = `reset-none-${Math.random().toString(36).slice(2)}`;
     expect(await gw.resetSession(session)).toEqual({ status: 'unknown' });
     expect(await gw.store.meta(session)).toMatchObject({ head: 0, epoch: 0 });
+  }, 30_000);
+
+  it('a delete runs after the writes queued before it; producer and readers on every gateway get SESSION_DELETED; writing again starts from offset 1', async () => {
+    const [first, second] = await gatewaysOn(storeName, TRANSPORTS[transportName]);
+    const session = `delete-${transportName}-${storeName}-${Math.random().toString(36).slice(2)}`;
+    const producer = await client(first);
+    const readers = [await client(first), await client(second)];
+    for (const reader of readers) {
+      reader.send({ type: 'subscribe', id: 1, session, from: 'start' });
+      await reader.next((f) => f.type === 'live');
+    }
+    const opened = await producer.open(session, 'g1');
+    const token = opened['token'] as string;
+    producer.send({ type: 'chunks', token, seq: 0, items: Array.from({ length: 3 }, (_, i) => ({ data: `old ${i}` })) });
+    producer.send({ type: 'ping', id: 78 });
+    await producer.next((f) => f.type === 'pong');
+    expect(await first.deleteSession(session)).toEqual({ status: 'deleted', head: 4, epoch: 1, fenced: 'g1' });
+    expect(await producer.next((f) => f.type === 'ack')).toMatchObject({ seq: 2, offset: 4 });
+    expect(await producer.next((f) => f.type === 'error')).toMatchObject({ code: 'SESSION_DELETED', ref: 'g1' });
+
+    for (const reader of readers) {
+      const seen: Item[] = [];
+      for (;;) {
+        const frame = await reader.next((f) => f.type === 'events' || f.type === 'gap' || f.type === 'error');
+        if (frame.type === 'error') {
+          expect(frame).toMatchObject({ code: 'SESSION_DELETED', ref: session });
+          break;
+        }
+        seen.push(...(frame.type === 'gap' ? [frame as unknown as Item] : (frame['events'] as Item[])));
+      }
+      // Whatever a reader had received before, nothing stale comes after the terminal answer.
+      expect(seen.map((item) => item.offset)).toEqual([1, 2, 3, 4].slice(0, seen.length));
+    }
+    expect(await first.store.meta(session)).toMatchObject({ head: 0, epoch: 0, active: null });
+
+    const writer = await client(second);
+    expect(await writer.open(session, 'g2')).toMatchObject({ type: 'opened', offset: 1 });
+    const late = await client(first);
+    late.send({ type: 'subscribe', id: 2, session, from: 'start' });
+    const items = await itemsUntil(late, (item) => item.type === 'gen.start');
+    expect(items.map((item) => [item.offset, item.type])).toEqual([[1, 'gen.start']]);
+  }, 60_000);
+
+  it('deleting a session that does not exist answers unknown', async () => {
+    const [gw] = await gatewaysOn(storeName, TRANSPORTS[transportName]);
+    expect(await gw.deleteSession(`delete-none-${Math.random().toString(36).slice(2)}`)).toEqual({ status: 'unknown' });
   }, 30_000);
 });

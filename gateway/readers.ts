@@ -53,7 +53,7 @@ export interface ReaderLog {
   /** A store read showed `head`. */
   noteStoreHead(head: Offset): void;
   /** A change notice (or a fresh look at the store's meta) reported `head`. */
-  notice(head: Offset): void;
+  notice(head: Offset, deleted?: boolean): void;
 }
 
 /** The shared services the reader side uses. */
@@ -104,7 +104,7 @@ export class SessionReaders {
     // has not reached this process yet (it read it elsewhere): other processes may have written
     // since this actor last looked. Watch first, so nothing after the look is missed, then ask
     // the store before judging the offset.
-    this.unwatch ??= this.deps.store.watch(this.session, (notice) => this.log.notice(notice.head));
+    this.unwatch ??= this.deps.store.watch(this.session, (notice) => this.log.notice(notice.head, notice.deleted === true));
     this.deps.store.meta(this.session).then(
       (meta) => {
         if (this.log.closed) return;

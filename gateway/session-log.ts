@@ -22,9 +22,10 @@ import { dataSize } from './size';
 export interface SessionLogDeps extends ReaderDeps {
   /**
    * Asks the session's writer to bring the log up to `head` (`verify`: the head is below one the
-   * store had before, so the writer checks for a rewind first).
+   * store had before, so the writer checks for a rewind first; `deleted`: the store said the
+   * session was deleted).
    */
-  readonly sync: (head: Offset, verify: boolean) => void;
+  readonly sync: (head: Offset, verify: boolean, deleted: boolean) => void;
 }
 
 export class SessionLog {
@@ -68,15 +69,16 @@ export class SessionLog {
     if (head > this.knownHead) this.knownHead = head;
   }
 
-  /** A change notice from the store (this process's writes or another's). */
-  notice(head: Offset): void {
+  /** A change notice from the store (this process's writes or another's; `deleted`: a delete's). */
+  notice(head: Offset, deleted = false): void {
     if (this.closedFlag) return;
     // Heads never go back while the store keeps what it acknowledged. A lower one is a notice
-    // read before a write it raced (harmless), or a store that lost data: the sync finds out.
+    // read before a write it raced (harmless), a store that lost data, or a deleted session: the
+    // sync finds out which.
     const verify = head < this.knownHead;
     this.noteStoreHead(head);
     if (head <= this.hotBuffer.head && !verify) return;
-    this.deps.sync(head, verify);
+    this.deps.sync(head, verify, deleted);
   }
 
   /**

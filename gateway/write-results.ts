@@ -7,7 +7,7 @@
 import { SpoolError, type ErrorCode, type ErrorDetails } from '../protocol/errors';
 import { encodeToken, type TokenParts } from '../protocol/token';
 import type { AppendedFrame, FinishedFrame, GenerationId, OpenedFrame, Offset, SessionId } from '../protocol/types';
-import type { AppendResult, OpenResult, ResetResult, WriteItem } from '../store/types';
+import type { AppendResult, DeleteResult, OpenResult, ResetResult, WriteItem } from '../store/types';
 import type { GatewayConfig } from './config';
 import type { GenState, Generations } from './generations';
 import type { Link } from './link';
@@ -29,7 +29,9 @@ export type Op =
    * `verify`: a notice reported a head below one the store had before; look at the store's meta
    * to tell a stale notice from a store that lost data (a rewind).
    */
-  | { readonly kind: 'sync'; head: Offset; verify: boolean }
+  | { readonly kind: 'sync'; head: Offset; verify: boolean; deleted: boolean }
+  /** Delete the session (PROTOCOL §10.6), after everything queued before it. */
+  | { readonly kind: 'delete'; readonly reply: Reply<DeleteOutcome> }
   /** Empty the session's log (PROTOCOL §10.5), after everything queued before it. */
   | { readonly kind: 'reset'; readonly reply: Reply<ResetOutcome> }
   | {
@@ -53,6 +55,9 @@ export type Op =
 export type ResetOutcome =
   | { readonly status: 'reset'; readonly head: Offset; readonly cleared: Offset; readonly epoch: number; readonly fenced: string | null }
   | { readonly status: 'unknown' };
+
+/** What a delete did, as the actor reports it (`unknown`: there was no such session). */
+export type DeleteOutcome = { readonly status: 'deleted'; readonly head: Offset; readonly epoch: number; readonly fenced: string | null } | { readonly status: 'unknown' };
 
 export interface WriteResultsDeps {
   readonly session: SessionId;
@@ -175,6 +180,28 @@ export class WriteResults {
     }
     this.deps.log.publish(result.events, [], result.head);
     op.reply.resolve({ status: 'reset', head: result.head, cleared: result.cleared, epoch: result.epoch, fenced: result.fenced });
+  }
+
+  /**
+   * A delete's answer from the store: the producer and every reader of the session here get
+   * SESSION_DELETED (their terminal answer), and the actor starts over from an empty session.
+   */
+  deleted(op: Extract<Op, { kind: 'delete' }>, result: DeleteResult): void {
+    if (result.status === 'deleted') {
+      const error = deletedError(this.session);
+      const gens = this.deps.gens;
+      const gen = gens.active;
+      if (gen !== null) {
+        gen.ending = true;
+        gen.failedCode = 'SESSION_DELETED';
+        if (gen.link) gen.link.sendError(error, gen.id);
+        gens.deactivate();
+      }
+      gens.epoch = 0;
+      this.deps.log.readers.failAll(error);
+      this.deps.log.reset(0);
+    }
+    op.reply.resolve(result);
   }
 
   /**
@@ -306,6 +333,11 @@ export class WriteResults {
           : replies.closed(item.generationId);
     op.reply?.reject(error);
   }
+}
+
+/** SESSION_DELETED, the terminal answer of a deleted session's readers and producer (PROTOCOL §10.6). */
+export function deletedError(session: SessionId): SpoolError {
+  return new SpoolError('SESSION_DELETED', `session ${session} was deleted; a write starts it again from offset 1`, { session });
 }
 
 export function sendError(link: Link, code: ErrorCode, message: string, ref: string, details: ErrorDetails = {}, id?: number): void {

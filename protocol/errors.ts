@@ -29,6 +29,7 @@ export const ERROR_REGISTRY = {
   SESSION_REWOUND: { closeCode: 4020, retryable: false, closes: false },
   TOKEN_EXPIRED: { closeCode: 4021, retryable: true, closes: true },
   AUTH_UNAVAILABLE: { closeCode: 4022, retryable: true, closes: true },
+  SESSION_DELETED: { closeCode: 4023, retryable: false, closes: false },
 } as const satisfies Record<string, { closeCode: number; retryable: boolean; closes: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_REGISTRY;

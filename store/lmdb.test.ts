@@ -129,6 +129,23 @@ describe('LmdbStore', () => {
     }
   });
 
+  it('deleting a session leaves no key of it behind, expiry and dedupe indexes included', async () => {
+    const dir = tempDir();
+    const store = openAt(dir);
+    for (const session of ['a', 'b']) {
+      await store.openGeneration(session, { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+      await store.append(session, [chunk('g1', 1, 0, { priority: 0 }), dropped('g1', 1, 1), keyed('k1'), end('g1', 1, 2)]);
+      await store.openGeneration(session, { generationId: 'g2', takeover: false, tag: TAG, ts: T0 });
+      await store.append(session, [chunk('g2', 2, 0)]);
+    }
+    expect(await store.delete('a')).toMatchObject({ status: 'deleted' });
+    await store.close();
+    const keys = await rawKeys(dir);
+    expect(keys.filter((key) => key.includes('a'))).toEqual([]);
+    // Session b keeps every family it had: meta, batches, retention, seq runs, keys, ended, both indexes.
+    expect(new Set(keys.filter((key) => key.includes('b')).map((key) => key[0]))).toEqual(new Set(['m', 'b', 'r', 'g', 'k', 'x', 't', 'd']));
+  });
+
   it('expiring every session leaves no key behind in the environment', async () => {
     const dir = tempDir();
     const store = openAt(dir, { sessionTtlMs: 3_600_000, dedupeWindowMs: 7_200_000 });

@@ -64,6 +64,7 @@ import type {
   OpenRequest,
   OpenResult,
   ReadResult,
+  DeleteResult,
   ResetResult,
   SessionMeta,
   SessionStore,
@@ -405,6 +406,18 @@ export class LmdbStore implements SessionStore {
   async reset(session: string, ts: number): Promise<ResetResult> {
     const result = await this.transact(() => applyReset(new LmdbTx(this.db, session), ts, this.options));
     if (result.status === 'reset') this.notices.notify(session, result.head);
+    return result;
+  }
+
+  async delete(session: string): Promise<DeleteResult> {
+    const result = await this.transact((): DeleteResult => {
+      const meta = this.db.get(['m', session]) as MetaRecord | undefined;
+      if (meta === undefined) return { status: 'unknown' };
+      this.db.removeSync(['t', meta.lastWriteTs, session]);
+      this.deleteSession(session);
+      return { status: 'deleted', head: meta.head, epoch: meta.epoch, fenced: meta.active === null ? null : meta.active.id };
+    });
+    if (result.status === 'deleted') this.notices.notify(session, 0, true);
     return result;
   }
 

@@ -24,6 +24,7 @@ import type {
   OpenRequest,
   OpenResult,
   ReadResult,
+  DeleteResult,
   ResetResult,
   SessionMeta,
   SessionStore,
@@ -231,6 +232,16 @@ export class MemoryStore implements SessionStore {
     const result = applyReset(new MemoryTx(this.sessions, session), ts, this.options);
     if (result.status === 'reset') this.notices.notify(session, result.head);
     return result;
+  }
+
+  async delete(session: string): Promise<DeleteResult> {
+    this.assertOpen();
+    const found = this.sessions.get(session);
+    if (found === undefined) return { status: 'unknown' };
+    this.sessions.delete(session);
+    const meta = found.meta;
+    this.notices.notify(session, 0, true);
+    return { status: 'deleted', head: meta.head, epoch: meta.epoch, fenced: meta.active === null ? null : meta.active.id };
   }
 
   watch(session: string, listener: ChangeListener): () => void {

@@ -7,15 +7,16 @@ import type { Offset } from '../protocol/types';
 import type { ChangeListener } from './types';
 
 /**
- * Calls every listener with `{head}`. A listener that throws stops neither the others nor the
+ * Calls every listener with `{head}` (and `deleted` when the session was deleted). A listener that throws stops neither the others nor the
  * caller (a store write or a socket's data handler); its error is rethrown on a later tick,
  * where the process reports it as uncaught rather than losing it.
  */
-export function notifyAll(listeners: Iterable<ChangeListener>, head: Offset): void {
+export function notifyAll(listeners: Iterable<ChangeListener>, head: Offset, deleted = false): void {
+  const notice = deleted ? { head, deleted } : { head };
   // A copy: a listener may unsubscribe (itself or another) while being called.
   for (const listener of [...listeners]) {
     try {
-      listener({ head });
+      listener(notice);
     } catch (error) {
       setImmediate(() => {
         throw error;
@@ -44,9 +45,9 @@ export class LocalNotices {
     };
   }
 
-  notify(session: string, head: Offset): void {
+  notify(session: string, head: Offset, deleted = false): void {
     const listeners = this.bySession.get(session);
-    if (listeners !== undefined) notifyAll(listeners, head);
+    if (listeners !== undefined) notifyAll(listeners, head, deleted);
   }
 
   /** Sessions with at least one listener. */

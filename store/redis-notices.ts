@@ -201,8 +201,13 @@ export class NoticeHub {
 
   private deliver(channel: string, message: string): void {
     const entry = this.entries.get(channel);
+    if (entry === undefined) return;
+    if (message === 'deleted') {
+      notifyAll(entry.listeners, 0, true);
+      return;
+    }
     const head = Number(message);
-    if (entry === undefined || !Number.isSafeInteger(head)) return;
+    if (!Number.isSafeInteger(head)) return;
     notifyAll(entry.listeners, head);
   }
 

@@ -1,5 +1,6 @@
 /**
- * The Lua scripts of the Redis store: one per atomic operation (`openGeneration`, `append`, `reset`).
+ * The Lua scripts of the Redis store: one per atomic operation (`openGeneration`, `append`,
+ * `reset`, `delete`).
  * They repeat engine.ts rule for rule (the conformance suite holds them to it), so read the two
  * side by side: `applyOpen` ↔ OPEN_SCRIPT, `applyAppend` ↔ APPEND_SCRIPT, `Operation` ↔ PRELUDE.
  *
@@ -14,6 +15,7 @@
  *   open    ARGV 8 generationId  9 takeover '1'|'0'  10 resumeOnly '1'|'0'  11 ts  12 tag
  *           13 resumeTag ('' for none)  14 secret digest ('' for none)
  *   reset   ARGV 8 ts
+ *   delete  (no more)
  *   append  ARGV 8 header: msgpack array, one array per item (below)  9.. event bodies, one
  *           per chunk (except dropped ones) and append item, in item order (Redis' cmsgpack
  *           cannot read msgpack `bin`, so bodies travel as arguments of their own and are
@@ -29,6 +31,8 @@
  *           | ['unknown'] | ['active', activeId, epoch] | ['full']
  *           | ['opened', epoch, startOffset, fencedId | false, fencedSeq, fencedEndOffset, trimmed]
  *   reset   ['reset', epoch, head, cleared, fencedId | false] | ['unknown']
+ *   delete  ['deleted', epoch, head, fencedId | false] | ['unknown']; publishes 'deleted' on the
+ *           notice channel instead of a head
  *   append  [head, results, trimmed]; a result is [1, offset] ok | [2, offset] or
  *           [2, offset, endStatus] duplicate | [3, epoch] fenced | [4] closed
  *           | [5, expected] seq_gap | [6] full | [7] dropped | [8, lastWriteTs] busy
@@ -248,6 +252,14 @@ meta.count, meta.bytes, meta.criticalCount, meta.criticalBytes = 0, 0, 0, 0
 local head = store(cmsgpack.pack({ type = 'session.reset', priority = CRITICAL, ts = ts }), CRITICAL, 0, ts)
 commit()
 return cmsgpack.pack({ 'reset', meta.epoch, head, cleared, fenced })
+`;
+
+/** `SessionStore.delete`: every key of the session, in one step. */
+export const DELETE_SCRIPT = `${PRELUDE}
+if meta.head == 0 then return cmsgpack.pack({ 'unknown' }) end
+redis.call('DEL', unpack(KEYS))
+redis.call(PUBLISH, CHANNEL, 'deleted')
+return cmsgpack.pack({ 'deleted', meta.epoch, meta.head, meta.active and meta.active.id or false })
 `;
 
 /** `SessionStore.openGeneration`, as engine.ts `applyOpen`. */

@@ -67,6 +67,31 @@ describe('RedisStore on a real redis-server', () => {
   }
 
   describe('cleanup', () => {
+    it('delete leaves no key of the session on the server (SCAN), and other sessions keep theirs', async () => {
+      const store = await make();
+      for (const session of ['gone', 'kept']) {
+        await store.openGeneration(session, { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+        await store.append(session, [chunk('g1', 1, 0, { priority: 0 }), chunk('g1', 1, 1, { priority: 1 }), keyed('k1'), end('g1', 1, 2)]);
+        await store.openGeneration(session, { generationId: 'g2', takeover: false, tag: TAG, ts: T0 });
+        await store.append(session, [chunk('g2', 2, 0)]);
+      }
+      const scan = async (pattern: string): Promise<string[]> => {
+        const found: string[] = [];
+        let cursor = '0';
+        do {
+          const [next, keys] = await raw.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          found.push(...keys);
+          cursor = next;
+        } while (cursor !== '0');
+        return found.sort();
+      };
+      const keptBefore = await scan('s:{kept}:*');
+      expect((await scan('s:{gone}:*')).length).toBeGreaterThan(5);
+      expect(await store.delete('gone')).toEqual({ status: 'deleted', head: 7, epoch: 2, fenced: 'g2' });
+      expect(await scan('s:{gone}:*')).toEqual([]);
+      expect(await scan('s:{kept}:*')).toEqual(keptBefore);
+    });
+
     it(`a write with a ts past the dedupe window prunes expired keys and ended generations, at most ${PRUNE_PER_CALL} per call`, async () => {
       const store = await make({ dedupeWindowMs: 2 * MINUTE });
       const k = keysOf('s');

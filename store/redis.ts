@@ -23,7 +23,7 @@
  *   s:{id}:dedupe   zset    "k:<key>" / "x:<generation>" scored by write ts; the write scripts
  *                           drop entries older than the dedupe window from keys/ended, at most
  *                           64 per call (the oldest first)
- *   s:{id}:notify   channel change notices: the new head, published by the write scripts
+ *   s:{id}:notify   channel change notices: the new head, published by the write scripts (`deleted` by the delete script)
  *                           (PUBLISH standalone, SPUBLISH on a cluster: the hash tag puts the
  *                           shard channel on the session's shard)
  *
@@ -52,13 +52,14 @@ import type { EndStatus, Offset, Priority, SessionEvent } from '../protocol/type
 import { normalizeOptions } from './engine';
 import { assembleRead } from './read';
 import { NoticeHub, clusterRouting, noticeChannel, standaloneRouting } from './redis-notices';
-import { APPEND_SCRIPT, ITEM, OPEN_SCRIPT, RESET_SCRIPT, RESULT } from './redis-scripts';
+import { APPEND_SCRIPT, DELETE_SCRIPT, ITEM, OPEN_SCRIPT, RESET_SCRIPT, RESULT } from './redis-scripts';
 import type {
   AppendResult,
   ChangeListener,
   OpenRequest,
   OpenResult,
   ReadResult,
+  DeleteResult,
   ResetResult,
   SessionMeta,
   SessionStore,
@@ -124,7 +125,7 @@ type Client = Redis | Cluster;
  * connection, EVAL on a new connection and after NOSCRIPT (a restarted or failed-over server has
  * an empty script cache), so a script is never missing and never resent needlessly.
  */
-const SCRIPTS = { spoolOpen: OPEN_SCRIPT, spoolAppend: APPEND_SCRIPT, spoolReset: RESET_SCRIPT } as const;
+const SCRIPTS = { spoolOpen: OPEN_SCRIPT, spoolAppend: APPEND_SCRIPT, spoolReset: RESET_SCRIPT, spoolDelete: DELETE_SCRIPT } as const;
 type ScriptName = keyof typeof SCRIPTS;
 type ScriptCommands = Record<`${ScriptName}Buffer`, (...args: (string | Buffer)[]) => Promise<Buffer>>;
 
@@ -411,6 +412,16 @@ export class RedisStore implements SessionStore {
       const [, epoch, head, cleared, fenced] = reply as [string, number, Offset, Offset, string | false];
       const events: SessionEvent[] = [{ offset: head, type: 'session.reset', priority: 3, ts }];
       return { status: 'reset', epoch, head, cleared, fenced: fenced === false ? null : fenced, events };
+    });
+  }
+
+  delete(session: string): Promise<DeleteResult> {
+    return this.run('delete', async () => {
+      const reply = (await this.evalScript('spoolDelete', session, [])) as unknown[];
+      if (reply[0] === 'unknown') return { status: 'unknown' };
+      if (reply[0] !== 'deleted') throw new SpoolError('INTERNAL', `redis delete script answered ${JSON.stringify(reply[0])}`);
+      const [, epoch, head, fenced] = reply as [string, number, Offset, string | false];
+      return { status: 'deleted', epoch, head, fenced: fenced === false ? null : fenced };
     });
   }
 

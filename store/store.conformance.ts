@@ -884,6 +884,48 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
       });
     });
 
+    describe('delete', () => {
+      it('deleting an unknown session answers unknown and notifies nobody', async () => {
+        const store = await open();
+        expect(await store.delete('nobody')).toEqual({ status: 'unknown' });
+        expect(await store.meta('nobody')).toEqual(EMPTY_META);
+      });
+
+      it('removes the session whole: meta, log, keys and ended generations; watchers are told; it starts again from offset 1', async () => {
+        const store = await open();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0), keyed('k1'), end('g1', 1, 1)]);
+        await openNew(store, 's', 'g2');
+        await store.append('s', [chunk('g2', 2, 0, { priority: 0 })]);
+        // Watching first, and seen to watch (a shared store subscribes asynchronously): then the
+        // delete's notice cannot be missed.
+        const log = new NoticeLog();
+        const stop = store.watch('s', log.listener);
+        await store.append('s', [chunk('g2', 2, 1)]);
+        await log.reached(7);
+        const notices: unknown[] = [];
+        let stopDeleted = (): void => undefined;
+        const deletedNotice = new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no deleted notice within ${WAIT_MS} ms`)), WAIT_MS);
+          stopDeleted = store.watch('s', (notice) => {
+            notices.push(notice);
+            if (notice.deleted === true) resolve(clearTimeout(timer));
+          });
+        });
+        expect(await store.delete('s')).toEqual({ status: 'deleted', head: 7, epoch: 2, fenced: 'g2' });
+        await deletedNotice;
+        stop();
+        stopDeleted();
+        expect(notices.filter((notice) => (notice as { deleted?: boolean }).deleted === true)).toEqual([{ head: 0, deleted: true }]);
+        expect(await store.meta('s')).toEqual(EMPTY_META);
+        expect(await store.read('s', 0, 10)).toEqual({ items: [], head: 0, through: 0 });
+        // Nothing of it is remembered: its key stores again, its ended generation opens anew.
+        expect((await store.append('s', [keyed('k1')])).results).toEqual([{ status: 'ok', offset: 1 }]);
+        expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 })).toMatchObject({ status: 'opened', epoch: 1, startOffset: 2 });
+        expect(await store.delete('other')).toEqual({ status: 'unknown' });
+      });
+    });
+
     describe('change notices and health', () => {
       it('a watcher is told the new head after an open and after an append that stored something', async () => {
         const store = await open();

@@ -142,6 +142,15 @@ export type ResetResult =
     }
   | { readonly status: 'unknown' };
 
+/**
+ * What `delete` did: every key of the session is gone (its log, meta, indexes, append keys and
+ * ended generations); `head` and `epoch` are what it had, `fenced` the generation that was
+ * active. `unknown`: there was nothing to delete.
+ */
+export type DeleteResult =
+  | { readonly status: 'deleted'; readonly head: Offset; readonly epoch: number; readonly fenced: string | null }
+  | { readonly status: 'unknown' };
+
 /** One write of a batch. Items are applied in order; each gets its own result. */
 export type WriteItem =
   | {
@@ -247,6 +256,8 @@ export interface ReadResult {
 /** A session changed: something was stored and its head is now `head`. */
 export interface ChangeNotice {
   readonly head: Offset;
+  /** The session was deleted (`head` is then 0): its log and state are gone. */
+  readonly deleted?: boolean;
 }
 
 /**
@@ -271,6 +282,12 @@ export interface SessionStore {
    * for their dedupe window. Notifies watchers like a write.
    */
   reset(session: string, ts: number): Promise<ResetResult>;
+  /**
+   * Removes the session and every key it has, in one atomic step, and notifies watchers (every
+   * process, on a shared store) with `{ head: 0, deleted: true }`. A session written afterwards
+   * starts again from offset 1 and epoch 1.
+   */
+  delete(session: string): Promise<DeleteResult>;
   /**
    * Removes sessions idle past sessionTtlMs and dedupe keys past the window; returns sessions
    * removed. A store whose server expires keys by itself (Redis: key TTLs, and dedupe records
