@@ -65,6 +65,9 @@ import type {
   OpenResult,
   ReadResult,
   DeleteResult,
+  SessionDetails,
+  SessionPage,
+  SessionSummary,
   ResetResult,
   SessionMeta,
   SessionStore,
@@ -419,6 +422,38 @@ export class LmdbStore implements SessionStore {
     });
     if (result.status === 'deleted') this.notices.notify(session, 0, true);
     return result;
+  }
+
+  async list(cursor: string | null, limit: number): Promise<SessionPage> {
+    this.assertOpen();
+    const sessions: SessionSummary[] = [];
+    let more = false;
+    for (const { key, value } of this.db.getRange({ start: cursor === null ? ['m'] : ['m', cursor] })) {
+      if (!hasPrefix(key, ['m'])) break;
+      const id = (key as [string, string])[1];
+      if (cursor !== null && id <= cursor) continue;
+      if (sessions.length >= Math.max(1, limit)) {
+        more = true;
+        break;
+      }
+      sessions.push({ id, ...publicMeta(value as MetaRecord) });
+    }
+    return { sessions, cursor: more ? (sessions.at(-1) as SessionSummary).id : null };
+  }
+
+  async inspect(session: string): Promise<SessionDetails | null> {
+    this.assertOpen();
+    const meta = this.db.get(['m', session]) as MetaRecord | undefined;
+    if (meta === undefined) return null;
+    const retained: [number, number, number, number] = [0, 0, 0, meta.criticalCount];
+    for (const { key, value } of entriesUnder(this.db, ['r', session])) {
+      const priority = key[2] as 0 | 1 | 2;
+      retained[priority] += (value as number[]).length / 2;
+    }
+    const ended = entriesUnder(this.db, ['x', session])
+      .map(({ key, value }) => ({ id: key[2] as string, status: (value as EndedRecord).endStatus, offset: (value as EndedRecord).endOffset }))
+      .sort((a, b) => a.offset - b.offset);
+    return { ...publicMeta(meta), lastWriteTs: meta.lastWriteTs, retained, ended };
   }
 
   watch(session: string, listener: ChangeListener): () => void {

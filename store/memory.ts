@@ -25,6 +25,8 @@ import type {
   OpenResult,
   ReadResult,
   DeleteResult,
+  SessionDetails,
+  SessionPage,
   ResetResult,
   SessionMeta,
   SessionStore,
@@ -242,6 +244,23 @@ export class MemoryStore implements SessionStore {
     const meta = found.meta;
     this.notices.notify(session, 0, true);
     return { status: 'deleted', head: meta.head, epoch: meta.epoch, fenced: meta.active === null ? null : meta.active.id };
+  }
+
+  async list(cursor: string | null, limit: number): Promise<SessionPage> {
+    this.assertOpen();
+    const ids = [...this.sessions.keys()].filter((id) => cursor === null || id > cursor).sort();
+    const page = ids.slice(0, Math.max(1, limit));
+    const sessions = page.map((id) => ({ id, ...publicMeta((this.sessions.get(id) as MemorySession).meta) }));
+    return { sessions, cursor: ids.length > page.length ? (page.at(-1) as string) : null };
+  }
+
+  async inspect(session: string): Promise<SessionDetails | null> {
+    this.assertOpen();
+    const found = this.sessions.get(session);
+    if (found === undefined) return null;
+    const ended = [...found.ended].map(([id, record]) => ({ id, status: record.endStatus, offset: record.endOffset })).sort((a, b) => a.offset - b.offset);
+    const [debug, low, normal] = found.retained;
+    return { ...publicMeta(found.meta), lastWriteTs: found.meta.lastWriteTs, retained: [debug.length, low.length, normal.length, found.meta.criticalCount], ended };
   }
 
   watch(session: string, listener: ChangeListener): () => void {

@@ -60,6 +60,9 @@ import type {
   OpenResult,
   ReadResult,
   DeleteResult,
+  SessionDetails,
+  SessionPage,
+  SessionSummary,
   ResetResult,
   SessionMeta,
   SessionStore,
@@ -119,6 +122,33 @@ const LOG = 0;
 const META = 1;
 
 type Client = Redis | Cluster;
+
+/** A session's meta hash as SessionMeta. */
+function metaOf(raw: Record<string, string>): SessionMeta {
+  return {
+    epoch: num(raw['epoch']),
+    head: num(raw['head']),
+    active:
+      raw['activeId'] === undefined
+        ? null
+        : {
+            id: raw['activeId'],
+            epoch: num(raw['activeEpoch']),
+            lastSeq: num(raw['activeLastSeq']),
+            startOffset: num(raw['activeStartOffset']),
+            lastWriteTs: num(raw['activeLastWriteTs']),
+          },
+    count: num(raw['count']),
+    bytes: num(raw['bytes']),
+  };
+}
+
+/** `<master index>:<scan cursor>`, as list() hands it out. */
+function parseListCursor(cursor: string): [number, string] {
+  const match = /^(\d+):(\d+)$/.exec(cursor);
+  if (match === null) throw new SpoolError('BAD_FRAME', `not a session listing cursor: ${JSON.stringify(cursor)}`);
+  return [Number(match[1]), match[2] as string];
+}
 
 /**
  * The scripts as ioredis commands (`defineCommand`): EVALSHA once the script is known on the
@@ -345,24 +375,59 @@ export class RedisStore implements SessionStore {
   }
 
   meta(session: string): Promise<SessionMeta> {
-    return this.run('meta', async () => {
-      const raw = (await this.client.hgetall(sessionKeys(session)[META] as string)) as Record<string, string>;
-      return {
-        epoch: num(raw['epoch']),
-        head: num(raw['head']),
-        active:
-          raw['activeId'] === undefined
-            ? null
-            : {
-                id: raw['activeId'],
-                epoch: num(raw['activeEpoch']),
-                lastSeq: num(raw['activeLastSeq']),
-                startOffset: num(raw['activeStartOffset']),
-                lastWriteTs: num(raw['activeLastWriteTs']),
-              },
-        count: num(raw['count']),
-        bytes: num(raw['bytes']),
-      };
+    return this.run('meta', async () => metaOf((await this.client.hgetall(sessionKeys(session)[META] as string)) as Record<string, string>));
+  }
+
+  /**
+   * SCAN over every master for `s:{*}:meta`; the cursor is `<master index>:<scan cursor>`. A page
+   * holds what the SCAN calls it took returned (about `limit`, maybe more), in no order.
+   */
+  list(cursor: string | null, limit: number): Promise<SessionPage> {
+    return this.run('list', async () => {
+      const masters = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+      let [node, scan] = cursor === null ? [0, '0'] : parseListCursor(cursor);
+      const ids: string[] = [];
+      while (node < masters.length && ids.length < Math.max(1, limit)) {
+        const [next, keys] = await (masters[node] as Redis).scan(scan, 'MATCH', 's:{*}:meta', 'COUNT', Math.max(10, limit * 2));
+        for (const key of keys) ids.push(key.slice('s:{'.length, -'}:meta'.length));
+        if (next === '0') {
+          node += 1;
+          scan = '0';
+        } else {
+          scan = next;
+        }
+      }
+      const metas = await Promise.all(ids.map((id) => this.client.hgetall(sessionKeys(id)[META] as string)));
+      const sessions: SessionSummary[] = [];
+      ids.forEach((id, i) => {
+        const raw = metas[i] as Record<string, string>;
+        // A key that expired between the SCAN and the read is not listed.
+        if (raw['head'] !== undefined) sessions.push({ id, ...metaOf(raw) });
+      });
+      return { sessions, cursor: node < masters.length ? `${node}:${scan}` : null };
+    });
+  }
+
+  inspect(session: string): Promise<SessionDetails | null> {
+    return this.run('inspect', async () => {
+      // KEYS order of the scripts: log, meta, p0, p1, p2, seq, keys, ended, dedupe.
+      const keys = sessionKeys(session) as string[];
+      const [raw, debug, low, normal, endedRaw] = await Promise.all([
+        this.client.hgetall(keys[1] as string),
+        this.client.llen(keys[2] as string),
+        this.client.llen(keys[3] as string),
+        this.client.llen(keys[4] as string),
+        this.client.hgetall(keys[7] as string),
+      ]);
+      if ((raw as Record<string, string>)['head'] === undefined) return null;
+      const fields = raw as Record<string, string>;
+      const endedList = Object.entries(endedRaw as Record<string, string>)
+        .map(([id, value]) => {
+          const sep = value.indexOf(':');
+          return { id, offset: Number(value.slice(0, sep)), status: value.slice(sep + 1) as EndStatus };
+        })
+        .sort((a, b) => a.offset - b.offset);
+      return { ...metaOf(fields), lastWriteTs: num(fields['lastWriteTs']), retained: [debug, low, normal, num(fields['criticalCount'])], ended: endedList };
     });
   }
 

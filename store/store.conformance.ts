@@ -4,7 +4,7 @@
  * store passes it or does not; nothing here knows which store it holds.
  */
 import type { EndStatus, Gap, Offset, Priority, ReadItem, SessionEvent } from '../protocol/types';
-import type { OpenResult, Retention, SessionStore, StoreOptions, WriteItem, WriteResult } from './types';
+import type { OpenResult, Retention, SessionPage, SessionStore, SessionSummary, StoreOptions, WriteItem, WriteResult } from './types';
 
 /** Builds a fresh, empty store with the given options; `cleanup` closes it and removes its data. */
 export type MakeStore = (options: StoreOptions) => Promise<{ store: SessionStore; cleanup(): Promise<void> }>;
@@ -923,6 +923,48 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
         expect((await store.append('s', [keyed('k1')])).results).toEqual([{ status: 'ok', offset: 1 }]);
         expect(await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 })).toMatchObject({ status: 'opened', epoch: 1, startOffset: 2 });
         expect(await store.delete('other')).toEqual({ status: 'unknown' });
+      });
+    });
+
+    describe('listing and inspecting', () => {
+      it('lists every session once across pages, each with its meta; a deleted one is gone', async () => {
+        const store = await open();
+        const ids = Array.from({ length: 23 }, (_, i) => `list-${String(i).padStart(2, '0')}`);
+        for (const id of ids) await store.append(id, [keyed('k1')]);
+        await openNew(store, 'list-05', 'g1');
+        await store.delete('list-07');
+        const seen: SessionSummary[] = [];
+        let cursor: string | null = null;
+        for (let pages = 0; pages < 100; pages++) {
+          const page: SessionPage = await store.list(cursor, 5);
+          seen.push(...page.sessions);
+          cursor = page.cursor;
+          if (cursor === null) break;
+        }
+        expect(cursor).toBeNull();
+        const listed = seen.filter((s) => s.id.startsWith('list-'));
+        expect(listed.map((s) => s.id).sort()).toEqual(ids.filter((id) => id !== 'list-07'));
+        expect(listed.find((s) => s.id === 'list-05')).toMatchObject({ head: 2, epoch: 1, count: 2, active: { id: 'g1', epoch: 1, lastSeq: -1 } });
+        expect(listed.find((s) => s.id === 'list-00')).toEqual({ id: 'list-00', epoch: 0, head: 1, active: null, count: 1, bytes: 10 });
+      });
+
+      it('inspects a session: meta, last write, retained events per priority, ended generations; null for an unknown one', async () => {
+        const store = await open();
+        expect(await store.inspect('nobody')).toBeNull();
+        await openNew(store, 's', 'g1');
+        await store.append('s', [chunk('g1', 1, 0, { priority: 0 }), chunk('g1', 1, 1, { priority: 1 }), chunk('g1', 1, 2, { priority: 1, ts: T0 + 9 }), end('g1', 1, 3, 'error', { error: 'x' })]);
+        await openNew(store, 's', 'g2', false, T0 + 10);
+        await store.append('s', [chunk('g2', 2, 0)]);
+        expect(await store.inspect('s')).toEqual({
+          epoch: 2,
+          head: 7,
+          active: { id: 'g2', epoch: 2, lastSeq: 0, startOffset: 6, lastWriteTs: T0 + 10 },
+          count: 7,
+          bytes: 40,
+          lastWriteTs: T0 + 10,
+          retained: [1, 2, 1, 3],
+          ended: [{ id: 'g1', status: 'error', offset: 5 }],
+        });
       });
     });
 

@@ -151,6 +151,26 @@ export type DeleteResult =
   | { readonly status: 'deleted'; readonly head: Offset; readonly epoch: number; readonly fenced: string | null }
   | { readonly status: 'unknown' };
 
+/** One session as a listing shows it. */
+export interface SessionSummary extends SessionMeta {
+  readonly id: string;
+}
+
+/** A page of sessions; `cursor` continues the listing, null when it is complete. */
+export interface SessionPage {
+  readonly sessions: readonly SessionSummary[];
+  readonly cursor: string | null;
+}
+
+/** What the store knows of one session beyond its meta, for an operator. */
+export interface SessionDetails extends SessionMeta {
+  readonly lastWriteTs: number;
+  /** Retained events per priority (0 debug, 1 low, 2 normal, 3 critical). */
+  readonly retained: readonly [number, number, number, number];
+  /** Generations that ended within the dedupe window, oldest end first. */
+  readonly ended: readonly { readonly id: string; readonly status: EndStatus; readonly offset: Offset }[];
+}
+
 /** One write of a batch. Items are applied in order; each gets its own result. */
 export type WriteItem =
   | {
@@ -288,6 +308,14 @@ export interface SessionStore {
    * starts again from offset 1 and epoch 1.
    */
   delete(session: string): Promise<DeleteResult>;
+  /**
+   * Up to `limit` sessions the store holds, from where `cursor` (a previous page's) left off.
+   * The order is the store's own (by id where it can, unordered on Redis); a session written
+   * while a listing runs may or may not be in it.
+   */
+  list(cursor: string | null, limit: number): Promise<SessionPage>;
+  /** The session's details; null when it does not exist. */
+  inspect(session: string): Promise<SessionDetails | null>;
   /**
    * Removes sessions idle past sessionTtlMs and dedupe keys past the window; returns sessions
    * removed. A store whose server expires keys by itself (Redis: key TTLs, and dedupe records
