@@ -266,6 +266,31 @@ export class SessionActor implements FlushHandler<Op> {
     });
   }
 
+  /**
+   * Ends the active generation `generationId` from the gateway (an operator's choice of status),
+   * after every write queued before it; its producer's later writes are refused as after any end.
+   * GENERATION_CLOSED when it is not this session's active generation.
+   */
+  endGeneration(generationId: string, status: 'done' | 'error' | 'aborted', error: string | undefined): Promise<FinishedFrame> {
+    this.touch();
+    return new Promise<FinishedFrame>((resolve, reject) => {
+      if (this.rejectIfUnavailable(reject)) return;
+      const gen = this.gens.active;
+      if (gen === null || gen.id !== generationId || gen.ending) {
+        reject(replies.closed(generationId));
+        return;
+      }
+      gen.ending = true;
+      const item = endItem(gen.id, gen.epoch, gen.nextSeq, status, error, this.deps.config.clock());
+      this.flusher.enqueue({ kind: 'end', item, gen, reply: { resolve, reject } });
+    });
+  }
+
+  /** Readers subscribed to this session on this process. */
+  get readerCount(): number {
+    return this.readers.size;
+  }
+
   // ------------------------------------------------------------------ readers
 
   /** Starts delivery of everything after `from`; answers `subscribed` first. */

@@ -8,6 +8,7 @@ import { WS_PATH, type SessionId } from '../protocol/types';
 import { openLmdbStore } from '../store/lmdb';
 import { openRedisStore } from '../store/redis';
 import type { SessionStore } from '../store/types';
+import { AdminApi } from './admin-api';
 import { createAuthenticator } from './auth';
 import { resolveConfig, type GatewayConfig, type GatewayOptions } from './config';
 import { Connection } from './connection';
@@ -38,6 +39,8 @@ export interface Gateway {
    * it; its producer and readers, on every gateway, get SESSION_DELETED; every key goes.
    */
   deleteSession(session: string): Promise<DeleteOutcome>;
+  /** The admin API (protocol/ADMIN.md), for whichever listener serves admin traffic. */
+  readonly admin: AdminApi;
   /** Graceful: stop accepting, make queued writes durable, close sockets with SHUTTING_DOWN. Idempotent. */
   close(): Promise<void>;
 }
@@ -163,6 +166,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     get state() {
       return state;
     },
+    admin: new AdminApi({ store, registry }),
     resetSession(session) {
       return new Promise<ResetOutcome>((resolve, reject) => registry.with(session as SessionId, (actor) => actor.reset().then(resolve, reject), reject));
     },

@@ -82,6 +82,17 @@ export class ActorRegistry {
     slot.loading.then(fn, onError);
   }
 
+  /** The session's actor if it is loaded here (never loads one). */
+  peek(session: SessionId): SessionActor | undefined {
+    const slot = this.slots.get(session);
+    return slot === undefined || slot.loading ? undefined : slot.actor;
+  }
+
+  /** Runs `fn` on the session's actor (loading it if needed) and resolves with what it resolves with. */
+  run<T>(session: SessionId, fn: (actor: SessionActor) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.with(session, (actor) => fn(actor).then(resolve, reject), reject));
+  }
+
   /** Totals over loaded actors, for gauges. */
   queueDepth(): number {
     let depth = 0;

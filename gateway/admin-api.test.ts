@@ -1,0 +1,105 @@
+/**
+ * The admin API's routes against a real gateway (LMDB, real sockets for the producer and the
+ * reader whose sessions it operates on). The listener that carries admin HTTP is tested with it.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { SUBPROTOCOL_MSGPACK } from '../protocol/types';
+import { openLmdbStore } from '../store/lmdb';
+import type { AdminRequest } from './admin-api';
+import { startGateway, type Gateway } from './index';
+import { RawClient } from './test-helpers/raw-client';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+async function gateway(): Promise<Gateway> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-admin-'));
+  const store = openLmdbStore({ path: dir });
+  const gw = await startGateway({ port: 0, store, logger: pino({ level: 'silent' }) });
+  cleanups.push(async () => {
+    await gw.close();
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return gw;
+}
+
+async function client(gw: Gateway): Promise<RawClient> {
+  const c = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK);
+  cleanups.push(() => c.close());
+  return c;
+}
+
+function request(method: string, target: string, body?: unknown): AdminRequest {
+  const url = new URL(target, 'http://admin');
+  return { method, path: url.pathname, query: url.searchParams, body };
+}
+
+describe('admin API', () => {
+  it('lists sessions page by page, with readers on this process', async () => {
+    const gw = await gateway();
+    for (const id of ['a', 'b', 'c']) await gw.store.append(id, [{ op: 'append', key: 'k', kind: 'user', priority: 3, ts: 1, data: 'x', size: 1 }]);
+    const reader = await client(gw);
+    reader.send({ type: 'subscribe', id: 1, session: 'b', from: 'start' });
+    await reader.next((f) => f.type === 'live');
+    const first = await gw.admin.handle(request('GET', '/admin/sessions?limit=2'));
+    expect(first).toMatchObject({ status: 200, body: { sessions: [{ id: 'a', head: 1, readersHere: 0 }, { id: 'b', head: 1, readersHere: 1 }] } });
+    const cursor = (first?.body as { cursor: string }).cursor;
+    expect(await gw.admin.handle(request('GET', `/admin/sessions?limit=2&cursor=${encodeURIComponent(cursor)}`))).toEqual({
+      status: 200,
+      body: { sessions: [{ id: 'c', epoch: 0, head: 1, active: null, count: 1, bytes: 1, readersHere: 0 }], cursor: null },
+    });
+    expect(await gw.admin.handle(request('GET', '/admin/sessions?limit=0'))).toMatchObject({ status: 400, body: { error: { code: 'BAD_FRAME' } } });
+  }, 30_000);
+
+  it('inspects a session; 404 for one that does not exist or a route that does not', async () => {
+    const gw = await gateway();
+    const producer = await client(gw);
+    const opened = await producer.open('chat', 'g1');
+    producer.send({ type: 'chunks', token: opened['token'], seq: 0, items: [{ data: 'a', priority: 0 }, { data: 'b' }] });
+    await producer.next((f) => f.type === 'ack');
+    expect(await gw.admin.handle(request('GET', '/admin/sessions/chat'))).toMatchObject({
+      status: 200,
+      body: { id: 'chat', head: 3, epoch: 1, active: { id: 'g1', lastSeq: 1 }, retained: [1, 0, 1, 1], ended: [], here: { loaded: true, readers: 0, queueDepth: 0 } },
+    });
+    expect(await gw.admin.handle(request('GET', '/admin/sessions/nobody'))).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+    expect(await gw.admin.handle(request('PATCH', '/admin/sessions/chat'))).toMatchObject({ status: 404 });
+    expect(await gw.admin.handle(request('GET', '/metrics'))).toBeNull();
+  }, 30_000);
+
+  it('ends a stuck generation with the status asked for; the producer learns it; a second end is GENERATION_CLOSED', async () => {
+    const gw = await gateway();
+    const producer = await client(gw);
+    const reader = await client(gw);
+    reader.send({ type: 'subscribe', id: 1, session: 'chat', from: 'start' });
+    await reader.next((f) => f.type === 'live');
+    const opened = await producer.open('chat', 'g1');
+    producer.send({ type: 'chunks', token: opened['token'], seq: 0, items: [{ data: 'a' }] });
+    await producer.next((f) => f.type === 'ack');
+    expect(await gw.admin.handle(request('POST', '/admin/sessions/chat/generations/g1/end', { status: 'error', error: 'stuck, ended by ops' }))).toEqual({
+      status: 200,
+      body: { generation: 'g1', status: 'error', offset: 3 },
+    });
+    const end = await reader.next((f) => f.type === 'events' && (f['events'] as { type: string }[]).some((e) => e.type === 'gen.end'));
+    expect((end['events'] as unknown[]).at(-1)).toMatchObject({ type: 'gen.end', generationId: 'g1', seq: 1, status: 'error', error: 'stuck, ended by ops' });
+    producer.send({ type: 'chunks', token: opened['token'], seq: 1, items: [{ data: 'late' }] });
+    expect(await producer.next((f) => f.type === 'error')).toMatchObject({ code: 'GENERATION_CLOSED' });
+    expect(await gw.admin.handle(request('POST', '/admin/sessions/chat/generations/g1/end', { status: 'done' }))).toMatchObject({ status: 409, body: { error: { code: 'GENERATION_CLOSED' } } });
+    expect(await gw.admin.handle(request('POST', '/admin/sessions/chat/generations/g1/end', { status: 'fenced' }))).toMatchObject({ status: 400 });
+  }, 30_000);
+
+  it('resets and deletes through the session writer; 404 for a session that does not exist', async () => {
+    const gw = await gateway();
+    await gw.store.append('chat', [{ op: 'append', key: 'k', kind: 'user', priority: 3, ts: 1, data: 'x', size: 1 }]);
+    expect(await gw.admin.handle(request('POST', '/admin/sessions/chat/reset'))).toEqual({ status: 200, body: { status: 'reset', head: 2, cleared: 1, epoch: 1, fenced: null } });
+    expect(await gw.admin.handle(request('DELETE', '/admin/sessions/chat'))).toEqual({ status: 200, body: { status: 'deleted', head: 2, epoch: 1, fenced: null } });
+    expect(await gw.admin.handle(request('DELETE', '/admin/sessions/chat'))).toMatchObject({ status: 404 });
+    expect(await gw.admin.handle(request('POST', '/admin/sessions/chat/reset'))).toMatchObject({ status: 404 });
+    expect(await gw.admin.handle(request('GET', '/admin/sessions/%E0%A4%A'))).toMatchObject({ status: 400, body: { error: { code: 'BAD_FRAME' } } });
+  }, 30_000);
+});
