@@ -26,6 +26,7 @@ import * as replies from './replies';
 import { SessionLog } from './session-log';
 import { dataSize } from './size';
 import type { Metrics, TelemetrySink } from './telemetry';
+import type { Toggles } from './toggles';
 import { deletedError, sendError, WriteResults, type DeleteOutcome, type Op, type ResetOutcome } from './write-results';
 
 /** How an open asks (PROTOCOL §7.1). */
@@ -39,6 +40,8 @@ export interface OpenOptions {
 
 export interface ActorDeps {
   readonly session: SessionId;
+  /** Runtime toggles, read on every use (shared by every actor of a registry). */
+  readonly toggles: Toggles;
   /** Shared by every actor of a registry. */
   readonly flusherOptions: FlusherOptions;
   readonly store: SessionStore;
@@ -120,6 +123,12 @@ export class SessionActor implements FlushHandler<Op> {
     return new Promise<OpenedFrame>((resolve, reject) => {
       if (this.rejectIfUnavailable(reject)) return;
       const resume = options.resume;
+      // Read-only: a producer resuming its generation may go on and finish; nothing new starts.
+      const refused = resume === undefined ? this.deps.toggles.refuseNew(`opening generation ${generationId}`) : null;
+      if (refused !== null) {
+        reject(refused);
+        return;
+      }
       this.flusher.enqueue({
         kind: 'open',
         generationId,
@@ -161,7 +170,7 @@ export class SessionActor implements FlushHandler<Op> {
     }
     const byteLimit = credit.bytes + this.deps.config.limits.maxFrameBytes;
     gen.lastActivity = now;
-    const watermark = this.deps.config.degradeWatermark;
+    const watermark = this.deps.toggles.degradeWatermark;
     for (let i = 0; i < items.length; i++) {
       const item = items[i] as ChunkItem;
       const s = seq + i;
@@ -233,6 +242,11 @@ export class SessionActor implements FlushHandler<Op> {
     const now = this.touch();
     return new Promise<AppendedFrame>((resolve, reject) => {
       if (this.rejectIfUnavailable(reject)) return;
+      const refused = this.deps.toggles.refuseNew(`append ${frame.key}`);
+      if (refused !== null) {
+        reject(refused);
+        return;
+      }
       if (this.flusher.depth >= this.deps.config.maxQueuedWrites) {
         reject(new SpoolError('RATE_LIMITED', `session ${this.session} has ${this.flusher.depth} writes waiting for the store; retry shortly`, { limit: this.deps.config.maxQueuedWrites }));
         return;

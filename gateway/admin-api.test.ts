@@ -102,4 +102,43 @@ describe('admin API', () => {
     expect(await gw.admin.handle(request('POST', '/admin/sessions/chat/reset'))).toMatchObject({ status: 404 });
     expect(await gw.admin.handle(request('GET', '/admin/sessions/%E0%A4%A'))).toMatchObject({ status: 400, body: { error: { code: 'BAD_FRAME' } } });
   }, 30_000);
+
+  it('toggles: read-only refuses new generations and appends (READ_ONLY, retryable) while an open generation finishes and readers read', async () => {
+    const gw = await gateway();
+    const producer = await client(gw);
+    const opened = await producer.open('chat', 'g1');
+    expect(await gw.admin.handle(request('PUT', '/admin/toggles', { readOnly: true }))).toEqual({ status: 200, body: { syncAppend: false, readOnly: true, degradeWatermark: 512 } });
+    const metrics = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
+    expect(metrics).toMatch(/^spool_toggle_read_only 1$/m);
+    // Open ones go on and finish.
+    producer.send({ type: 'chunks', token: opened['token'], seq: 0, items: [{ data: 'a' }] });
+    await producer.next((f) => f.type === 'ack');
+    producer.send({ type: 'finish', id: 5, token: opened['token'], seq: 1, status: 'done' });
+    expect(await producer.next((f) => f.id === 5)).toMatchObject({ type: 'finished', status: 'done' });
+    // Nothing new starts.
+    expect(await producer.open('chat', 'g2')).toMatchObject({ type: 'error', code: 'READ_ONLY', retryable: true });
+    producer.send({ type: 'append', id: 6, session: 'chat', key: 'k1', kind: 'user', data: 'hi' });
+    expect(await producer.next((f) => f.id === 6)).toMatchObject({ type: 'error', code: 'READ_ONLY' });
+    // Reads are served.
+    const reader = await client(gw);
+    reader.send({ type: 'subscribe', id: 1, session: 'chat', from: 'start' });
+    await reader.next((f) => f.type === 'live');
+    expect(await gw.admin.handle(request('PUT', '/admin/toggles', { readOnly: false }))).toMatchObject({ status: 200, body: { readOnly: false } });
+    expect(await producer.open('chat', 'g2')).toMatchObject({ type: 'opened' });
+  }, 30_000);
+
+  it('toggles: synchronous append mode acks every chunk from a store call of its own; bad toggles are refused by name', async () => {
+    const gw = await gateway();
+    expect(await gw.admin.handle(request('PUT', '/admin/toggles', { syncAppend: true }))).toMatchObject({ status: 200, body: { syncAppend: true } });
+    const producer = await client(gw);
+    const opened = await producer.open('chat', 'g1');
+    producer.send({ type: 'chunks', token: opened['token'], seq: 0, items: Array.from({ length: 10 }, (_, i) => ({ data: `c${i}` })) });
+    const acks = [];
+    for (let seq = 0; seq < 10; seq++) acks.push(await producer.next((f) => f.type === 'ack'));
+    expect(acks.map((ack) => ack['seq'])).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    for (const bad of [{ syncAppend: 'yes' }, { degradeWatermark: -1 }, { lingerMs: 5 }, [1]]) {
+      expect(await gw.admin.handle(request('PUT', '/admin/toggles', bad))).toMatchObject({ status: 400, body: { error: { code: 'BAD_FRAME' } } });
+    }
+    expect(await gw.admin.handle(request('GET', '/admin/toggles'))).toEqual({ status: 200, body: { syncAppend: true, readOnly: false, degradeWatermark: 512 } });
+  }, 30_000);
 });

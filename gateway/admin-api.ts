@@ -1,6 +1,7 @@
 /**
  * The admin API (protocol/ADMIN.md): JSON over HTTP for an operator or an app's backend — list
- * and inspect sessions, reset or delete one, end a stuck generation. Every change goes through
+ * and inspect sessions, reset or delete one, end a stuck generation, read and change the runtime
+ * toggles. Every change goes through
  * the session's single writer (the actor), exactly like a producer's writes, so it is never
  * overtaken by writes queued before it nor overtakes writes queued after it.
  *
@@ -11,6 +12,7 @@ import { SpoolError, type ErrorCode } from '../protocol/errors';
 import { isSessionId, type SessionId } from '../protocol/types';
 import type { SessionStore } from '../store/types';
 import type { ActorRegistry } from './registry';
+import type { Toggles } from './toggles';
 
 export interface AdminRequest {
   readonly method: string;
@@ -42,13 +44,19 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
 };
 
 export class AdminApi {
-  constructor(private readonly deps: { readonly store: SessionStore; readonly registry: ActorRegistry }) {}
+  constructor(private readonly deps: { readonly store: SessionStore; readonly registry: ActorRegistry; readonly toggles: Toggles }) {}
 
   /** The answer to `request`, or null when its path is not the admin API's. */
   async handle(request: AdminRequest): Promise<AdminResponse | null> {
     const parts = request.path.split('/').filter((part) => part !== '');
-    if (parts[0] !== 'admin' || parts[1] !== 'sessions') return null;
+    if (parts[0] !== 'admin' || (parts[1] !== 'sessions' && parts[1] !== 'toggles')) return null;
     try {
+      if (parts[1] === 'toggles') {
+        if (parts.length !== 2) return notFound(request);
+        if (request.method === 'GET') return { status: 200, body: this.deps.toggles.values };
+        if (request.method === 'PUT') return { status: 200, body: this.deps.toggles.update(request.body) };
+        return notFound(request);
+      }
       const session = parts[2] === undefined ? undefined : sessionOf(parts[2]);
       if (session === undefined) {
         if (request.method === 'GET' && parts.length === 2) return await this.list(request.query);

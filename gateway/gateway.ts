@@ -16,6 +16,7 @@ import { ActorRegistry } from './registry';
 import { meteredStore } from './metered-store';
 import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE, teeSink } from './telemetry';
 import type { HttpResponse, TransportServer } from './transport';
+import { Toggles } from './toggles';
 import { selectTransport } from './transports';
 import type { DeleteOutcome, ResetOutcome } from './write-results';
 
@@ -41,6 +42,8 @@ export interface Gateway {
   deleteSession(session: string): Promise<DeleteOutcome>;
   /** The admin API (protocol/ADMIN.md), for whichever listener serves admin traffic. */
   readonly admin: AdminApi;
+  /** Runtime toggles (toggles.ts): also changed through the admin API. */
+  readonly toggles: Toggles;
   /** Graceful: stop accepting, make queued writes durable, close sockets with SHUTTING_DOWN. Idempotent. */
   close(): Promise<void>;
 }
@@ -58,7 +61,12 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const tracing = observability?.tracing;
   const telemetry = tracing ? teeSink(config.telemetry ?? noopSink, tracing) : (config.telemetry ?? noopSink);
   const metered = meteredStore(store, metrics, config.clock);
-  const registry = new ActorRegistry(tracing ? tracing.wrapStore(metered, storeSystem(config)) : metered, config, metrics, telemetry, logger);
+  const toggles = new Toggles({ degradeWatermark: config.degradeWatermark });
+  // Each toggle is a metric, so dashboards show when it was on.
+  metrics.gauge('spool_toggle_sync_append', '1 while every write is flushed and acked on its own (no batching)', () => (toggles.syncAppend ? 1 : 0));
+  metrics.gauge('spool_toggle_read_only', '1 while new generations and appends are refused (maintenance / drain)', () => (toggles.readOnly ? 1 : 0));
+  metrics.gauge('spool_toggle_degrade_watermark', 'Queued writes past which debug chunks are dropped at the door (0: never)', () => toggles.degradeWatermark);
+  const registry = new ActorRegistry(tracing ? tracing.wrapStore(metered, storeSystem(config)) : metered, config, metrics, telemetry, logger, toggles);
   const connections = new Set<Connection>();
   let state: GatewayState = 'starting';
 
@@ -166,7 +174,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     get state() {
       return state;
     },
-    admin: new AdminApi({ store, registry }),
+    admin: new AdminApi({ store, registry, toggles }),
+    toggles,
     resetSession(session) {
       return new Promise<ResetOutcome>((resolve, reject) => registry.with(session as SessionId, (actor) => actor.reset().then(resolve, reject), reject));
     },

@@ -8,7 +8,7 @@
  * A count here is of what this process's store calls wrote (a `gen.end` another gateway wrote is
  * counted there), so sums over a fleet of gateways count every generation once.
  */
-import type { AppendResult, OpenRequest, OpenResult, SessionStore, WriteItem } from '../store/types';
+import type { AppendResult, OpenRequest, OpenResult, ResetResult, SessionStore, WriteItem } from '../store/types';
 import { decorateStore } from './store-decorator';
 import type { Metrics } from './telemetry';
 
@@ -27,6 +27,12 @@ export function meteredStore(inner: SessionStore, metrics: Metrics, clock: () =>
     append: (session: string, items: readonly WriteItem[]): Promise<AppendResult> =>
       inner.append(session, items).then((result) => {
         meter.appended(session, items, result);
+        return result;
+      }),
+    reset: (session: string, ts: number): Promise<ResetResult> =>
+      inner.reset(session, ts).then((result) => {
+        // A reset ends the active generation as fenced (PROTOCOL §10.5).
+        if (result.status === 'reset' && result.fenced !== null) metrics.generationsEnded.inc(1, { status: 'fenced' });
         return result;
       }),
   });

@@ -9,6 +9,7 @@ import { SessionActor } from './actor';
 import type { GatewayConfig } from './config';
 import type { FlusherOptions } from './flusher';
 import type { Metrics, TelemetrySink } from './telemetry';
+import type { Toggles } from './toggles';
 
 interface Slot {
   actor: SessionActor;
@@ -27,11 +28,17 @@ export class ActorRegistry {
     private readonly metrics: Metrics,
     private readonly telemetry: TelemetrySink,
     private readonly logger: Logger,
+    private readonly toggles: Toggles,
   ) {
     this.flusherOptions = {
-      maxBatchEvents: config.maxBatchEvents,
+      // Read on every batch: synchronous append mode makes every write a store call of its own.
+      get maxBatchEvents() {
+        return toggles.syncAppend ? 1 : config.maxBatchEvents;
+      },
       maxBatchBytes: config.maxBatchBytes,
-      lingerMs: config.lingerMs,
+      get lingerMs() {
+        return toggles.syncAppend ? 0 : config.lingerMs;
+      },
       retryBudgetMs: config.storeRetryBudgetMs,
       probeIntervalMs: config.storeProbeIntervalMs,
       clock: config.clock,
@@ -53,6 +60,7 @@ export class ActorRegistry {
     if (!slot) {
       const actor = new SessionActor({
         session,
+        toggles: this.toggles,
         flusherOptions: this.flusherOptions,
         store: this.store,
         config: this.config,

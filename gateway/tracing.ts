@@ -186,6 +186,11 @@ export class Tracing implements GatewayTracing {
     const overrides: Partial<SessionStore> = {
       openGeneration: (session, request) => this.openGeneration(store, system, session, request),
       append: (session, items) => this.append(store, system, session, items),
+      reset: (session, ts) =>
+        this.call(system, 'reset', session, this.contextFor(session), () => store.reset(session, ts)).then((result) => {
+          if (result.status === 'reset' && result.fenced !== null) this.endGeneration(session, result.fenced, 'fenced', result.head);
+          return result;
+        }),
       read: (session, after, limit) => {
         const resume = this.resumeReading(session, after);
         return this.call(system, 'read', session, resume?.context ?? ROOT_CONTEXT, () => store.read(session, after, limit)).then((page) => {

@@ -30,6 +30,7 @@ export const ERROR_REGISTRY = {
   TOKEN_EXPIRED: { closeCode: 4021, retryable: true, closes: true },
   AUTH_UNAVAILABLE: { closeCode: 4022, retryable: true, closes: true },
   SESSION_DELETED: { closeCode: 4023, retryable: false, closes: false },
+  READ_ONLY: { closeCode: 4031, retryable: true, closes: false },
 } as const satisfies Record<string, { closeCode: number; retryable: boolean; closes: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_REGISTRY;
