@@ -141,4 +141,16 @@ describe('admin API', () => {
     }
     expect(await gw.admin.handle(request('GET', '/admin/toggles'))).toEqual({ status: 200, body: { syncAppend: true, readOnly: false, degradeWatermark: 512 } });
   }, 30_000);
+
+  it('reads a session page by page, and with wait answers as soon as something new is written', async () => {
+    const gw = await gateway();
+    const item = (key: string) => ({ op: 'append' as const, key, kind: 'user', priority: 3 as const, ts: 1, data: key, size: 1 });
+    await gw.store.append('chat', [item('a'), item('b'), item('c')]);
+    expect(await gw.admin.handle(request('GET', '/admin/sessions/chat/events?after=1&limit=1'))).toMatchObject({ status: 200, body: { items: [{ offset: 2, key: 'b' }], head: 3, through: 2 } });
+    const waiting = gw.admin.handle(request('GET', '/admin/sessions/chat/events?after=3&wait=20000'));
+    await gw.store.append('chat', [item('d')]);
+    expect(await waiting).toMatchObject({ status: 200, body: { items: [{ offset: 4, key: 'd' }], head: 4 } });
+    expect(await gw.admin.handle(request('GET', '/admin/sessions/chat/events?after=4&wait=1'))).toMatchObject({ status: 200, body: { items: [], head: 4 } });
+    expect(await gw.admin.handle(request('GET', '/admin/sessions/chat/events?after=-1'))).toMatchObject({ status: 400 });
+  }, 30_000);
 });

@@ -31,6 +31,8 @@ export interface AdminResponse {
 /** Sessions per listing page: the default, and the most one page may ask for. */
 export const ADMIN_PAGE_DEFAULT = 100;
 export const ADMIN_PAGE_MAX = 1000;
+/** The longest an events request may wait for something new. */
+export const ADMIN_WAIT_MAX_MS = 60_000;
 
 const ENDABLE = ['done', 'error', 'aborted'] as const;
 
@@ -67,6 +69,7 @@ export class AdminApi {
         if (request.method === 'DELETE') return outcome(await this.deps.registry.run(session, (actor) => actor.delete()));
         return notFound(request);
       }
+      if (request.method === 'GET' && parts.length === 4 && parts[3] === 'events') return await this.events(session, request.query);
       if (request.method === 'POST' && parts.length === 4 && parts[3] === 'reset') return outcome(await this.deps.registry.run(session, (actor) => actor.reset()));
       if (request.method === 'POST' && parts.length === 6 && parts[3] === 'generations' && parts[5] === 'end') {
         return await this.endGeneration(session, decodeURIComponent(parts[4] as string), request.body);
@@ -79,12 +82,38 @@ export class AdminApi {
   }
 
   private async list(query: URLSearchParams): Promise<AdminResponse> {
-    const limitText = query.get('limit');
-    const limit = limitText === null ? ADMIN_PAGE_DEFAULT : Number(limitText);
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > ADMIN_PAGE_MAX) throw new SpoolError('BAD_FRAME', `limit must be an integer from 1 to ${ADMIN_PAGE_MAX}, got ${JSON.stringify(limitText)}`);
+    const limit = integerParam(query, 'limit', ADMIN_PAGE_DEFAULT, 1, ADMIN_PAGE_MAX);
     const page = await this.deps.store.list(query.get('cursor'), limit);
     const sessions = page.sessions.map((summary) => ({ ...summary, readersHere: this.deps.registry.peek(summary.id as SessionId)?.readerCount ?? 0 }));
     return { status: 200, body: { sessions, cursor: page.cursor } };
+  }
+
+  /**
+   * A page of the session's log after `after` (events and gaps, as readers get them). With
+   * `wait=MS` and nothing after `after` yet, answers when something arrives or MS passed: `tail
+   * --follow` is a loop of these.
+   */
+  private async events(session: SessionId, query: URLSearchParams): Promise<AdminResponse> {
+    const after = integerParam(query, 'after', 0, 0, Number.MAX_SAFE_INTEGER);
+    const limit = integerParam(query, 'limit', ADMIN_PAGE_DEFAULT, 1, ADMIN_PAGE_MAX);
+    const waitMs = integerParam(query, 'wait', 0, 0, ADMIN_WAIT_MAX_MS);
+    const store = this.deps.store;
+    let page = await store.read(session, after, limit);
+    if (page.items.length === 0 && waitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          stop();
+          resolve();
+        };
+        const timer = setTimeout(done, waitMs);
+        const stop = store.watch(session, (notice) => {
+          if (notice.head > after || notice.deleted === true) done();
+        });
+      });
+      page = await store.read(session, after, limit);
+    }
+    return { status: 200, body: page };
   }
 
   private async inspect(session: SessionId): Promise<AdminResponse> {
@@ -101,6 +130,16 @@ export class AdminApi {
     const finished = await this.deps.registry.run(session, (actor) => actor.endGeneration(generation, status as (typeof ENDABLE)[number], error as string | undefined));
     return { status: 200, body: { generation: finished.generation, status: finished.status, offset: finished.offset } };
   }
+}
+
+function integerParam(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const text = query.get(name);
+  if (text === null) return fallback;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new SpoolError('BAD_FRAME', `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  }
+  return value;
 }
 
 function sessionOf(encoded: string): SessionId {
