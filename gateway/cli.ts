@@ -5,13 +5,19 @@
  */
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { ADMIN_COMMANDS, runAdminCommand } from './cli-admin';
 import { configFromEnv, type GatewayOptions } from './config';
 import { startGateway } from './gateway';
 import { parseDurability, parseNodeList } from './config';
 import { otelConfigured, type Observability } from './telemetry';
 import { parseTransportName } from './transport';
 
-const USAGE = `usage: spool serve [--host 127.0.0.1] [--port 8080] [--data ./data] [--durability commit|fsync]
+const USAGE = `usage: spool serve [options]                         run the gateway (options below)
+       spool sessions | inspect | tail | reset | delete | end-generation | toggles ...
+                                                       operate a running gateway through its admin API
+                                                       (spool <command> --help; protocol/ADMIN.md)
+
+spool serve [--host 127.0.0.1] [--port 8080] [--data ./data] [--durability commit|fsync]
                    [--transport ws|uws] [--redis redis://host:port | --redis-cluster host:port,host:port]
                    [--auth-token TOKEN | --jwt-secret SECRET | --jwt-public-key FILE | --jwks FILE|URL]
                    [--jwt-issuer ISS] [--jwt-audience AUD]
@@ -40,6 +46,17 @@ opentelemetry (README "Observability"; nothing is started without them):
              OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_SCHEDULE_DELAY, OTEL_METRIC_EXPORT_INTERVAL, OTEL_SDK_DISABLED`;
 
 async function main(argv: string[]): Promise<void> {
+  if (ADMIN_COMMANDS.has(argv[0] ?? '')) {
+    const stop = new AbortController();
+    process.once('SIGINT', () => stop.abort());
+    process.exitCode = await runAdminCommand(argv, {
+      out: (text) => void process.stdout.write(text),
+      err: (text) => void process.stderr.write(text),
+      env: process.env,
+      signal: stop.signal,
+    });
+    return;
+  }
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,

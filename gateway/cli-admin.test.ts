@@ -1,0 +1,153 @@
+/**
+ * The operator commands of the `spool` CLI, run as real processes (`node … gateway/cli.ts`)
+ * against a real gateway's admin API over HTTP: output, JSON, exit codes.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { SUBPROTOCOL_MSGPACK } from '../protocol/types';
+import { openLmdbStore } from '../store/lmdb';
+import { startGateway, type Gateway } from './index';
+import { RawClient } from './test-helpers/raw-client';
+
+const ROOT = path.resolve(__dirname, '..');
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+/** A gateway and an HTTP listener carrying its admin API (what `--admin-port` serves). */
+async function gatewayWithAdmin(): Promise<{ gw: Gateway; adminUrl: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-cli-'));
+  const store = openLmdbStore({ path: dir });
+  const gw = await startGateway({ port: 0, store, logger: pino({ level: 'silent' }) });
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://admin');
+      const text = Buffer.concat(chunks).toString('utf8');
+      void gw.admin.handle({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, body: text === '' ? undefined : JSON.parse(text) }).then((answer) => {
+        res.writeHead(answer?.status ?? 404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(answer?.body ?? { error: { code: 'NOT_FOUND', message: 'not found' } }));
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await gw.close();
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { gw, adminUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `spool ...args` from the sources; `until` (optional) lets a test act on its output and then stop it with SIGINT. */
+function spool(args: readonly string[], until?: (stdout: string) => boolean): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'chaos', 'run-ts.js'), path.join(ROOT, 'gateway', 'cli.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`spool ${args.join(' ')} did not end within 30 s; stdout: ${stdout}; stderr: ${stderr}`));
+    }, 30_000);
+    child.stdout.on('data', (data: Buffer) => {
+      stdout += data.toString();
+      if (until?.(stdout)) child.kill('SIGINT');
+    });
+    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const appendItem = (key: string) => ({ op: 'append' as const, key, kind: 'user', priority: 3 as const, ts: 1, data: `text ${key}`, size: 1 });
+
+describe('spool operator commands', () => {
+  it('sessions, inspect, tail, reset and delete print what the admin API answers, in text and JSON', async () => {
+    const { gw, adminUrl } = await gatewayWithAdmin();
+    await gw.store.append('chat-1', [appendItem('a'), appendItem('b')]);
+    await gw.store.append('chat-2', [appendItem('c')]);
+    const admin = ['--admin-url', adminUrl];
+
+    const listed = await spool(['sessions', ...admin, '--json']);
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { sessions: { id: string }[] }).sessions.map((s) => s.id)).toEqual(['chat-1', 'chat-2']);
+    const text = await spool(['sessions', ...admin, '--limit', '1', '--all']);
+    expect(text.stdout).toMatch(/^chat-1\thead 2\tepoch 0\tevents 2\tactive -\treaders here 0\nchat-2\t/);
+
+    const inspected = await spool(['inspect', 'chat-1', ...admin, '--json']);
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ id: 'chat-1', head: 2, retained: [0, 0, 0, 2] });
+
+    const tailed = await spool(['tail', 'chat-1', ...admin, '--json']);
+    expect(tailed.code).toBe(0);
+    expect(tailed.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { key: string }).key)).toEqual(['a', 'b']);
+    expect((await spool(['tail', 'chat-1', ...admin, '--from', '1'])).stdout).toBe('2\tappend b\ttext b\n');
+
+    expect(JSON.parse((await spool(['reset', 'chat-1', ...admin, '--json'])).stdout)).toEqual({ status: 'reset', head: 3, cleared: 2, epoch: 1, fenced: null });
+    expect((await spool(['tail', 'chat-1', ...admin])).stdout).toBe('1-2\tgap (trimmed)\n3\tsession.reset\n');
+    expect((await spool(['delete', 'chat-2', ...admin])).stdout).toContain('status: deleted');
+    const gone = await spool(['inspect', 'chat-2', ...admin]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain('NOT_FOUND (HTTP 404)');
+  }, 120_000);
+
+  it('tail --follow prints what is written while it runs, until interrupted', async () => {
+    const { gw, adminUrl } = await gatewayWithAdmin();
+    await gw.store.append('chat', [appendItem('a')]);
+    let wrote = false;
+    const run = spool(['tail', 'chat', '--follow', '--admin-url', adminUrl], (stdout) => {
+      if (!wrote && stdout.includes('append a')) {
+        wrote = true;
+        void gw.store.append('chat', [appendItem('later')]);
+      }
+      return stdout.includes('append later');
+    });
+    const result = await run;
+    expect(result.stdout).toBe('1\tappend a\ttext a\n2\tappend later\ttext later\n');
+  }, 60_000);
+
+  it('end-generation and toggles change the gateway; refusals, usage errors and an unreachable gateway have their exit codes', async () => {
+    const { gw, adminUrl } = await gatewayWithAdmin();
+    const admin = ['--admin-url', adminUrl];
+    const producer = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK);
+    cleanups.push(() => producer.close());
+    await producer.open('chat', 'g1');
+    const ended = await spool(['end-generation', 'chat', 'g1', '--status', 'aborted', ...admin, '--json']);
+    expect(JSON.parse(ended.stdout)).toEqual({ generation: 'g1', status: 'aborted', offset: 2 });
+    const again = await spool(['end-generation', 'chat', 'g1', '--status', 'aborted', ...admin]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('GENERATION_CLOSED (HTTP 409)');
+
+    expect(JSON.parse((await spool(['toggles', '--set', 'readOnly=true', '--set', 'degradeWatermark=64', ...admin, '--json'])).stdout)).toEqual({ syncAppend: false, readOnly: true, degradeWatermark: 64 });
+    expect(gw.toggles.readOnly).toBe(true);
+    const bad = await spool(['toggles', '--set', 'readOnly=maybe', ...admin]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('BAD_FRAME');
+
+    expect((await spool(['end-generation', 'chat', 'g1', ...admin])).code).toBe(2);
+    expect((await spool(['inspect', ...admin])).code).toBe(2);
+    expect((await spool(['sessions', '--bogus'])).code).toBe(2);
+    const help = await spool(['tail', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('spool tail <session>');
+    const unreachable = await spool(['sessions', '--admin-url', 'http://127.0.0.1:1']);
+    expect(unreachable.code).toBe(3);
+    expect(unreachable.stderr).toContain('cannot reach the admin API');
+  }, 120_000);
+});
