@@ -111,6 +111,16 @@ export interface GatewayConfig {
   readonly expireIntervalMs: number;
   /** How long close() waits for queued writes to become durable. @default 10000 */
   readonly shutdownTimeoutMs: number;
+  /** Serve the Durable Streams protocol under /v1/stream/ on the gateway's port (PROTOCOL §16). @default true */
+  readonly streams: boolean;
+  /** Durable Streams: a long-poll at the tail answers 204 after waiting this long for data. @default 30000 */
+  readonly streamsLongPollMs: number;
+  /** Durable Streams: largest PUT/POST body; past it, 413. @default 8 MiB */
+  readonly streamsMaxBodyBytes: number;
+  /** Durable Streams: most data bytes in one catch-up or long-poll answer (at least one write). @default 1 MiB */
+  readonly streamsMaxReadBytes: number;
+  /** Durable Streams: an SSE response ends after this long; the client reconnects from its offset (protocol §10.2). @default 60000 */
+  readonly streamsSseMaxMs: number;
   readonly telemetry?: TelemetrySink;
   /** OpenTelemetry export and tracing (otel.ts, from the OTEL_* environment of `spool serve`). @default unset: /metrics only */
   readonly observability?: Observability;
@@ -158,6 +168,11 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   dedupeWindowMs: DEFAULT_STORE_OPTIONS.dedupeWindowMs,
   expireIntervalMs: 60_000,
   shutdownTimeoutMs: 10_000,
+  streams: true,
+  streamsLongPollMs: 30_000,
+  streamsMaxBodyBytes: 8 * 1024 * 1024,
+  streamsMaxReadBytes: 1024 * 1024,
+  streamsSseMaxMs: 60_000,
   clock: Date.now,
 };
 
@@ -206,6 +221,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
     slowReaderTimeoutMs: num('SPOOL_SLOW_READER_TIMEOUT_MS'),
     maxReaderBufferedBytes: num('SPOOL_MAX_READER_BUFFERED_BYTES'),
     degradeWatermark: num('SPOOL_DEGRADE_WATERMARK'),
+    streams: env['SPOOL_STREAMS'] ? parseSwitch(env['SPOOL_STREAMS'], 'SPOOL_STREAMS') : undefined,
+    streamsLongPollMs: num('SPOOL_STREAMS_LONG_POLL_MS'),
   };
   const maxEvents = num('SPOOL_RETENTION_EVENTS');
   const maxBytes = num('SPOOL_RETENTION_BYTES');
@@ -215,6 +232,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
     );
   }
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as GatewayOptions;
+}
+
+/** Reads an on/off setting given as `source`: 1/0, true/false, on/off. */
+export function parseSwitch(raw: string, source: string): boolean {
+  const value = raw.trim().toLowerCase();
+  if (['1', 'true', 'on', 'yes'].includes(value)) return true;
+  if (['0', 'false', 'off', 'no'].includes(value)) return false;
+  throw new Error(`${source}=${raw} is not on or off; use 1 or 0`);
 }
 
 /** Parses `host:port,host:port` (cluster seed nodes). */

@@ -18,6 +18,7 @@ import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE, teeSink } from './telemetry
 import type { HttpResponse, TransportServer } from './transport';
 import { Toggles } from './toggles';
 import { selectTransport } from './transports';
+import { StreamsDoor } from './streams-http/door';
 import type { DeleteOutcome, ResetOutcome } from './write-results';
 
 export type GatewayState = 'starting' | 'running' | 'closing' | 'closed';
@@ -69,6 +70,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const registry = new ActorRegistry(tracing ? tracing.wrapStore(metered, storeSystem(config)) : metered, config, metrics, telemetry, logger, toggles);
   const connections = new Set<Connection>();
   let state: GatewayState = 'starting';
+  // The Durable Streams door (PROTOCOL §16): HTTP under /v1/stream/, over the same session actors.
+  const streams = config.streams ? new StreamsDoor({ registry, store: metered, config, logger, authenticator }) : null;
 
   metrics.gauge('spool_sessions_active', 'Session actors loaded in this process', () => registry.size);
   metrics.gauge('spool_connections_active', 'Open client connections', () => connections.size);
@@ -111,6 +114,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       maxPayloadBytes: config.limits.maxFrameBytes * 4,
       idleTimeoutMs: config.heartbeatMs * 2,
       http,
+      ...(streams ? { routes: [streams.route] } : {}),
       refused: (code) => metrics.errorsSent.inc(1, { code }),
       accept: (socket) => {
         const connection = new Connection({
@@ -188,6 +192,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         clearInterval(expirer);
         clearInterval(probe);
         await server.stopAccepting();
+        // Live HTTP reads end (clients come back from their offsets); new requests get 503.
+        streams?.close();
         // Refuse new frames first, so nothing arrives after the drain below; acks of what is
         // queued still reach producers; then every client is told to reconnect elsewhere/later.
         for (const connection of connections) connection.beginShutdown();

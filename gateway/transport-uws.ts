@@ -29,6 +29,7 @@
 import { STATUS_CODES } from 'node:http';
 import type * as Uws from '@trufflesuite/uws-js-unofficial';
 import type { Subprotocol } from '../protocol/types';
+import { uwsExchange } from './http-exchange';
 import {
   answerUpgrade,
   type HttpResponse,
@@ -137,6 +138,10 @@ export function createUwsTransport(uws: UwsModule): Transport {
       const sockets = new Set<UwsSocket>();
       let accepting = true;
 
+      for (const route of options.routes ?? []) {
+        // More static segments than '/*': uws prefers this pattern for the paths it matches.
+        app.any(`${route.prefix}*`, (res, req) => route.handle(uwsExchange(res, req, STATUS_CODES)));
+      }
       app.get('/*', (res, req) => {
         // req lives only during this call; res until it is answered or aborted.
         const path = req.getUrl();

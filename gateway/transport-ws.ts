@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Subprotocol } from '../protocol/types';
+import { nodeExchange, routeFor } from './http-exchange';
 import { answerUpgrade, negotiateSubprotocol, type ListenOptions, type Transport, type TransportServer, type TransportSocket } from './transport';
 
 const DRAIN_POLL_MS = 10;
@@ -56,6 +57,11 @@ export const wsTransport: Transport = {
   async listen(options: ListenOptions): Promise<TransportServer> {
     const server = http.createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
+      const route = routeFor(options.routes, path);
+      if (route) {
+        route.handle(nodeExchange(req, res));
+        return;
+      }
       if (req.method !== 'GET') {
         res.writeHead(405).end();
         return;

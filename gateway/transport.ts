@@ -5,6 +5,7 @@
  * messages to the handlers the gateway returns from `accept`.
  */
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Subprotocol } from '../protocol/types';
+import type { HttpRoute } from './http-exchange';
 
 /** The transports spool ships, as named by `--transport` and `SPOOL_TRANSPORT`. */
 export type TransportName = 'ws' | 'uws';
@@ -57,6 +58,8 @@ export interface ListenOptions {
   readonly idleTimeoutMs: number;
   /** Serves plain HTTP GETs (metrics, health). */
   readonly http: (path: string) => Promise<HttpResponse>;
+  /** Routes served with the whole request and a streaming response, any method (the Durable Streams door); they take precedence over `http`. */
+  readonly routes?: readonly HttpRoute[];
   /** Called for every accepted WebSocket; returns its handlers. */
   readonly accept: (socket: TransportSocket) => SocketHandlers;
   /** Called when an upgrade is refused with `code` before any socket exists (for the errors metric). */
