@@ -128,4 +128,46 @@ describe('chaos history checker', () => {
       expect(checkHistory({ ...history, intrusions: [attempt(answer)] }).violations.map((v) => [v.rule, v.where])).toEqual([['intruder-accepted', 'second writer on s0-g0']]);
     }
   });
+
+  describe('a session reset (PROTOCOL §10.5)', () => {
+    const ev = (offset: number, type: SessionEvent['type'], extra: Partial<SessionEvent> = {}): SessionEvent => ({ offset, type, priority: 3, ts: 1000 + offset, ...extra });
+    const chunk = (offset: number, generationId: string, seq: number): SessionEvent => ev(offset, 'chunk', { generationId, seq, priority: 2 });
+    // g0 streams 3 chunks (2-4) and is fenced by the reset @5; g1 starts after it and finishes.
+    const before = [ev(1, 'gen.start', { generationId: 'g0' }), chunk(2, 'g0', 0), chunk(3, 'g0', 1), chunk(4, 'g0', 2)];
+    const reset = ev(5, 'session.reset');
+    const after = [ev(6, 'gen.start', { generationId: 'g1' }), chunk(7, 'g1', 0), ev(8, 'gen.end', { generationId: 'g1', seq: 1, status: 'done' })];
+    const gap = { type: 'gap' as const, from: 1, to: 4, reason: 'trimmed' as const };
+    const history = (g0Acks: { seq: number; offset: number }[]): RecordedHistory => ({
+      scenario: 'fixture',
+      seed: 42,
+      retentionPressure: false,
+      producers: [
+        { session: 's0', generation: 'g0', via: 'sdk', takeover: false, acks: g0Acks, outcome: 'fenced' },
+        { session: 's0', generation: 'g1', via: 'sdk', takeover: false, acks: [{ seq: 0, offset: 7 }], finished: { offset: 8, status: 'done' }, outcome: 'finished' },
+      ],
+      appends: [],
+      readers: [
+        // Live through the reset, and subscribed after it from the start.
+        { id: 's0.r0', session: 's0', stints: [{ from: 0, items: [...before, reset, ...after] }] },
+        { id: 's0.r1', session: 's0', stints: [{ from: 0, items: [gap, reset, ...after] }] },
+      ],
+      logs: { s0: [gap, reset, ...after] },
+    });
+
+    it('accepts the removed range as the reset\'s gap, in the log and for readers, with no retention pressure', () => {
+      const report = checkHistory(history([{ seq: 2, offset: 4 }]));
+      expect(report.violations).toEqual([]);
+    });
+
+    it('refuses an ack of a generation of before the reset at an offset after it', () => {
+      const report = checkHistory(history([{ seq: 2, offset: 4 }, { seq: 3, offset: 9 }]));
+      expect(report.violations.map((v) => [v.rule, v.where])).toContainEqual(['ack-after-fence', 'producer g0']);
+    });
+
+    it('still refuses a gap without retention pressure that no reset explains', () => {
+      const h = history([{ seq: 2, offset: 4 }]);
+      const report = checkHistory({ ...h, logs: { s0: [gap, ev(5, 'append', { key: 'k' }), ...after] }, readers: [] });
+      expect(report.violations.map((v) => v.rule)).toContain('unexpected-gap');
+    });
+  });
 });

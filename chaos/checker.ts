@@ -17,9 +17,11 @@
  *   silent-hole         G5  offsets skipped without a gap (reader or log)
  *   gen-end-count       G6  a generation without exactly one gen.end, or something of it after its gen.end
  *   write-after-fence   G4  an event of a fenced generation stored after its `gen.end fenced`
- *   ack-after-fence     G4  a fenced producer acknowledged at an offset after its fencing point
+ *   ack-after-fence     G4  a fenced producer acknowledged at an offset after its fencing point, or a
+ *                           generation of before a session reset acknowledged after it (PROTOCOL §10.5)
  *   fence-not-atomic    G4  the taker's gen.start does not directly follow the `gen.end fenced`
- *   unexpected-gap      G7  a gap although no retention pressure was configured
+ *   unexpected-gap      G7  a gap although no retention pressure was configured (a gap that ends right
+ *                           before a `session.reset` event is the reset's, never unexpected)
  *   gap-over-retained   G7  a gap delivered over an offset the log still holds (a hole that was not trimmed)
  *   wrong-event         G5  a reader got an event that differs from the log's event at that offset,
  *                           or a chunk whose data names another (generation, seq)
@@ -182,6 +184,13 @@ interface SessionIndex {
   /** Inclusive trimmed ranges, in order. */
   readonly gaps: Array<{ from: number; to: number }>;
   readonly head: number;
+  /**
+   * Offsets of the `session.reset` events anyone saw (the final log keeps only the last one; a
+   * reader may have received earlier ones): a gap ending right before one is the reset's.
+   */
+  readonly resets: ReadonlySet<number>;
+  /** Where each generation started, from the final log or any reader's deliveries (a reset removes gen.starts). */
+  readonly starts: ReadonlyMap<string, number>;
 }
 
 /** The first gap (in offset order) whose `to` is at or past `offset`. */
@@ -245,7 +254,17 @@ export function checkHistory(history: RecordedHistory): CheckReport {
   const sessions = [...new Set([...Object.keys(history.logs), ...history.producers.map((p) => p.session), ...history.readers.map((r) => r.session)])].sort();
   for (const session of sessions) {
     stats.sessions += 1;
-    const index = checkLog(session, history.logs[session] ?? [], history.retentionPressure, add, stats);
+    const resets = new Set<number>();
+    const starts = new Map<string, number>();
+    const seeAll = (items: readonly ReadItem[]): void => {
+      for (const item of items) {
+        if (item.type === 'session.reset') resets.add(item.offset);
+        else if (item.type === 'gen.start' && item.generationId !== undefined) starts.set(item.generationId, item.offset);
+      }
+    };
+    seeAll(history.logs[session] ?? []);
+    for (const reader of history.readers) if (reader.session === session) for (const stint of reader.stints) seeAll(stint.items);
+    const index = checkLog(session, history.logs[session] ?? [], history.retentionPressure, { resets, starts }, add, stats);
     checkProducers(session, index, history.producers.filter((p) => p.session === session), add, stats);
     checkAppends(session, index, history.appends.filter((a) => a.session === session), add, stats);
     const readers = history.readers.filter((r) => r.session === session);
@@ -258,14 +277,15 @@ export function checkHistory(history: RecordedHistory): CheckReport {
 
 type Add = (rule: Rule, session: string, where: string, message: string, event: unknown) => void;
 
-function checkLog(session: string, log: readonly ReadItem[], pressure: boolean, add: Add, stats: CheckStats): SessionIndex {
+function checkLog(session: string, log: readonly ReadItem[], pressure: boolean, seen: Pick<SessionIndex, 'resets' | 'starts'>, add: Add, stats: CheckStats): SessionIndex {
+  const resets = seen.resets;
   const events = new Map<number, SessionEvent>();
   const gaps: Array<{ from: number; to: number }> = [];
   let cursor = 0;
   for (const item of log) {
     if (item.type === 'gap') {
       stats.logGaps += 1;
-      if (!pressure) add('unexpected-gap', session, 'log', `the log reports gap ${item.from}-${item.to} (${item.reason}) but no retention pressure was configured`, item);
+      if (!pressure && !resets.has(item.to + 1)) add('unexpected-gap', session, 'log', `the log reports gap ${item.from}-${item.to} (${item.reason}) but no retention pressure was configured`, item);
       if (item.from !== cursor + 1) add(item.from <= cursor ? 'duplicate-delivery' : 'silent-hole', session, 'log', `log gap ${item.from}-${item.to} does not start right after offset ${cursor}`, item);
       gaps.push({ from: item.from, to: item.to });
       cursor = Math.max(cursor, item.to);
@@ -280,7 +300,7 @@ function checkLog(session: string, log: readonly ReadItem[], pressure: boolean, 
     events.set(item.offset, item);
     stats.logEvents += 1;
   }
-  const index: SessionIndex = { events, gaps, head: cursor };
+  const index: SessionIndex = { events, gaps, head: cursor, resets, starts: seen.starts };
 
   // Per generation, in offset order.
   interface Trace {
@@ -389,6 +409,13 @@ function checkProducers(session: string, index: SessionIndex, producers: readonl
       if (fencedAt !== undefined && ack.offset > fencedAt) {
         add('ack-after-fence', session, where, `ack of ${p.generation}/${ack.seq} names offset ${ack.offset}, after the generation was fenced @${fencedAt}`, ack);
       }
+      // A reset fences the generation active before it: nothing of it may be acked after it. (Where
+      // no one saw the generation start, this cannot be told.)
+      const started = index.starts.get(p.generation);
+      const resetBefore = started === undefined ? undefined : [...index.resets].find((r) => started < r && r < ack.offset);
+      if (resetBefore !== undefined) {
+        add('ack-after-fence', session, where, `ack of ${p.generation}/${ack.seq} names offset ${ack.offset}, after the session was reset @${resetBefore} (the generation was open before it)`, ack);
+      }
       const at = index.events.get(ack.offset);
       if (at === undefined) {
         if (!inGap(index, ack.offset)) {
@@ -457,7 +484,7 @@ function checkReader(reader: ReaderRecord, index: SessionIndex, pressure: boolea
     for (const item of stint.items) {
       if (item.type === 'gap') {
         stats.deliveredGaps += 1;
-        if (!pressure) note('unexpected-gap', `gap ${item.from}-${item.to} (${item.reason}) delivered but no retention pressure was configured`, item);
+        if (!pressure && !index.resets.has(item.to + 1)) note('unexpected-gap', `gap ${item.from}-${item.to} (${item.reason}) delivered but no retention pressure was configured`, item);
         if (item.from <= cursor) note('duplicate-delivery', `gap ${item.from}-${item.to} covers offsets up to ${cursor} the reader already had`, item);
         else if (item.from !== cursor + 1) note('silent-hole', `offsets ${cursor + 1}-${item.from - 1} skipped before gap ${item.from}-${item.to}`, item);
         for (let o = Math.max(item.from, cursor + 1); o <= item.to; o++) {
