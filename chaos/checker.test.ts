@@ -164,6 +164,14 @@ describe('chaos history checker', () => {
       expect(report.violations.map((v) => [v.rule, v.where])).toContainEqual(['ack-after-fence', 'producer g0']);
     });
 
+    it('accepts a finished generation whose gen.end the reset removed, and still checks one the log holds', () => {
+      const h = history([{ seq: 2, offset: 4 }]);
+      const finishedBefore = { ...h.producers[0]!, finished: { offset: 4, status: 'done' as const }, outcome: 'finished' as const };
+      expect(checkHistory({ ...h, producers: [finishedBefore, h.producers[1]!] }).violations).toEqual([]);
+      const wrong = { ...h.producers[1]!, finished: { offset: 8, status: 'error' as const } };
+      expect(checkHistory({ ...h, producers: [h.producers[0]!, wrong] }).violations.map((v) => v.rule)).toEqual(['finish-mismatch']);
+    });
+
     it('still refuses a gap without retention pressure that no reset explains', () => {
       const h = history([{ seq: 2, offset: 4 }]);
       const report = checkHistory({ ...h, logs: { s0: [gap, ev(5, 'append', { key: 'k' }), ...after] }, readers: [] });

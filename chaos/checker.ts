@@ -428,7 +428,11 @@ function checkProducers(session: string, index: SessionIndex, producers: readonl
     if (p.finished) {
       if (maxAcked < 0 && end?.seq !== undefined) maxAcked = end.seq - 1;
       const at = index.events.get(p.finished.offset);
-      if (!at || at.type !== 'gen.end' || at.generationId !== p.generation || at.status !== p.finished.status) {
+      // A gen.end a later reset removed (the log holds the reset's gap there) was durable.
+      const removedByReset = !at && inGap(index, p.finished.offset) && [...index.resets].some((r) => r > p.finished!.offset);
+      if (removedByReset) {
+        // Its chunks went with it: nothing more of this producer can be compared with the log.
+      } else if (!at || at.type !== 'gen.end' || at.generationId !== p.generation || at.status !== p.finished.status) {
         add('finish-mismatch', session, where, `finished {${p.finished.status} @${p.finished.offset}} but the log holds ${describe(at)} there`, p.finished);
       } else if (at.seq !== undefined) {
         maxAcked = Math.max(maxAcked, at.seq - 1);

@@ -130,6 +130,12 @@ export type ClientFault = Timing & {
    * given). It never asks for takeover. Every answer must be a refusal (checker: intruder-accepted).
    */
   readonly secondWriter?: number;
+  /**
+   * An operator resets a session while it streams (issue 13, PROTOCOL §10.5): through the session's
+   * single writer of the in-process gateway (mode 'inproc'). Its producer is fenced and opens the
+   * next generation; readers get the reset's gap and `session.reset` event.
+   */
+  readonly sessionReset?: boolean;
 };
 
 export type ScheduledFault = ClientLinkFault | RedisLinkFault | RedisFault | GatewayFault | ClientFault;
@@ -186,6 +192,7 @@ export function faultKinds(fault: ScheduledFault): string[] {
       if (fault.takeover) return ['clients:takeover'];
       if (fault.duplicateStorm !== undefined) return ['clients:duplicate-storm'];
       if (fault.secondWriter !== undefined) return ['clients:second-writer'];
+      if (fault.sessionReset) return ['clients:session-reset'];
       return [];
   }
 }
@@ -211,6 +218,7 @@ export const REQUIRED_FAULT_KINDS: readonly string[] = [
   'clients:takeover',
   'clients:duplicate-storm',
   'clients:second-writer',
+  'clients:session-reset',
 ];
 
 /** Throws with a message naming the field when a scenario cannot run as written. */
@@ -233,6 +241,7 @@ export function validateScenario(s: Scenario): void {
     if (f.every !== undefined && !(f.every >= 20)) fail('fault.every must be >= 20 ms');
     if ((f.on === 'redis' || f.on === 'redis-link') && s.topology.store !== 'redis') fail(`${f.on} faults need store 'redis'`);
     if (f.on === 'gateway' && mode !== 'child') fail("gateway faults need topology.mode 'child'");
+    if (f.on === 'clients' && f.sessionReset && mode !== 'inproc') fail("session resets need topology.mode 'inproc' (they go through the in-process gateway)");
     if ((f.on === 'client' || f.on === 'redis-link') && f.gateway !== undefined && f.gateway >= s.topology.gateways) fail('fault.gateway out of range');
     if (f.on === 'gateway' && f.index !== undefined && f.index >= s.topology.gateways) fail('fault.index out of range');
     if (f.on === 'clients' && f.secondWriter !== undefined && !(Number.isInteger(f.secondWriter) && f.secondWriter >= 1 && f.secondWriter <= 20)) fail('fault.secondWriter must be 1..20 generations');

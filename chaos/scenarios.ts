@@ -37,6 +37,9 @@ function redisLinkChurn(scale = 1): ScheduledFault[] {
 /** A second writer naming two streaming generations without their token, every 2.5 s or so. */
 const SECOND_WRITER: ScheduledFault = { on: 'clients', after: 1200, every: 2500, secondWriter: 2 };
 
+/** An operator resetting a streaming session through the gateway's single writer (issue 13). */
+const SESSION_RESETS: ScheduledFault = { on: 'clients', after: 1700, every: 3000, sessionReset: true };
+
 /** Takeovers during streaming, duplicate storms, disconnect storms and second writers. */
 function clientDriven(): ScheduledFault[] {
   return [
@@ -52,7 +55,7 @@ export const CI_BUDGET: readonly Scenario[] = [
     name: 'lmdb-ws-links',
     topology: { store: 'lmdb', transport: 'ws', gateways: 1, mode: 'inproc' },
     workload: STANDARD,
-    faults: [...clientLinkChurn(), ...clientDriven()],
+    faults: [...clientLinkChurn(), ...clientDriven(), SESSION_RESETS],
     durationMs: 11_000,
     seed: 101,
     expect: { resumeTelemetry: true },
@@ -174,7 +177,7 @@ export const CI_BUDGET: readonly Scenario[] = [
     topology: { store: 'redis', transport: 'uws', gateways: 2, mode: 'inproc' },
     workload: { ...STANDARD, lowPriorityShare: 0.4 },
     gateway: { retentionEvents: 400 },
-    faults: [...clientLinkChurn(), ...redisLinkChurn(), ...clientDriven()],
+    faults: [...clientLinkChurn(), ...redisLinkChurn(), ...clientDriven(), SESSION_RESETS],
     durationMs: 10_000,
     seed: 206,
     expect: { trimmed: true, resumeTelemetry: true },

@@ -280,6 +280,12 @@ export class ChaosWorkload {
   }
 
   /** @internal */
+  /** A session whose producer is streaming and has been acked (seeded choice), for an operator's reset. */
+  streamingSession(): string | undefined {
+    const candidates = this.sessions.filter((s) => s.current && !s.takeover && s.current.gen.state === 'open' && s.current.record.acks.length > 0);
+    return candidates.length === 0 ? undefined : pick(this.rand, candidates).id;
+  }
+
   recordProducer(session: string, generation: string, takeover: boolean): LiveProducerRecord {
     return this.producerRecord(session, generation, 'raw', takeover);
   }
