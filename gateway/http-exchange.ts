@@ -37,6 +37,8 @@ export interface HttpExchange {
   write(chunk: Uint8Array | string): boolean;
   /** Ends a started response. Idempotent. */
   end(): void;
+  /** Drops the connection at once, whatever is still buffered toward the client (a reader that stopped reading). */
+  abort(): void;
   /** Bytes written but not yet handed to the kernel. */
   bufferedAmount(): number;
   /** Calls `callback` once the buffered amount is at or below `lowWaterBytes` (never after close). */
@@ -113,6 +115,9 @@ export function nodeExchange(req: IncomingMessage, res: ServerResponse): HttpExc
     },
     end() {
       if (!ended()) res.end();
+    },
+    abort() {
+      res.destroy();
     },
     bufferedAmount() {
       return ended() ? 0 : res.writableLength;
@@ -255,6 +260,13 @@ export function uwsExchange(res: Uws.HttpResponse, req: Uws.HttpRequest, statusT
       if (aborted || ended) return;
       ended = true;
       res.cork(() => res.end());
+      close();
+    },
+    abort() {
+      // uws forbids touching a response once it ended; an ended one is uws's to flush or drop.
+      if (aborted || ended) return;
+      aborted = true;
+      res.close();
       close();
     },
     bufferedAmount: buffered,

@@ -15,7 +15,6 @@
  * source incarnation (records.ts refsSession): `ds.fork` / `ds.unfork` appends keyed by the fork.
  */
 import type { Logger } from 'pino';
-import { SpoolError } from '../../protocol/errors';
 import type { AppendedFrame, Offset, SessionId } from '../../protocol/types';
 import type { SessionStore } from '../../store/types';
 import type { GatewayConfig } from '../config';
@@ -50,7 +49,7 @@ export interface StreamEntry {
   locks: number;
 }
 
-/** Entries unused this long are dropped (they reload from the store). */
+/** Entries unused this long are dropped (they reload from the store), TTL streams aside (sweep). */
 const ENTRY_IDLE_MS = 60_000;
 
 export class StreamCatalog {
@@ -312,15 +311,29 @@ export class StreamCatalog {
     });
   }
 
+  /**
+   * Drops entries unused for a while (they reload from the store), except those whose stream has
+   * a TTL: their clock lives here only, so they stay until the stream expires, and the sweep
+   * deletes an expired one itself rather than forgetting it (a process that forgot it would start
+   * its clock again on the next request).
+   */
   private sweep(): void {
     const now = this.deps.config.clock();
     for (const [session, entry] of this.entries) {
-      if (entry.locks === 0 && now - entry.lastUsed >= ENTRY_IDLE_MS) this.entries.delete(session);
+      if (entry.locks > 0 || now - entry.lastUsed < ENTRY_IDLE_MS) continue;
+      const inc = entry.log.current;
+      if (inc && !inc.deleted && inc.meta.ttlSeconds !== undefined) {
+        if (!this.expired(entry, inc)) continue;
+        void this.locked(entry.session, async (locked) => {
+          const cur = locked.log.current;
+          if (cur && !cur.deleted && this.expired(locked, cur)) await this.remove(locked, cur, 'expired');
+        }).then(
+          () => this.entries.delete(session),
+          (err: unknown) => this.deps.logger.warn({ session, err: String(err) }, 'durable streams: expiring an idle stream failed'),
+        );
+        continue;
+      }
+      this.entries.delete(session);
     }
   }
-}
-
-/** Store failures and refusals of the actor, as the caller should see them. */
-export function isSpoolError(error: unknown): error is SpoolError {
-  return error instanceof SpoolError;
 }
