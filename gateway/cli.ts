@@ -6,18 +6,20 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { ADMIN_COMMANDS, runAdminCommand } from './cli-admin';
-import { configFromEnv, type GatewayOptions } from './config';
+import { ConfigError, readConfigFile, redacted, validateOptions, type ConfigFile } from './config-file';
+import { configFromEnv, resolveConfig, type GatewayOptions } from './config';
 import { startGateway } from './gateway';
-import { parseDurability, parseNodeList } from './config';
+import { parseDurability, parseList, parseNodeList } from './config';
 import { otelConfigured, type Observability } from './telemetry';
 import { parseTransportName } from './transport';
 
 const USAGE = `usage: spool serve [options]                         run the gateway (options below)
+       spool config print|check [--config FILE] [options]   the effective configuration / validate it
        spool sessions | inspect | tail | reset | delete | end-generation | toggles ...
                                                        operate a running gateway through its admin API
                                                        (spool <command> --help; protocol/ADMIN.md)
 
-spool serve [--host 127.0.0.1] [--port 8080] [--data ./data] [--durability commit|fsync]
+spool serve [--config spool.yaml|spool.json] [--host 127.0.0.1] [--port 8080] [--data ./data] [--durability commit|fsync]
                    [--transport ws|uws] [--redis redis://host:port | --redis-cluster host:port,host:port]
                    [--auth-token TOKEN | --jwt-secret SECRET | --jwt-public-key FILE | --jwks FILE|URL]
                    [--jwt-issuer ISS] [--jwt-audience AUD]
@@ -43,7 +45,41 @@ environment: SPOOL_HOST, SPOOL_PORT, SPOOL_DATA, SPOOL_DURABILITY, SPOOL_TRANSPO
 opentelemetry (README "Observability"; nothing is started without them):
              OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf | http/json | grpc),
              OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER,
-             OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_SCHEDULE_DELAY, OTEL_METRIC_EXPORT_INTERVAL, OTEL_SDK_DISABLED`;
+             OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_SCHEDULE_DELAY, OTEL_METRIC_EXPORT_INTERVAL, OTEL_SDK_DISABLED
+
+the edge (README "Security"; each flag also an environment variable: --max-connections is SPOOL_MAX_CONNECTIONS, ...):
+  --tls-cert FILE --tls-key FILE       serve wss:// (PEM files)
+  --admin-port P [--admin-host H] [--admin-token T]
+                                       /metrics, /healthz, /readyz and the admin API on their own listener
+                                       (then /metrics leaves the public port)
+  --allowed-origins O,O                Origins whose pages may connect (https://app.example, https://*.example, null, *)
+  --max-connections N (10000)          --max-connections-per-address N (256; 0: no limit)   --reserved-sockets N (64)
+  --max-frames-per-second N (2000)     --max-connection-buffered-bytes N (4 MiB)   --connection-drain-timeout-ms MS (10000)
+  --max-sessions-per-connection N (1024)   --max-generations-per-connection N (64)   --max-subscriptions-per-connection N (1024)
+  --http-headers-timeout-ms MS (10000)  --http-request-timeout-ms MS (60000)   --auth-failure-burst N (20)   --auth-failure-rate N/s (1)`;
+
+/** Flags of the edge (README "Security"): flag -> option. Each also reads from SPOOL_<OPTION> (config.ts). */
+const EDGE_FLAGS: Readonly<Record<string, { readonly option: string; readonly list?: true; readonly text?: true }>> = {
+  'tls-cert': { option: 'tlsCert', text: true },
+  'tls-key': { option: 'tlsKey', text: true },
+  'admin-port': { option: 'adminPort' },
+  'admin-host': { option: 'adminHost', text: true },
+  'admin-token': { option: 'adminToken', text: true },
+  'allowed-origins': { option: 'allowedOrigins', list: true },
+  'max-connections': { option: 'maxConnections' },
+  'max-connections-per-address': { option: 'maxConnectionsPerAddress' },
+  'reserved-sockets': { option: 'reservedSockets' },
+  'max-frames-per-second': { option: 'maxFramesPerSecond' },
+  'max-connection-buffered-bytes': { option: 'maxConnectionBufferedBytes' },
+  'connection-drain-timeout-ms': { option: 'connectionDrainTimeoutMs' },
+  'max-sessions-per-connection': { option: 'maxSessionsPerConnection' },
+  'max-generations-per-connection': { option: 'maxGenerationsPerConnection' },
+  'max-subscriptions-per-connection': { option: 'maxSubscriptionsPerConnection' },
+  'http-headers-timeout-ms': { option: 'httpHeadersTimeoutMs' },
+  'http-request-timeout-ms': { option: 'httpRequestTimeoutMs' },
+  'auth-failure-burst': { option: 'authFailureBurst' },
+  'auth-failure-rate': { option: 'authFailureRate' },
+};
 
 async function main(argv: string[]): Promise<void> {
   if (ADMIN_COMMANDS.has(argv[0] ?? '')) {
@@ -61,6 +97,7 @@ async function main(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     options: {
+      config: { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
       data: { type: 'string' },
@@ -74,15 +111,30 @@ async function main(argv: string[]): Promise<void> {
       transport: { type: 'string' },
       redis: { type: 'string' },
       'redis-cluster': { type: 'string' },
+      ...Object.fromEntries(Object.keys(EDGE_FLAGS).map((flag) => [flag, { type: 'string' as const }])),
       help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help || positionals[0] !== 'serve') {
+  const command = positionals[0];
+  const configCommand = command === 'config' && (positionals[1] === 'print' || positionals[1] === 'check');
+  if (values.help || (command !== 'serve' && !configCommand)) {
     process.stdout.write(USAGE + '\n');
     process.exitCode = values.help ? 0 : 2;
     return;
   }
-  const options: Record<string, unknown> = { ...configFromEnv(process.env) };
+  // flags > environment > file > defaults; every source checked by one schema (config-file.ts).
+  let file: ConfigFile | undefined;
+  let options: Record<string, unknown>;
+  try {
+    file = values.config === undefined ? undefined : readConfigFile(values.config);
+    const env = validateOptions(configFromEnv(process.env) as Record<string, unknown>, 'environment', envName);
+    options = { ...file?.options, ...env, ...(file?.options.retention || env.retention ? { retention: { ...file?.options.retention, ...env.retention } } : {}) };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`spool: ${error.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
   if (values.host !== undefined) options['host'] = values.host;
   if (values.port !== undefined) {
     const port = Number(values.port);
@@ -110,8 +162,33 @@ async function main(argv: string[]): Promise<void> {
   if (values.transport !== undefined) options['transport'] = parseTransportName(values.transport, '--transport');
   if (values.redis !== undefined) options['redis'] = values.redis;
   if (values['redis-cluster'] !== undefined) options['redisCluster'] = parseNodeList(values['redis-cluster'], '--redis-cluster');
+  for (const [flag, { option, list, text }] of Object.entries(EDGE_FLAGS)) {
+    const raw = (values as Record<string, unknown>)[flag];
+    if (typeof raw !== 'string') continue;
+    if (text) options[option] = raw;
+    else if (list) options[option] = parseList(raw);
+    else if (raw.trim() === '' || !Number.isFinite(Number(raw))) throw new Error(`--${flag} ${raw} is not a number`);
+    else options[option] = Number(raw);
+  }
   if (options['redis'] !== undefined && options['redisCluster'] !== undefined) {
     throw new Error('give either --redis (SPOOL_REDIS_URL) or --redis-cluster (SPOOL_REDIS_CLUSTER), not both');
+  }
+  try {
+    validateOptions(options, 'options');
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`spool: ${error.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (configCommand) {
+    if (positionals[1] === 'check') {
+      process.stdout.write(`spool: configuration ok${values.config === undefined ? '' : ` (${values.config})`}\n`);
+    } else {
+      const { limits, retention, credit, ...rest } = resolveConfig(options as GatewayOptions);
+      process.stdout.write(`${JSON.stringify({ ...redacted(rest), retention, credit, limits, toggles: { syncAppend: false, readOnly: false, ...file?.toggles } }, null, 2)}\n`);
+    }
+    return;
   }
   // OpenTelemetry only when the OTEL_* environment asks for it: its SDK is not even loaded otherwise.
   let otel: (Observability & { shutdown(): Promise<void> }) | undefined;
@@ -124,6 +201,18 @@ async function main(argv: string[]): Promise<void> {
   const gateway = await startGateway(options as GatewayOptions).catch(async (error: unknown) => {
     await otel?.shutdown();
     throw error;
+  });
+  if (file !== undefined) gateway.toggles.update(file.toggles);
+  // SIGHUP re-reads the config file's toggles (no restart); other options need one.
+  const configPath = values.config;
+  process.on('SIGHUP', () => {
+    if (configPath === undefined) return;
+    try {
+      const toggles = gateway.toggles.update(readConfigFile(configPath).toggles);
+      process.stderr.write(`SIGHUP: toggles from ${configPath}: ${JSON.stringify(toggles)} (other options apply at the next start)\n`);
+    } catch (error) {
+      process.stderr.write(`SIGHUP: ${configPath} not applied: ${(error as Error).message}\n`);
+    }
   });
   // Printed for scripts and tests that start the CLI on port 0.
   process.stdout.write(`spool listening on ${gateway.url}\n`);
@@ -142,6 +231,12 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** The environment variable an option comes from (as configFromEnv reads it), for messages. */
+function envName(key: string): string {
+  const special: Record<string, string> = { redis: 'SPOOL_REDIS_URL', retention: 'SPOOL_RETENTION_EVENTS / SPOOL_RETENTION_BYTES' };
+  return special[key] ?? `SPOOL_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
