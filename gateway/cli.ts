@@ -147,12 +147,15 @@ async function main(argv: string[]): Promise<void> {
     }
     return;
   }
+  // One JSON log stream on stdout for the CLI and the gateway (pino; pipe it through pino-pretty
+  // to read it). The CLI's own lines are logged at info whatever SPOOL_LOG_LEVEL says.
+  const logger = pino({ level: process.env['SPOOL_LOG_LEVEL'] ?? 'info' });
+  const cliLog = logger.child({ component: 'cli' }, { level: 'info' });
+  options['logger'] = logger;
   // OpenTelemetry only when the OTEL_* environment asks for it: its SDK is not even loaded otherwise.
   let otel: (Observability & { shutdown(): Promise<void> }) | undefined;
   if (otelConfigured(process.env)) {
-    const logger = pino({ level: process.env['SPOOL_LOG_LEVEL'] ?? 'info' });
     otel = await (await import('./otel')).startOtel(logger);
-    options['logger'] = logger;
     options['observability'] = otel;
   }
   const gateway = await startGateway(options as GatewayOptions).catch(async (error: unknown) => {
@@ -166,18 +169,18 @@ async function main(argv: string[]): Promise<void> {
     if (configPath === undefined) return;
     try {
       const toggles = gateway.toggles.update(readConfigFile(configPath).toggles);
-      process.stderr.write(`SIGHUP: toggles from ${configPath}: ${JSON.stringify(toggles)} (other options apply at the next start)\n`);
+      cliLog.info({ config: configPath, toggles }, 'SIGHUP: toggles from the config file applied (other options apply at the next start)');
     } catch (error) {
-      process.stderr.write(`SIGHUP: ${configPath} not applied: ${(error as Error).message}\n`);
+      cliLog.warn({ config: configPath, err: (error as Error).message }, 'SIGHUP: config file not applied');
     }
   });
-  // Printed for scripts and tests that start the CLI on port 0.
-  process.stdout.write(`spool listening on ${gateway.url}\n`);
+  // Read by scripts and tests that start the CLI on port 0 (the message carries the URL).
+  cliLog.info({ url: gateway.url }, `spool listening on ${gateway.url}`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`${signal}: shutting down\n`);
+    cliLog.info({ signal }, 'shutting down');
     gateway.close().then(
       // Spans still batched go out before the process ends (the gateway's close flushed its metrics).
       () => (otel ? otel.shutdown().catch(() => {}) : undefined),

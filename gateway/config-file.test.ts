@@ -149,8 +149,8 @@ describe('spool config print|check, and the environment through the same schema'
       fs.writeFileSync(file, 'toggles:\n  readOnly: false\n');
       const reloaded = new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no SIGHUP answer in 30 s: ${err}`)), 30_000);
-        child.stderr.on('data', () => {
-          if (err.includes('SIGHUP: toggles')) {
+        child.stdout.on('data', () => {
+          if (out.includes('SIGHUP: toggles')) {
             clearTimeout(timer);
             resolve();
           }
