@@ -9,7 +9,7 @@ import { ADMIN_COMMANDS, runAdminCommand } from './cli-admin';
 import { ConfigError, readConfigFile, redacted, validateOptions, type ConfigFile } from './config-file';
 import { configFromEnv, resolveConfig, type GatewayOptions } from './config';
 import { startGateway } from './gateway';
-import { parseDurability, parseNodeList } from './config';
+import { parseDurability, parseList, parseNodeList } from './config';
 import { otelConfigured, type Observability } from './telemetry';
 import { parseTransportName } from './transport';
 
@@ -45,7 +45,35 @@ environment: SPOOL_HOST, SPOOL_PORT, SPOOL_DATA, SPOOL_DURABILITY, SPOOL_TRANSPO
 opentelemetry (README "Observability"; nothing is started without them):
              OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf | http/json | grpc),
              OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER,
-             OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_SCHEDULE_DELAY, OTEL_METRIC_EXPORT_INTERVAL, OTEL_SDK_DISABLED`;
+             OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_SCHEDULE_DELAY, OTEL_METRIC_EXPORT_INTERVAL, OTEL_SDK_DISABLED
+
+the edge (README "Security"; each flag also an environment variable: --max-connections is SPOOL_MAX_CONNECTIONS, ...):
+  --tls-cert FILE --tls-key FILE       serve wss:// (PEM files)
+  --allowed-origins O,O                Origins whose pages may connect (https://app.example, https://*.example, null, *)
+  --max-connections N (10000)          --max-connections-per-address N (256; 0: no limit)   --reserved-sockets N (64)
+  --max-frames-per-second N (2000)     --max-connection-buffered-bytes N (4 MiB)   --connection-drain-timeout-ms MS (10000)
+  --max-sessions-per-connection N (1024)   --max-generations-per-connection N (64)   --max-subscriptions-per-connection N (1024)
+  --http-headers-timeout-ms MS (10000)  --http-request-timeout-ms MS (60000)   --auth-failure-burst N (20)   --auth-failure-rate N/s (1)`;
+
+/** Flags of the edge (README "Security"): flag -> option. Each also reads from SPOOL_<OPTION> (config.ts). */
+const EDGE_FLAGS: Readonly<Record<string, { readonly option: string; readonly list?: true; readonly text?: true }>> = {
+  'tls-cert': { option: 'tlsCert', text: true },
+  'tls-key': { option: 'tlsKey', text: true },
+  'allowed-origins': { option: 'allowedOrigins', list: true },
+  'max-connections': { option: 'maxConnections' },
+  'max-connections-per-address': { option: 'maxConnectionsPerAddress' },
+  'reserved-sockets': { option: 'reservedSockets' },
+  'max-frames-per-second': { option: 'maxFramesPerSecond' },
+  'max-connection-buffered-bytes': { option: 'maxConnectionBufferedBytes' },
+  'connection-drain-timeout-ms': { option: 'connectionDrainTimeoutMs' },
+  'max-sessions-per-connection': { option: 'maxSessionsPerConnection' },
+  'max-generations-per-connection': { option: 'maxGenerationsPerConnection' },
+  'max-subscriptions-per-connection': { option: 'maxSubscriptionsPerConnection' },
+  'http-headers-timeout-ms': { option: 'httpHeadersTimeoutMs' },
+  'http-request-timeout-ms': { option: 'httpRequestTimeoutMs' },
+  'auth-failure-burst': { option: 'authFailureBurst' },
+  'auth-failure-rate': { option: 'authFailureRate' },
+};
 
 async function main(argv: string[]): Promise<void> {
   if (ADMIN_COMMANDS.has(argv[0] ?? '')) {
@@ -77,6 +105,7 @@ async function main(argv: string[]): Promise<void> {
       transport: { type: 'string' },
       redis: { type: 'string' },
       'redis-cluster': { type: 'string' },
+      ...Object.fromEntries(Object.keys(EDGE_FLAGS).map((flag) => [flag, { type: 'string' as const }])),
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -127,6 +156,14 @@ async function main(argv: string[]): Promise<void> {
   if (values.transport !== undefined) options['transport'] = parseTransportName(values.transport, '--transport');
   if (values.redis !== undefined) options['redis'] = values.redis;
   if (values['redis-cluster'] !== undefined) options['redisCluster'] = parseNodeList(values['redis-cluster'], '--redis-cluster');
+  for (const [flag, { option, list, text }] of Object.entries(EDGE_FLAGS)) {
+    const raw = (values as Record<string, unknown>)[flag];
+    if (typeof raw !== 'string') continue;
+    if (text) options[option] = raw;
+    else if (list) options[option] = parseList(raw);
+    else if (raw.trim() === '' || !Number.isFinite(Number(raw))) throw new Error(`--${flag} ${raw} is not a number`);
+    else options[option] = Number(raw);
+  }
   if (options['redis'] !== undefined && options['redisCluster'] !== undefined) {
     throw new Error('give either --redis (SPOOL_REDIS_URL) or --redis-cluster (SPOOL_REDIS_CLUSTER), not both');
   }

@@ -64,6 +64,52 @@ export interface GatewayConfig {
   readonly credit: Credit;
   /** A connection that sends no hello within this long is closed with HANDSHAKE_REQUIRED. @default 10000 */
   readonly handshakeTimeoutMs: number;
+  // ---------------------------------------------------------------- the edge (README "Security")
+  /**
+   * WebSocket connections in total. Past it, a new upgrade closes the oldest connection that has not
+   * sent hello yet (HANDSHAKE_REQUIRED) or, with none, is refused with HTTP 503 CONNECTION_LIMIT.
+   * Lowered at start to fit the process's file descriptor limit (minus reservedSockets and 256).
+   * @default 10000
+   */
+  readonly maxConnections: number;
+  /** WebSocket connections from one remote address; past it HTTP 429 ADDRESS_LIMIT. 0 = no limit (behind a proxy). @default 256 */
+  readonly maxConnectionsPerAddress: number;
+  /** TCP sockets kept beyond maxConnections for plain HTTP (/healthz, /readyz, /metrics) on the WebSocket port (ws transport). @default 64 */
+  readonly reservedSockets: number;
+  /**
+   * Origins whose pages may open a WebSocket (exact `https://app.example.com`, `https://*.example.com`,
+   * `null`, `*`); an upgrade with another `Origin` gets HTTP 403 ORIGIN_NOT_ALLOWED. Requests
+   * without an Origin (non-browser clients) are not affected. @default unset (any origin)
+   */
+  readonly allowedOrigins?: readonly string[];
+  /** A request's line and headers (an upgrade's included) must arrive within this long; else 408 (ws transport). @default 10000 */
+  readonly httpHeadersTimeoutMs: number;
+  /** A whole HTTP request (with its body) must arrive within this long; else 408 (ws transport). @default 60000 */
+  readonly httpRequestTimeoutMs: number;
+  /** Frames a second per connection (a token bucket holding one second's worth); past it reading pauses, then RATE_LIMITED. 0 = no limit. @default 2000 */
+  readonly maxFramesPerSecond: number;
+  /**
+   * Past this many bytes queued toward a connection's peer, the gateway stops reading from it until
+   * they drain to half; one that does not drain within connectionDrainTimeoutMs is cut (SLOW_CONSUMER).
+   * Keep it above maxReaderBufferedBytes. @default 4 MiB
+   */
+  readonly maxConnectionBufferedBytes: number;
+  /** @default 10000 */
+  readonly connectionDrainTimeoutMs: number;
+  /** Sessions one connection may hold a subscription or an open generation in; past it SESSION_LIMIT. @default 1024 */
+  readonly maxSessionsPerConnection: number;
+  /** Generations opened on one connection and not finished on it; past it `open` gets GENERATION_LIMIT. @default 64 */
+  readonly maxGenerationsPerConnection: number;
+  /** Subscriptions per connection; past it `subscribe` gets SUBSCRIPTION_LIMIT. @default 1024 */
+  readonly maxSubscriptionsPerConnection: number;
+  /** Refused tokens (hello or refresh) one remote address may present in a burst; past it hellos get AUTH_THROTTLED unchecked. @default 20 */
+  readonly authFailureBurst: number;
+  /** Refused tokens per second an address recovers. @default 1 */
+  readonly authFailureRate: number;
+  /** Serve wss:// (and https) with this PEM certificate chain file; needs tlsKey. @default unset */
+  readonly tlsCert?: string;
+  /** The PEM private key file of tlsCert. @default unset */
+  readonly tlsKey?: string;
   /** Transport ping interval; a silent socket is dropped after two. @default 15000 */
   readonly heartbeatMs: number;
   /** A generation with no frame for this long ends with `gen.end timeout`. @default 30000 */
@@ -148,6 +194,19 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   credit: { frames: 1024, bytes: 1024 * 1024 },
   jwksCooldownMs: 30_000,
   handshakeTimeoutMs: 10_000,
+  maxConnections: 10_000,
+  maxConnectionsPerAddress: 256,
+  reservedSockets: 64,
+  httpHeadersTimeoutMs: 10_000,
+  httpRequestTimeoutMs: 60_000,
+  maxFramesPerSecond: 2_000,
+  maxConnectionBufferedBytes: 4 * 1024 * 1024,
+  connectionDrainTimeoutMs: 10_000,
+  maxSessionsPerConnection: 1024,
+  maxGenerationsPerConnection: 64,
+  maxSubscriptionsPerConnection: 1024,
+  authFailureBurst: 20,
+  authFailureRate: 1,
   heartbeatMs: 15_000,
   generationIdleTimeoutMs: 30_000,
   sessionIdleMs: 60_000,
@@ -221,6 +280,22 @@ export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
     slowReaderTimeoutMs: num('SPOOL_SLOW_READER_TIMEOUT_MS'),
     maxReaderBufferedBytes: num('SPOOL_MAX_READER_BUFFERED_BYTES'),
     degradeWatermark: num('SPOOL_DEGRADE_WATERMARK'),
+    maxConnections: num('SPOOL_MAX_CONNECTIONS'),
+    maxConnectionsPerAddress: num('SPOOL_MAX_CONNECTIONS_PER_ADDRESS'),
+    reservedSockets: num('SPOOL_RESERVED_SOCKETS'),
+    allowedOrigins: env['SPOOL_ALLOWED_ORIGINS'] ? parseList(env['SPOOL_ALLOWED_ORIGINS']) : undefined,
+    httpHeadersTimeoutMs: num('SPOOL_HTTP_HEADERS_TIMEOUT_MS'),
+    httpRequestTimeoutMs: num('SPOOL_HTTP_REQUEST_TIMEOUT_MS'),
+    maxFramesPerSecond: num('SPOOL_MAX_FRAMES_PER_SECOND'),
+    maxConnectionBufferedBytes: num('SPOOL_MAX_CONNECTION_BUFFERED_BYTES'),
+    connectionDrainTimeoutMs: num('SPOOL_CONNECTION_DRAIN_TIMEOUT_MS'),
+    maxSessionsPerConnection: num('SPOOL_MAX_SESSIONS_PER_CONNECTION'),
+    maxGenerationsPerConnection: num('SPOOL_MAX_GENERATIONS_PER_CONNECTION'),
+    maxSubscriptionsPerConnection: num('SPOOL_MAX_SUBSCRIPTIONS_PER_CONNECTION'),
+    authFailureBurst: num('SPOOL_AUTH_FAILURE_BURST'),
+    authFailureRate: num('SPOOL_AUTH_FAILURE_RATE'),
+    tlsCert: env['SPOOL_TLS_CERT'] || undefined,
+    tlsKey: env['SPOOL_TLS_KEY'] || undefined,
     streams: env['SPOOL_STREAMS'] ? parseSwitch(env['SPOOL_STREAMS'], 'SPOOL_STREAMS') : undefined,
     streamsLongPollMs: num('SPOOL_STREAMS_LONG_POLL_MS'),
   };
@@ -253,4 +328,12 @@ export function parseNodeList(raw: string, source: string): string[] {
   }
   if (nodes.length === 0) throw new Error(`${source}: no nodes given`);
   return nodes;
+}
+
+/** Parses a comma-separated list (allowed origins), dropping empty entries. */
+export function parseList(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
 }

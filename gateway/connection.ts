@@ -28,12 +28,15 @@ import { rawRequestId, validateClientFrame } from '../protocol/validate';
 import type { SessionActor } from './actor';
 import type { Authenticator, Identity } from './auth';
 import type { GatewayConfig } from './config';
+import type { EdgeGuard } from './edge/guard';
+import { Holdings } from './edge/holdings';
+import type { GatedHandlers } from './edge/inbound-gate';
 import type { Link } from './link';
 import type { ActorRegistry } from './registry';
 import type { SharedFrame } from './shared-frame';
 import type { Capability } from './scopes';
 import type { GatewayTracing, Metrics } from './telemetry';
-import type { SocketHandlers, TransportSocket } from './transport';
+import type { TransportSocket } from './transport';
 
 export type ConnectionState = 'awaiting-hello' | 'open' | 'closing' | 'closed';
 
@@ -47,6 +50,8 @@ export interface ConnectionDeps {
   /** Spans (tracing.ts): told which trace an open or subscribe continues. Unset without tracing. */
   readonly tracing?: GatewayTracing;
   readonly logger: Logger;
+  /** The edge's accounting (edge/guard.ts): told when the connection is welcomed, asked before a token is checked. */
+  readonly edge?: EdgeGuard;
   readonly onClosed: (connection: Connection) => void;
 }
 
@@ -59,16 +64,19 @@ const MAX_HELD_FRAMES = 1024;
 /** setTimeout's longest delay; a token valid for longer re-arms its expiry timer. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export class Connection implements Link, SocketHandlers {
+export class Connection implements Link, GatedHandlers {
   readonly id: string;
+  readonly remoteAddress: string;
   private state: ConnectionState = 'awaiting-hello';
   private readonly protocol: Subprotocol;
-  /** Tokens of generations opened on this connection. */
-  private readonly channels = new Map<string, TokenParts>();
+  /**
+   * Subscriptions and generations held on this connection, within its limits: tokens of
+   * generations opened here; sessions subscribed to (a refresh that narrows `read` ends the ones
+   * it no longer covers).
+   */
+  private readonly holdings: Holdings;
   /** Sessions this connection has touched (to detach from on close). */
   private readonly sessions = new Set<SessionId>();
-  /** Sessions this connection subscribed to: a refresh that narrows `read` ends the ones it no longer covers. */
-  private readonly subscribed = new Set<SessionId>();
   /** Who the connection is, from the hello on. */
   private identity: Identity | undefined;
   /** The hello's W3C trace context: the parent of opens and subscribes that carry none. */
@@ -82,6 +90,8 @@ export class Connection implements Link, SocketHandlers {
 
   constructor(private readonly deps: ConnectionDeps) {
     this.id = deps.id;
+    this.remoteAddress = deps.socket.remoteAddress;
+    this.holdings = new Holdings(deps.config);
     this.protocol = deps.socket.protocol ?? SUBPROTOCOL_JSON;
     if (deps.socket.protocol === null) {
       this.sendError(new SpoolError('UNSUPPORTED_PROTOCOL', "offer the WebSocket subprotocol 'spool.v1' (msgpack) or 'spool.v1.json'"));
@@ -179,6 +189,28 @@ export class Connection implements Link, SocketHandlers {
     }
   }
 
+  /** A message the edge's gate did not deliver (RATE_LIMITED): answered in its place among held frames. */
+  refuse(message: Uint8Array | string, error: SpoolError): void {
+    if (this.state === 'closed') return;
+    const id = rawRequestId(this.readUnchecked(message));
+    if (this.held !== undefined) this.hold({ error, id, bytes: 0 }, id);
+    else this.fail(error, id);
+  }
+
+  /** The edge's gate gave up on a peer that does not read: told why (should it ever read), then dropped. */
+  cut(error: SpoolError): void {
+    if (this.state === 'closed') return;
+    this.deps.logger.warn({ connection: this.id, remoteAddress: this.remoteAddress, code: error.code }, error.message);
+    this.sendError(error);
+    this.deps.socket.terminate();
+  }
+
+  /** The gateway is at maxConnections and this connection has not said hello: it gives way (edge/guard.ts). */
+  evict(): void {
+    if (this.state !== 'awaiting-hello') return;
+    this.sendError(new SpoolError('HANDSHAKE_REQUIRED', 'the gateway is at its connection limit and this connection had not sent hello; reconnect and send hello at once'));
+  }
+
   onClose(code: number, reason: string): void {
     if (this.state === 'closed') return;
     this.setState('closed');
@@ -235,18 +267,28 @@ export class Connection implements Link, SocketHandlers {
             throw new SpoolError('BAD_FRAME', 'resume.token does not belong to this session and generation');
           }
         }
+        const overLimit = this.holdings.reserveGeneration(session, generation);
+        if (overLimit) {
+          this.sendError(overLimit, session, id);
+          return;
+        }
         const options = {
           takeover: frame.takeover === true,
           ...(resume ? { resume } : {}),
           ...(frame.secret !== undefined ? { secret: frame.secret } : {}),
         };
         this.deps.tracing?.opening(session, generation, this.id, frame.traceparent ?? this.traceparent);
-        this.onActor(session, id, async (actor) => {
-          const opened = await actor.open(this, generation, options, id);
-          const parts = parseToken(opened.token);
-          if (parts) this.channels.set(opened.token, parts);
-          this.send(opened);
-        });
+        this.onActor(
+          session,
+          id,
+          async (actor) => {
+            const opened = await actor.open(this, generation, options, id);
+            const parts = parseToken(opened.token);
+            if (parts) this.holdings.opened(opened.token, parts);
+            this.send(opened);
+          },
+          () => this.holdings.openFailed(session, generation),
+        );
         return;
       }
       case 'chunk':
@@ -262,6 +304,7 @@ export class Connection implements Link, SocketHandlers {
         if (!parts || !this.permits('write', parts.session, parts.generation, frame.id)) return;
         this.onActor(parts.session, frame.id, async (actor) => {
           const finished = await actor.finish(this, parts, frame.seq, frame.status ?? 'done', frame.error);
+          this.holdings.finished(parts);
           this.send({ ...finished, ...(frame.id !== undefined ? { id: frame.id } : {}) });
         });
         return;
@@ -272,12 +315,18 @@ export class Connection implements Link, SocketHandlers {
         return;
       case 'subscribe':
         if (!this.permits('read', frame.session, frame.session, frame.id)) return;
-        this.subscribed.add(frame.session);
+        {
+          const overLimit = this.holdings.subscribe(frame.session);
+          if (overLimit) {
+            this.sendError(overLimit, frame.session, frame.id);
+            return;
+          }
+        }
         this.deps.tracing?.subscribing(frame.session, this.id, frame.traceparent ?? this.traceparent);
         this.onActor(frame.session, frame.id, (actor) => actor.subscribe(this, frame.from, frame.id));
         return;
       case 'unsubscribe':
-        this.subscribed.delete(frame.session);
+        this.holdings.unsubscribe(frame.session);
         // A session this connection never touched has no subscription of it: nothing to load.
         if (!this.sessions.has(frame.session)) {
           this.send({ type: 'unsubscribed', ...(frame.id !== undefined ? { id: frame.id } : {}), session: frame.session });
@@ -299,6 +348,7 @@ export class Connection implements Link, SocketHandlers {
       if (this.state !== 'awaiting-hello') return; // shutting down meanwhile: shutdown() answers
       this.setState('open');
       clearTimeout(this.handshakeTimer);
+      this.deps.edge?.welcomed(this);
       const c = this.deps.config;
       const expiresInMs = this.grant(identity);
       this.send({
@@ -341,7 +391,17 @@ export class Connection implements Link, SocketHandlers {
    * as a failed hello discards what was pipelined after it (§4.1).
    */
   private verifyThen(token: string | undefined, id: number | undefined, then: (identity: Identity) => void): void {
-    const verified = this.deps.authenticator.verify(token);
+    const edge = this.deps.edge;
+    if (edge !== undefined && !edge.mayAuthenticate(this.remoteAddress)) {
+      throw new SpoolError('AUTH_THROTTLED', 'too many refused tokens from this address; the token was not checked: wait, then reconnect with a valid one');
+    }
+    let verified: Identity | Promise<Identity>;
+    try {
+      verified = this.deps.authenticator.verify(token);
+    } catch (error) {
+      this.noteRefused(error);
+      throw error;
+    }
     if (!(verified instanceof Promise)) {
       then(verified);
       return;
@@ -354,6 +414,7 @@ export class Connection implements Link, SocketHandlers {
         this.release();
       },
       (error: unknown) => {
+        this.noteRefused(error);
         if (this.state === 'closed') return;
         this.held = undefined;
         this.heldBytes = 0;
@@ -365,6 +426,11 @@ export class Connection implements Link, SocketHandlers {
         }
       },
     );
+  }
+
+  /** A refused token (not an expired one, nor an unreachable key set) spends from the address's failure budget. */
+  private noteRefused(error: unknown): void {
+    if (error instanceof SpoolError && error.code === 'UNAUTHORIZED') this.deps.edge?.authFailed(this.remoteAddress);
   }
 
   /** Holds a frame that arrived during a verification, within MAX_HELD_FRAMES and 4 × maxFrameBytes. */
@@ -445,9 +511,9 @@ export class Connection implements Link, SocketHandlers {
   /** After a refresh: subscriptions the new scopes do not cover end, each told FORBIDDEN (`ref` = session). */
   private endUnreadable(): void {
     const identity = this.identity as Identity;
-    for (const session of [...this.subscribed]) {
+    for (const session of this.holdings.subscriptions()) {
       if (identity.scopes.allows('read', session)) continue;
-      this.subscribed.delete(session);
+      this.holdings.unsubscribe(session);
       this.deps.registry.with(session, (actor) => actor.unsubscribe(this), () => {});
       this.sendError(forbidden(identity, 'read', session), session);
     }
@@ -459,16 +525,20 @@ export class Connection implements Link, SocketHandlers {
    * returns undefined.
    */
   private channel(token: string, requestId: number | undefined): TokenParts | undefined {
-    const parts = this.channels.get(token);
+    const parts = this.holdings.channel(token);
     if (parts) return parts;
     this.sendError(new SpoolError('BAD_FRAME', 'token was not opened on this connection; send open first'), parseToken(token)?.generation, requestId);
     return undefined;
   }
 
-  /** Runs `fn` on the session's actor; a rejection or throw becomes an error frame for request `id`. */
-  private onActor(session: SessionId, id: number | undefined, fn: (actor: SessionActor) => void | Promise<void>): void {
+  /**
+   * Runs `fn` on the session's actor; a rejection or throw becomes an error frame for request `id`
+   * (after `failed`, which undoes what the caller reserved for it).
+   */
+  private onActor(session: SessionId, id: number | undefined, fn: (actor: SessionActor) => void | Promise<void>, failed?: () => void): void {
     this.sessions.add(session);
     const fail = (error: unknown): void => {
+      failed?.();
       if (this.state === 'closed') return;
       if (error instanceof SpoolError) {
         this.sendError(error, session, id);

@@ -12,6 +12,7 @@ import { AdminApi } from './admin-api';
 import { createAuthenticator } from './auth';
 import { resolveConfig, type GatewayConfig, type GatewayOptions } from './config';
 import { Connection } from './connection';
+import { createEdge } from './edge/edge';
 import { ActorRegistry } from './registry';
 import { meteredStore } from './metered-store';
 import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE, teeSink } from './telemetry';
@@ -103,6 +104,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   };
 
   const transport = selectTransport(config.transport, logger);
+  const edge = createEdge(config, logger, (code) => metrics.errorsSent.inc(1, { code }));
   let server: TransportServer;
   try {
     server = await transport.listen({
@@ -116,7 +118,10 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       http,
       ...(streams ? { routes: [streams.route] } : {}),
       refused: (code) => metrics.errorsSent.inc(1, { code }),
-      accept: (socket) => {
+      ...edge.listen,
+      accept: (transportSocket) => {
+        // Every frame in and out passes the edge's gate: a peer that stops reading stops being read.
+        const socket = edge.gate(transportSocket);
         const connection = new Connection({
           id: randomUUID(),
           socket,
@@ -126,11 +131,17 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
           metrics,
           ...(tracing ? { tracing } : {}),
           logger,
-          onClosed: (c) => connections.delete(c),
+          edge: edge.guard,
+          onClosed: (c) => {
+            connections.delete(c);
+            edge.guard.closed(c);
+          },
         });
+        socket.attach(connection);
+        edge.guard.opened(connection);
         connections.add(connection);
         if (state !== 'running') connection.shutdown();
-        return connection;
+        return socket;
       },
     });
   } catch (error) {
@@ -170,7 +181,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
 
   let closing: Promise<void> | undefined;
   return {
-    url: `ws://${host}:${server.port}${WS_PATH}`,
+    url: `${config.tlsCert !== undefined ? 'wss' : 'ws'}://${host}:${server.port}${WS_PATH}`,
     port: server.port,
     config,
     metrics,

@@ -39,11 +39,12 @@ import {
   type TransportServer,
   type TransportSocket,
 } from './transport';
+import { watchFdExhaustion } from './edge/fd-limit';
 
 export const UWS_PACKAGE = '@trufflesuite/uws-js-unofficial';
 
 /** The part of the uWebSockets.js module this transport uses. */
-export type UwsModule = Pick<typeof Uws, 'App' | 'us_listen_socket_close' | 'us_socket_local_port' | 'DISABLED'>;
+export type UwsModule = Pick<typeof Uws, 'App' | 'SSLApp' | 'us_listen_socket_close' | 'us_socket_local_port' | 'DISABLED'>;
 
 /** `TemplatedApp.close()` (closes every socket of the app) exists in this build but not in its typings. */
 type UwsApp = Uws.TemplatedApp & { close(): void };
@@ -134,7 +135,7 @@ export function createUwsTransport(uws: UwsModule): Transport {
   return {
     name: 'uws',
     async listen(options: ListenOptions): Promise<TransportServer> {
-      const app = uws.App() as UwsApp;
+      const app = (options.tls ? uws.SSLApp({ cert_file_name: options.tls.certFile, key_file_name: options.tls.keyFile }) : uws.App()) as UwsApp;
       const sockets = new Set<UwsSocket>();
       let accepting = true;
 
@@ -176,6 +177,11 @@ export function createUwsTransport(uws: UwsModule): Transport {
             res.writeStatus(statusLine(503)).end('', true);
             return;
           }
+          const refusal = options.admit?.(utf8.decode(res.getRemoteAddressAsText()), req.getHeader('origin') || undefined);
+          if (refusal) {
+            res.writeStatus(statusLine(refusal.status)).writeHeader('content-type', refusal.contentType).end(refusal.body, true);
+            return;
+          }
           // uws reads an absent header as '': no offer, accepted without a subprotocol.
           const answer = answerUpgrade(req.getHeader('sec-websocket-protocol'));
           if (!answer.accept) {
@@ -211,24 +217,46 @@ export function createUwsTransport(uws: UwsModule): Transport {
         },
       });
 
-      const listenSocket = await new Promise<Uws.us_listen_socket>((resolve, reject) => {
-        app.listen(options.host, options.port, (ls) => {
-          if (ls) {
-            resolve(ls);
-            return;
-          }
-          app.close();
-          reject(new Error(`uWebSockets.js could not listen on ${options.host}:${options.port} (address in use or not available)`));
+      const listenOn = (port: number): Uws.us_listen_socket | false => {
+        let socket: Uws.us_listen_socket | false = false;
+        app.listen(options.host, port, (ls) => {
+          socket = ls; // uws calls back synchronously
         });
-      });
+        return socket;
+      };
+      let listenSocket = listenOn(options.port);
+      if (!listenSocket) {
+        app.close();
+        throw new Error(`uWebSockets.js could not listen on ${options.host}:${options.port} (address in use or not available)`);
+      }
       const port = uws.us_socket_local_port(listenSocket);
       let listening = true;
       const stopListening = (): void => {
         accepting = false;
+        fdWatch.stop();
         if (!listening) return;
         listening = false;
         uws.us_listen_socket_close(listenSocket);
       };
+      // Out of file descriptors, uws's accept fails and is retried at once, forever, at 100 % CPU:
+      // stop listening until descriptors are free again (clients meanwhile see refused connects).
+      const fdWatch = watchFdExhaustion(
+        () => {
+          if (!listening) return;
+          listening = false;
+          uws.us_listen_socket_close(listenSocket);
+        },
+        () => {
+          if (listening || !accepting) return true;
+          // Tried again at every probe until it works. (uws sets SO_REUSEPORT only when given a
+          // port: on port 0 (tests) the port cannot be listened on again while connections live.)
+          const ls = listenOn(port);
+          if (!ls) return false;
+          listenSocket = ls;
+          listening = true;
+          return true;
+        },
+      );
       let closed: Promise<void> | undefined;
       return {
         port,

@@ -1,7 +1,9 @@
 /**
  * The default transport, on the `ws` package and node:http.
  */
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Subprotocol } from '../protocol/types';
@@ -50,12 +52,20 @@ class WsSocket implements TransportSocket {
   ping(): void {
     this.ws.ping();
   }
+
+  pauseReading(): void {
+    this.ws.pause();
+  }
+
+  resumeReading(): void {
+    this.ws.resume();
+  }
 }
 
 export const wsTransport: Transport = {
   name: 'ws',
   async listen(options: ListenOptions): Promise<TransportServer> {
-    const server = http.createServer((req, res) => {
+    const server = createServer(options, (req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       const route = routeFor(options.routes, path);
       if (route) {
@@ -80,6 +90,11 @@ export const wsTransport: Transport = {
       // request that offers none is accepted without a subprotocol (ws calls handleProtocols
       // only when something was offered), so the connection can tell it UNSUPPORTED_PROTOCOL.
       verifyClient: (info, done) => {
+        const refusal = options.admit?.(info.req.socket.remoteAddress ?? '', info.origin || undefined);
+        if (refusal) {
+          done(false, refusal.status, refusal.body, { 'Content-Type': refusal.contentType });
+          return;
+        }
         const answer = answerUpgrade(info.req.headers['sec-websocket-protocol']);
         if (answer.accept) {
           done(true);
@@ -91,6 +106,9 @@ export const wsTransport: Transport = {
       },
       handleProtocols: (offered) => negotiateSubprotocol(offered) ?? false,
     });
+    applyRequestDeadlines(server, options);
+    // Sockets past the cap are closed as they are accepted, before any byte is read.
+    if (options.maxSockets !== undefined) server.maxConnections = options.maxSockets;
     const sockets = new Set<WsSocket>();
     wss.on('connection', (ws, req) => {
       const socket = new WsSocket(ws, req.socket.remoteAddress ?? '');
@@ -166,3 +184,30 @@ export const wsTransport: Transport = {
     };
   },
 };
+
+/** node:http, or node:https serving the certificate and key of `tls` (a TLS handshake must then finish within the headers timeout). */
+function createServer(options: ListenOptions, handler: http.RequestListener): http.Server {
+  if (!options.tls) return http.createServer(handler);
+  return https.createServer(
+    {
+      cert: fs.readFileSync(options.tls.certFile),
+      key: fs.readFileSync(options.tls.keyFile),
+      ...(options.headersTimeoutMs !== undefined ? { handshakeTimeout: options.headersTimeoutMs } : {}),
+    },
+    handler,
+  );
+}
+
+/**
+ * A request whose line and headers (an upgrade's included) or whole body are not in within the
+ * timeouts is answered 408 and its socket closed (set before listen: node:http starts its checks then).
+ */
+function applyRequestDeadlines(server: http.Server, options: ListenOptions): void {
+  const headersTimeout = options.headersTimeoutMs;
+  if (headersTimeout === undefined) return;
+  server.headersTimeout = headersTimeout;
+  server.requestTimeout = Math.max(headersTimeout, options.requestTimeoutMs ?? headersTimeout);
+  // How often node:http looks for requests past them; its default, 30 s, would let a slow request
+  // live up to 30 s past its deadline.
+  (server as http.Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4)));
+}

@@ -28,6 +28,13 @@ export interface TransportSocket {
   onceDrained(lowWaterBytes: number, callback: () => void): void;
   close(code: number, reason: string): void;
   terminate(): void;
+  /**
+   * Stops reading from the peer (its frames wait in kernel buffers and its writes block) until
+   * resumeReading. Optional: uWebSockets.js cannot pause one WebSocket, and the edge's gate
+   * queues (bounded) what arrives meanwhile instead (edge/inbound-gate.ts).
+   */
+  pauseReading?(): void;
+  resumeReading?(): void;
 }
 
 export interface SocketHandlers {
@@ -64,6 +71,22 @@ export interface ListenOptions {
   readonly accept: (socket: TransportSocket) => SocketHandlers;
   /** Called when an upgrade is refused with `code` before any socket exists (for the errors metric). */
   readonly refused?: (code: 'UNSUPPORTED_PROTOCOL') => void;
+  /**
+   * Asked before an upgrade becomes a WebSocket (edge limits, the Origin allowlist): the HTTP
+   * answer refusing it, or undefined to go on. `origin` is the request's Origin header, if any.
+   */
+  readonly admit?: (remoteAddress: string, origin: string | undefined) => HttpResponse | undefined;
+  /** Serve https / wss with this certificate chain and key (PEM file paths). */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /**
+   * A request's line and headers (an upgrade's too) must arrive within this long, the whole request
+   * within requestTimeoutMs; else 408 and the socket is closed. The ws transport (node:http) applies
+   * them; uWebSockets.js drops a connection whose request is not complete within ~10 s by itself.
+   */
+  readonly headersTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
+  /** TCP sockets (WebSocket and HTTP) beyond this are closed as they are accepted (ws transport). */
+  readonly maxSockets?: number;
 }
 
 export interface TransportServer {

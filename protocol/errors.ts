@@ -31,6 +31,13 @@ export const ERROR_REGISTRY = {
   AUTH_UNAVAILABLE: { closeCode: 4022, retryable: true, closes: true },
   SESSION_DELETED: { closeCode: 4023, retryable: false, closes: false },
   READ_ONLY: { closeCode: 4031, retryable: true, closes: false },
+  CONNECTION_LIMIT: { closeCode: 4024, retryable: true, closes: true },
+  ADDRESS_LIMIT: { closeCode: 4025, retryable: true, closes: true },
+  ORIGIN_NOT_ALLOWED: { closeCode: 4026, retryable: false, closes: true },
+  AUTH_THROTTLED: { closeCode: 4027, retryable: true, closes: true },
+  SESSION_LIMIT: { closeCode: 4028, retryable: false, closes: false },
+  GENERATION_LIMIT: { closeCode: 4029, retryable: false, closes: false },
+  SUBSCRIPTION_LIMIT: { closeCode: 4030, retryable: false, closes: false },
 } as const satisfies Record<string, { closeCode: number; retryable: boolean; closes: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_REGISTRY;

@@ -33,8 +33,8 @@ export class RawClient {
     });
   }
 
-  static async connect(url: string, protocol: Subprotocol | string[] = SUBPROTOCOL_MSGPACK, hello = true): Promise<RawClient> {
-    const ws = new WebSocket(url, protocol);
+  static async connect(url: string, protocol: Subprotocol | string[] = SUBPROTOCOL_MSGPACK, hello = true, options: WebSocket.ClientOptions = {}): Promise<RawClient> {
+    const ws = new WebSocket(url, protocol, options);
     // Listening from the 'open' event itself: a frame or a close that came in the same read as
     // the upgrade (a gateway that answers at once, or a slow machine) is emitted before any
     // continuation of an awaited promise runs, and would otherwise be lost.
