@@ -120,7 +120,7 @@ function digest(value: string): Buffer {
  * length whatever was sent, so neither the comparison nor a length check reveals how much of a
  * guess was right.
  */
-function sharedToken(secret: string): Authenticator {
+export function sharedToken(secret: string): Authenticator {
   if (secret.length === 0) throw new Error('--auth-token (SPOOL_AUTH_TOKEN) must not be empty');
   const expected = digest(secret);
   return {

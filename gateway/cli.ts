@@ -49,6 +49,9 @@ opentelemetry (README "Observability"; nothing is started without them):
 
 the edge (README "Security"; each flag also an environment variable: --max-connections is SPOOL_MAX_CONNECTIONS, ...):
   --tls-cert FILE --tls-key FILE       serve wss:// (PEM files)
+  --admin-port P [--admin-host H] [--admin-token T]
+                                       /metrics, /healthz, /readyz and the admin API on their own listener
+                                       (then /metrics leaves the public port)
   --allowed-origins O,O                Origins whose pages may connect (https://app.example, https://*.example, null, *)
   --max-connections N (10000)          --max-connections-per-address N (256; 0: no limit)   --reserved-sockets N (64)
   --max-frames-per-second N (2000)     --max-connection-buffered-bytes N (4 MiB)   --connection-drain-timeout-ms MS (10000)
@@ -59,6 +62,9 @@ the edge (README "Security"; each flag also an environment variable: --max-conne
 const EDGE_FLAGS: Readonly<Record<string, { readonly option: string; readonly list?: true; readonly text?: true }>> = {
   'tls-cert': { option: 'tlsCert', text: true },
   'tls-key': { option: 'tlsKey', text: true },
+  'admin-port': { option: 'adminPort' },
+  'admin-host': { option: 'adminHost', text: true },
+  'admin-token': { option: 'adminToken', text: true },
   'allowed-origins': { option: 'allowedOrigins', list: true },
   'max-connections': { option: 'maxConnections' },
   'max-connections-per-address': { option: 'maxConnectionsPerAddress' },

@@ -110,6 +110,19 @@ export interface GatewayConfig {
   readonly tlsCert?: string;
   /** The PEM private key file of tlsCert. @default unset */
   readonly tlsKey?: string;
+  /**
+   * A second, plain-HTTP listener for /metrics, /healthz, /readyz (and the admin API); when set,
+   * /metrics is served there only. @default unset
+   */
+  readonly adminPort?: number;
+  /** @default '127.0.0.1' */
+  readonly adminHost: string;
+  /**
+   * The bearer token /metrics (and admin routes) on the admin port require. Without it: a JWT
+   * whose spool.admin is true (JWT mode), the shared token (shared-token mode), nothing (open mode).
+   * @default unset
+   */
+  readonly adminToken?: string;
   /** Transport ping interval; a silent socket is dropped after two. @default 15000 */
   readonly heartbeatMs: number;
   /** A generation with no frame for this long ends with `gen.end timeout`. @default 30000 */
@@ -207,6 +220,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   maxSubscriptionsPerConnection: 1024,
   authFailureBurst: 20,
   authFailureRate: 1,
+  adminHost: '127.0.0.1',
   heartbeatMs: 15_000,
   generationIdleTimeoutMs: 30_000,
   sessionIdleMs: 60_000,
@@ -296,6 +310,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
     authFailureRate: num('SPOOL_AUTH_FAILURE_RATE'),
     tlsCert: env['SPOOL_TLS_CERT'] || undefined,
     tlsKey: env['SPOOL_TLS_KEY'] || undefined,
+    adminPort: num('SPOOL_ADMIN_PORT'),
+    adminHost: env['SPOOL_ADMIN_HOST'] || undefined,
+    adminToken: env['SPOOL_ADMIN_TOKEN'] || undefined,
     streams: env['SPOOL_STREAMS'] ? parseSwitch(env['SPOOL_STREAMS'], 'SPOOL_STREAMS') : undefined,
     streamsLongPollMs: num('SPOOL_STREAMS_LONG_POLL_MS'),
   };

@@ -9,10 +9,12 @@ import { openLmdbStore } from '../store/lmdb';
 import { openRedisStore } from '../store/redis';
 import type { SessionStore } from '../store/types';
 import { AdminApi } from './admin-api';
-import { createAuthenticator } from './auth';
+import { AdminServer, adminAuthorizer, type AdminRouteReply } from './admin-server';
+import { createAuthenticator, type Authenticator } from './auth';
 import { resolveConfig, type GatewayConfig, type GatewayOptions } from './config';
 import { Connection } from './connection';
 import { createEdge } from './edge/edge';
+import type { EdgeGuard } from './edge/guard';
 import { ActorRegistry } from './registry';
 import { meteredStore } from './metered-store';
 import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE, teeSink } from './telemetry';
@@ -44,6 +46,10 @@ export interface Gateway {
   deleteSession(session: string): Promise<DeleteOutcome>;
   /** The admin API (protocol/ADMIN.md), for whichever listener serves admin traffic. */
   readonly admin: AdminApi;
+  /** The admin listener (`adminPort`), to which more routes can be added; undefined without one. */
+  readonly adminServer: AdminServer | undefined;
+  /** The admin listener's port (adminPort 0 picks one). */
+  readonly adminPort: number | undefined;
   /** Runtime toggles (toggles.ts): also changed through the admin API. */
   readonly toggles: Toggles;
   /** Graceful: stop accepting, make queued writes durable, close sockets with SHUTTING_DOWN. Idempotent. */
@@ -88,19 +94,24 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   );
   metrics.gauge('spool_store_ready', '1 while the store answers the readiness probe, 0 while it does not', () => (storeReady ? 1 : 0));
 
+  const healthz = (): HttpResponse => ({ status: 200, contentType: 'text/plain', body: 'ok\n' });
+  const readyz = (): HttpResponse =>
+    state === 'running' && storeReady
+      ? { status: 200, contentType: 'text/plain', body: 'ready\n' }
+      : { status: 503, contentType: 'text/plain', body: state === 'running' ? 'store unavailable\n' : `${state}\n` };
+  const metricsText = async (): Promise<HttpResponse> => ({ status: 200, contentType: PROMETHEUS_CONTENT_TYPE, body: await metrics.render() });
   const http = async (path: string): Promise<HttpResponse> => {
     switch (path) {
       case '/metrics':
-        return { status: 200, contentType: PROMETHEUS_CONTENT_TYPE, body: await metrics.render() };
+        // With an admin listener, /metrics is served there only (behind the admin credential).
+        if (config.adminPort !== undefined) break;
+        return metricsText();
       case '/healthz':
-        return { status: 200, contentType: 'text/plain', body: 'ok\n' };
+        return healthz();
       case '/readyz':
-        return state === 'running' && storeReady
-          ? { status: 200, contentType: 'text/plain', body: 'ready\n' }
-          : { status: 503, contentType: 'text/plain', body: state === 'running' ? 'store unavailable\n' : `${state}\n` };
-      default:
-        return { status: 404, contentType: 'text/plain', body: 'not found\n' };
+        return readyz();
     }
+    return { status: 404, contentType: 'text/plain', body: 'not found\n' };
   };
 
   const transport = selectTransport(config.transport, logger);
@@ -149,6 +160,18 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     await metrics.close();
     throw error;
   }
+  const admin = new AdminApi({ store, registry, toggles });
+  // The admin listener (--admin-port): health, metrics and the admin API, off the public port.
+  const adminServer = config.adminPort === undefined ? undefined : adminListener(config, logger, authenticator, edge.guard, admin, { healthz, readyz, metricsText });
+  let adminPort: number | undefined;
+  try {
+    adminPort = await adminServer?.listen();
+  } catch (error) {
+    await server.close();
+    if (ownsStore) await store.close();
+    await metrics.close();
+    throw error;
+  }
 
   // Readiness follows the store: a load balancer stops sending clients to a gateway whose
   // store is unreachable, and sends them again once it answers.
@@ -189,7 +212,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     get state() {
       return state;
     },
-    admin: new AdminApi({ store, registry, toggles }),
+    admin,
+    adminServer,
+    adminPort,
     toggles,
     resetSession(session) {
       return new Promise<ResetOutcome>((resolve, reject) => registry.with(session as SessionId, (actor) => actor.reset().then(resolve, reject), reject));
@@ -211,6 +236,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         await registry.close(config.shutdownTimeoutMs);
         for (const connection of connections) connection.shutdown();
         await server.close();
+        await adminServer?.close();
         if (ownsStore) await store.close();
         await metrics.close();
         state = 'closed';
@@ -219,6 +245,34 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       return closing;
     },
   };
+}
+
+/**
+ * The admin listener: /healthz and /readyz open (probes), /metrics and the admin API under /admin/
+ * behind the admin credential (admin-server.ts), refused credentials throttled per address.
+ */
+function adminListener(
+  config: GatewayConfig,
+  logger: Logger,
+  authenticator: Authenticator,
+  guard: EdgeGuard,
+  admin: AdminApi,
+  pages: { healthz(): HttpResponse; readyz(): HttpResponse; metricsText(): Promise<HttpResponse> },
+): AdminServer {
+  const text = (r: HttpResponse): AdminRouteReply => ({ status: r.status, text: r.body, contentType: r.contentType });
+  return new AdminServer({
+    host: config.adminHost,
+    port: config.adminPort ?? 0,
+    authorize: adminAuthorizer(config.adminToken, authenticator),
+    failures: guard,
+    logger,
+    headersTimeoutMs: config.httpHeadersTimeoutMs,
+    requestTimeoutMs: config.httpRequestTimeoutMs,
+  })
+    .route('GET', '/healthz', () => text(pages.healthz()), { open: true })
+    .route('GET', '/readyz', () => text(pages.readyz()), { open: true })
+    .route('GET', '/metrics', async () => text(await pages.metricsText()))
+    .route('*', '/admin/*', (request) => admin.handle(request));
 }
 
 /** The store the configuration names: Redis Cluster, Redis, or LMDB under `data` (the default). */
