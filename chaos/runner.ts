@@ -18,6 +18,8 @@ import { checkHistory, formatViolation, type CheckStats, type RecordedHistory, t
 import { FaultInjector } from './faults';
 import type { ProxyStats } from './fault-proxy';
 import { openResumes, WindowSampler, WINDOW_MS, type ServerCounters, type WindowRecord } from './gate';
+import { checkHttpStreams } from './http-check';
+import { HttpStreams } from './http-streams';
 import { validateScenario, type Scenario } from './scenario';
 import { ChaosTopology, CHAOS_IDLE_TIMEOUT_MS } from './topology';
 import { mulberry32, sleep, waitFor, withTimeout } from './util';
@@ -84,7 +86,10 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   const workload = new ChaosWorkload(scenario, topology, rand);
   const injector = new FaultInjector(scenario, topology, workload, mulberry32(scenario.seed ^ 0xfa17));
   const sampler = new WindowSampler(topology, workload, injector, options.windowMs ?? WINDOW_MS);
+  // Its own random choices, so adding HTTP streams leaves the rest of a seed's choices as they were.
+  const http = new HttpStreams(scenario, topology, mulberry32(scenario.seed ^ 0x4774));
   try {
+    await http.start();
     const t0 = Date.now();
     await sampler.start(t0);
     workload.start(t0);
@@ -102,6 +107,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     phase('heal');
     const stuck = await workload.finishProducing(90_000);
     failures.push(...stuck.map((s) => `unresumed: ${s}`));
+    await withTimeout(http.finishProducing(), 60_000, 'HTTP producers to close their streams').catch((e: unknown) => failures.push(`unresumed: ${String(e)}`));
     phase('producers');
 
     // The log of every session, once every generation has ended (a vanished producer's ends
@@ -112,7 +118,10 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     const heads = new Map(Object.entries(logs).map(([s, items]) => [s, lastOffset(items)]));
     const short = await workload.stopReaders(heads, 30_000);
     failures.push(...short.map((s) => `unresumed: ${s}`));
+    await http.finishReading(30_000);
     phase('readers');
+    const httpLogs: Record<string, ReadItem[]> = {};
+    for (const session of http.sessions()) httpLogs[session] = await withTimeout(topology.readLog(session), 10_000, `final read of ${session}`);
 
     history = {
       scenario: scenario.name,
@@ -125,8 +134,14 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       intrusions: workload.intrusions,
     };
     const report = checkHistory(history);
-    violations = report.violations;
+    violations = [...report.violations, ...checkHttpStreams(http.producers, http.readers, httpLogs)];
     stats = report.stats;
+    if (http.producers.length > 0) {
+      const acked = http.producers.reduce((n, p) => n + p.acks.length, 0);
+      const retries = http.producers.reduce((n, p) => n + p.retries, 0);
+      const connections = http.readers.reduce((n, r) => n + r.connections, 0);
+      log(`  ${scenario.name}: HTTP streams: ${acked} batches acknowledged, ${retries} requests sent again, ${connections} SSE connections`);
+    }
 
     for (const p of workload.producers) {
       if (p.via === 'sdk' && p.outcome !== 'finished' && p.outcome !== 'fenced') failures.push(`unresumed: producer ${p.generation} of ${p.session} ended ${p.outcome}${p.error ? ` (${p.error})` : ''}`);
@@ -140,6 +155,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   } catch (error) {
     failures.push(`run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   } finally {
+    http.close();
     await workload.close();
     await topology.close();
   }

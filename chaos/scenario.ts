@@ -54,6 +54,11 @@ export interface Workload {
   readonly lowPriorityShare?: number;
   /** Idempotent user-message appends (priority 3) before each generation, each sent twice. @default 1 */
   readonly appendsPerGeneration?: number;
+  /**
+   * Durable Streams streams (`h0`, `h1`, …) written by an HTTP idempotent producer and read by an
+   * HTTP SSE reader, both through the fault proxies (http-streams.ts, checked by http-check.ts). @default 0
+   */
+  readonly httpStreams?: number;
 }
 
 /** Where a fault lands, and what it does. Timing fields are shared by all. */
@@ -236,6 +241,7 @@ export function validateScenario(s: Scenario): void {
   if (!(w.sessions >= 1 && w.sessions <= 200)) fail('workload.sessions must be 1..200');
   if (!(w.readersPerSession >= 0 && w.readersPerSession <= 10)) fail('workload.readersPerSession must be 0..10');
   if (!(w.chunksPerSecond > 0 && w.chunksPerGeneration >= 1)) fail('workload rates must be positive');
+  if (w.httpStreams !== undefined && !(Number.isInteger(w.httpStreams) && w.httpStreams >= 0 && w.httpStreams <= 50)) fail('workload.httpStreams must be 0..50');
   for (const f of s.faults) {
     if (faultKinds(f).length === 0) fail(`fault ${JSON.stringify(f)} does nothing`);
     if (f.every !== undefined && !(f.every >= 20)) fail('fault.every must be >= 20 ms');

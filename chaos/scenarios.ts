@@ -72,7 +72,7 @@ export const CI_BUDGET: readonly Scenario[] = [
   {
     name: 'lmdb-ws-kill9',
     topology: { store: 'lmdb', transport: 'ws', gateways: 1, mode: 'child' },
-    workload: STANDARD,
+    workload: { ...STANDARD, httpStreams: 2 },
     faults: [
       ...clientLinkChurn(),
       { on: 'gateway', after: 2000, every: 3500, kill9DownMs: 300 },
@@ -160,7 +160,7 @@ export const CI_BUDGET: readonly Scenario[] = [
   {
     name: 'redis-ws-gateway-faults',
     topology: { store: 'redis', transport: 'ws', gateways: 3, mode: 'child' },
-    workload: STANDARD,
+    workload: { ...STANDARD, httpStreams: 3 },
     faults: [
       ...clientLinkChurn(),
       { on: 'gateway', after: 1500, every: 3000, kill9DownMs: 300 },
