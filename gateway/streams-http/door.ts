@@ -10,7 +10,8 @@ import { SpoolError } from '../../protocol/errors';
 import type { SessionId } from '../../protocol/types';
 import type { Authenticator, Identity } from '../auth';
 import type { GatewayConfig } from '../config';
-import type { HttpExchange, HttpRoute } from '../http-exchange';
+import { OriginAllowlist } from '../edge/guard';
+import type { HttpExchange, HttpHeaders, HttpRoute } from '../http-exchange';
 import type { ActorRegistry } from '../registry';
 import type { SessionStore } from '../../store/types';
 import { StreamCatalog } from './catalog';
@@ -35,6 +36,8 @@ export class StreamsDoor {
   readonly route: HttpRoute;
   private readonly ctx: DoorContext;
   private closing = false;
+  /** Browser origins allowed (config.allowedOrigins, as for WebSocket upgrades); unset: any. */
+  private readonly origins: OriginAllowlist | undefined;
 
   constructor(private readonly deps: StreamsDoorDeps) {
     const config = deps.config;
@@ -54,7 +57,14 @@ export class StreamsDoor {
       publicCache: deps.authenticator.mode === 'open',
       live: new Set(),
     };
-    this.route = { prefix: STREAM_PREFIX, handle: (x) => void this.handle(x) };
+    this.origins = config.allowedOrigins !== undefined ? new OriginAllowlist(config.allowedOrigins) : undefined;
+    this.route = {
+      prefix: STREAM_PREFIX,
+      handle: (x) => {
+        const { exchange, refused } = this.cors(x);
+        void this.handle(exchange, refused);
+      },
+    };
   }
 
   /** Ends live reads (long-poll answers, SSE responses end) and stops taking requests. Idempotent. */
@@ -65,8 +75,34 @@ export class StreamsDoor {
     this.ctx.catalog.close();
   }
 
-  private async handle(x: HttpExchange): Promise<void> {
+  /**
+   * With an origin allowlist, a browser request from another origin is refused (403, before
+   * anything else, preflights too) and an allowed one is answered for its origin only; without
+   * one, responses say `Access-Control-Allow-Origin: *`. Requests without Origin (not from a
+   * browser page) are not concerned.
+   */
+  private cors(x: HttpExchange): { exchange: HttpExchange; refused: boolean } {
+    const origin = x.header('origin');
+    if (this.origins === undefined || origin === undefined) return { exchange: x, refused: false };
+    const allowed = this.origins.allows(origin);
+    const rewrite = (headers: HttpHeaders): HttpHeaders => {
+      const out: Record<string, string> = { ...headers, vary: 'origin' };
+      if (allowed) out['access-control-allow-origin'] = origin;
+      else delete out['access-control-allow-origin'];
+      return out;
+    };
+    // The exchange's other members are its own closures: only the two heads are rewritten.
+    const exchange: HttpExchange = Object.create(x) as HttpExchange;
+    Object.assign(exchange, {
+      reply: (status: number, headers: HttpHeaders, body?: Uint8Array | string) => x.reply(status, rewrite(headers), body),
+      start: (status: number, headers: HttpHeaders) => x.start(status, rewrite(headers)),
+    });
+    return { exchange, refused: !allowed };
+  }
+
+  private async handle(x: HttpExchange, originRefused: boolean): Promise<void> {
     try {
+      if (originRefused) fail(403, `Origin ${JSON.stringify((x.header('origin') ?? '').slice(0, 200))} is not in the gateway's allowedOrigins`);
       if (x.method === 'OPTIONS') {
         x.reply(204, PREFLIGHT_HEADERS);
         return;

@@ -191,4 +191,21 @@ describe.each(TRANSPORT_NAMES)('Durable Streams door over %s', (transport) => {
     // Shared caches may not keep what a token was needed for.
     expect(read.headers.get('cache-control')).toMatch(/^private/);
   });
+
+  test('with allowedOrigins, a browser request from another origin is refused (403, preflight too) and an allowed one is answered for its origin only', async () => {
+    const { base } = await gateway(transport, { allowedOrigins: ['https://app.example.com'] });
+    expect((await fetch(`${base}/page`, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'x' })).status).toBe(201);
+    const foreign = await fetch(`${base}/page`, { headers: { origin: 'https://evil.example' } });
+    expect(foreign.status).toBe(403);
+    expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
+    const preflight = await fetch(`${base}/page`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+    expect(preflight.status).toBe(403);
+    const allowed = await fetch(`${base}/page`, { headers: { origin: 'https://app.example.com' } });
+    expect(allowed.status).toBe(200);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(allowed.headers.get('vary')).toBe('origin');
+    expect(await allowed.text()).toBe('x');
+    // Not from a browser page (no Origin): as without an allowlist.
+    expect((await fetch(`${base}/page`)).status).toBe(200);
+  });
 });
