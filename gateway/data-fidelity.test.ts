@@ -66,6 +66,10 @@ const VALUES: ReadonlyArray<readonly [string, unknown]> = [
   ['nested maps and arrays', { a: { b: [1, { c: 'd', e: [] }], f: {} }, g: [[[null]]], h: [{}, [], ''] }],
   ['multi-byte and empty keys', { ключ: 'значение', '😀': '\uFFFD', '': 0 }],
   ['integer-like keys', { '1': 'a', b: 2, '0': null }],
+  // (`constructor` holds a primitive: jest's toStrictEqual compares two objects' `constructor` properties by identity.)
+  ['keys named like Object.prototype members', { constructor: 'c', prototype: { constructor: 1 }, toString: 'x', hasOwnProperty: null, valueOf: [], __defineGetter__: 0, __proto: 'not __proto__' }],
+  ['a NUL character in a key and a value', { '\u0000': '\u0000' }],
+  ['2^60, which a double holds exactly', 2 ** 60],
   [
     'numbers of every msgpack width',
     [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, -1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, -(2 ** 53 - 1)],

@@ -3,7 +3,8 @@
  * the codec fed raw bytes, no socket. Every msgpack spelling that msgpackr would decode into
  * something other than what was sent is refused; every spelling it decodes faithfully (any int
  * width, float32, empty containers, deep nesting, multi-byte UTF-8, a real U+FFFD) is accepted
- * and decodes to the value sent. Then the JSON side: duplicate member names.
+ * and decodes to the value sent. Then the JSON side: duplicate member names, and what §3.3 forbids
+ * in any part of a message (a "__proto__" member, lone surrogate escapes, integers no double holds).
  */
 import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
@@ -250,6 +251,48 @@ describe('JSON with duplicate member names is BAD_FRAME', () => {
     ['names that differ only by an escape sequence meaning', chunk('{"\\\\u0061":1,"a":2}'), { '\\u0061': 1, a: 2 }],
     ['strings holding braces, brackets, commas and colons', chunk('{"{":"}","[":",:","x":"\\"{,"}'), { '{': '}', '[': ',:', x: '"{,' }],
     ['an empty object and an empty name', chunk('{"":{},"e":[]}'), { '': {}, e: [] }],
+  ])('accepted: %s', (_name, text, expected) => {
+    expect(dataOf(receive(text, SUBPROTOCOL_JSON))).toStrictEqual(expected);
+  });
+});
+
+describe('JSON the decoder would change, anywhere in the message, is BAD_FRAME', () => {
+  const chunk = (data: string): string => `{"type":"chunk","token":"${TOKEN}","seq":0,"data":${data}}`;
+  test.each([
+    ['a "__proto__" member in data', chunk('{"__proto__":{"a":1}}')],
+    ['a "__proto__" member as a frame field', '{"type":"ping","__proto__":{"id":5}}'],
+    ['a "__proto__" member spelled with an escape', '{"type":"ping","\\u005f_proto__":1}'],
+    ['a "__proto__" member inside resume', `{"type":"open","session":"s","generation":"g","resume":{"token":"${TOKEN}","__proto__":{}}}`],
+    ['a lone high surrogate in data', chunk('"a\\ud800b"')],
+    ['a lone low surrogate in a map key', chunk('{"\\udc00":1}')],
+    ['a surrogate pair in the wrong order', chunk('"\\ude00\\ud83d"')],
+    ['a lone surrogate in a hello token', '{"type":"hello","protocol":1,"token":"t\\ud800"}'],
+    ['a lone surrogate in an append key', '{"type":"append","session":"s","key":"k\\udbff","kind":"u","data":1}'],
+    ['an integer past 2^53 that no double holds', chunk('9007199254740993')],
+    ['a negative one', chunk('[-9007199254740995]')],
+    ['a long one', chunk('{"n":123456789012345678901234567890}')],
+    ['2^60 spelled exactly (read back as 1152921504606847000)', chunk('1152921504606846976')],
+  ])('%s', (_name, text) => {
+    expectBadFrame(() => decodeFrame(text, SUBPROTOCOL_JSON));
+    expectBadFrame(() => decodeFrame(utf8(text), SUBPROTOCOL_JSON));
+    expectBadFrame(() => decodeFrame(text, SUBPROTOCOL_MSGPACK));
+  });
+
+  test.each([
+    ['a surrogate pair as escapes', chunk('"\\ud83d\\ude00"'), '😀'],
+    ['an escaped backslash before ud800 (not an escape)', chunk('"\\\\ud800"'), '\\ud800'],
+    ['the largest safe integer', chunk('9007199254740991'), 2 ** 53 - 1],
+    ['2^53 + 2 and 2^60 as JavaScript writes them (doubles that read back as sent)', chunk('[9007199254740994,1152921504606847000]'), [2 ** 53 + 2, 2 ** 60]],
+    ['a float with an exponent', chunk('1.5e300'), 1.5e300],
+    ['keys named like Object.prototype members', chunk('{"constructor":1,"toString":"x","hasOwnProperty":null,"valueOf":[],"prototype":{},"__defineGetter__":0,"__proto":1}'), {
+      constructor: 1,
+      toString: 'x',
+      hasOwnProperty: null,
+      valueOf: [],
+      prototype: {},
+      __defineGetter__: 0,
+      __proto: 1,
+    }],
   ])('accepted: %s', (_name, text, expected) => {
     expect(dataOf(receive(text, SUBPROTOCOL_JSON))).toStrictEqual(expected);
   });

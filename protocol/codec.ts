@@ -6,7 +6,7 @@
 import { Packr } from 'msgpackr';
 import { SpoolError } from './errors';
 import { encodeEventArray } from './event-encoding';
-import { checkJsonNames } from './json-check';
+import { checkJsonMessage } from './json-check';
 import { checkMsgpack } from './msgpack-check';
 import { SUBPROTOCOL_JSON, type Frame, type SessionEvent, type SessionId, type Subprotocol } from './types';
 
@@ -25,13 +25,14 @@ export function encodeFrame(frame: Frame, protocol: Subprotocol): Encoded {
  * Decodes one message from a client (a text message is always JSON, whatever the subprotocol).
  * Whatever it returns is what the peer sent, value for value (PROTOCOL §3.3): a message that the
  * decoder would silently change (duplicate keys, invalid UTF-8, non-string map keys, int64 past
- * 2^53, binary, extension types; see msgpack-check.ts and json-check.ts) is BAD_FRAME instead.
+ * 2^53, binary, extension types, `__proto__` keys, lone surrogates; see msgpack-check.ts and
+ * json-check.ts) is BAD_FRAME instead.
  */
 export function decodeFrame(message: Uint8Array | string, protocol: Subprotocol): unknown {
   if (typeof message === 'string' || protocol === SUBPROTOCOL_JSON) {
     const text = textOf(message);
     const value = parseJson(text);
-    checkJsonNames(text);
+    checkJsonMessage(text);
     return value;
   }
   checkMsgpack(message);
