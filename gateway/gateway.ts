@@ -78,7 +78,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const connections = new Set<Connection>();
   let state: GatewayState = 'starting';
   // The Durable Streams door (PROTOCOL §16): HTTP under /v1/stream/, over the same session actors.
-  const streams = config.streams ? new StreamsDoor({ registry, store: metered, config, logger, authenticator }) : null;
+  const streams = config.streams ? new StreamsDoor({ registry, store: metered, config, logger, authenticator, metrics }) : null;
 
   metrics.gauge('spool_sessions_active', 'Session actors loaded in this process', () => registry.size);
   metrics.gauge('spool_connections_active', 'Open client connections', () => connections.size);

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { SessionId } from '../../protocol/types';
 import type { GatewayConfig } from '../config';
 import type { ActorRegistry } from '../registry';
+import type { Metrics } from '../telemetry';
 import type { StreamCatalog, StreamEntry } from './catalog';
 import { fail } from './replies';
 import type { Incarnation } from './stream-state';
@@ -31,6 +32,8 @@ export interface DoorContext {
   readonly publicCache: boolean;
   /** Ends every live response (long-poll, SSE): the gateway is closing. */
   readonly live: Set<() => void>;
+  /** The gateway's counters: the door's fenced and duplicate writes count with the WebSocket door's. */
+  readonly metrics: Pick<Metrics, 'fencedWrites' | 'duplicateWrites'>;
 }
 
 /** The state of the stream a request names. */

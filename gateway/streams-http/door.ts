@@ -13,6 +13,7 @@ import type { GatewayConfig } from '../config';
 import { OriginAllowlist } from '../edge/guard';
 import type { HttpExchange, HttpHeaders, HttpRoute } from '../http-exchange';
 import type { ActorRegistry } from '../registry';
+import type { Metrics } from '../telemetry';
 import type { SessionStore } from '../../store/types';
 import { StreamCatalog } from './catalog';
 import { expireLocked, find, requireStream, type DoorContext, type DoorLimits } from './context';
@@ -30,6 +31,7 @@ export interface StreamsDoorDeps {
   readonly config: GatewayConfig;
   readonly logger: Logger;
   readonly authenticator: Authenticator;
+  readonly metrics: Metrics;
 }
 
 export class StreamsDoor {
@@ -56,7 +58,10 @@ export class StreamsDoor {
       limits,
       publicCache: deps.authenticator.mode === 'open',
       live: new Set(),
+      metrics: deps.metrics,
     };
+    const live = this.ctx.live;
+    deps.metrics.gauge('spool_streams_live_reads', 'Long-poll and SSE reads open on the Durable Streams door', () => live.size);
     this.origins = config.allowedOrigins !== undefined ? new OriginAllowlist(config.allowedOrigins) : undefined;
     this.route = {
       prefix: STREAM_PREFIX,

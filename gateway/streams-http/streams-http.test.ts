@@ -171,6 +171,9 @@ describe.each(TRANSPORT_NAMES)('Durable Streams door over %s', (transport) => {
     expect(gap.status).toBe(409);
     expect(gap.headers.get('producer-expected-seq')).toBe('1');
     expect(await (await fetch(again)).text()).toBe('ab');
+    // Counted with the WebSocket door's fenced and duplicate writes.
+    expect(second.metrics.fencedWrites.get()).toBe(1);
+    expect(second.metrics.duplicateWrites.get()).toBe(1);
   });
 
   test('requests are authorized against the token scopes like frames: no token 401, read-only scope cannot write (403), nothing stored', async () => {

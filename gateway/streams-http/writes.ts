@@ -290,6 +290,7 @@ export async function append(ctx: DoorContext, x: HttpExchange, session: Session
       const verdict = checkProducer(inc.producers.get(pk as string), producer.epoch, producer.seq);
       switch (verdict.status) {
         case 'stale':
+          ctx.metrics.fencedWrites.inc();
           fail(403, `Producer-Epoch ${producer.epoch} is fenced: the producer is at epoch ${verdict.epoch}`, { [H.producerEpoch]: String(verdict.epoch) });
         case 'bad-epoch-seq':
           fail(400, `a new Producer-Epoch starts at Producer-Seq 0, not ${producer.seq}`);
@@ -299,6 +300,7 @@ export async function append(ctx: DoorContext, x: HttpExchange, session: Session
             [H.producerReceivedSeq]: String(verdict.received),
           });
         case 'duplicate':
+          ctx.metrics.duplicateWrites.inc();
           reply(x, 204, { [H.nextOffset]: tail(), ...producerEcho(verdict.lastSeq) });
           return;
         case 'accept':
