@@ -1,11 +1,9 @@
 /**
  * The operator commands of the `spool` CLI, run as real processes (`node … gateway/cli.ts`)
- * against a real gateway's admin API over HTTP: output, JSON, exit codes.
+ * against a real gateway's admin listener (token-protected): output, JSON, exit codes.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -20,32 +18,19 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-/** A gateway and an HTTP listener carrying its admin API (what `--admin-port` serves). */
+const ADMIN_TOKEN = 'cli-test-admin-token';
+
+/** A gateway with its admin listener on a free port, requiring ADMIN_TOKEN (`--admin-port 0 --admin-token T`). */
 async function gatewayWithAdmin(): Promise<{ gw: Gateway; adminUrl: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-cli-'));
   const store = openLmdbStore({ path: dir });
-  const gw = await startGateway({ port: 0, store, logger: pino({ level: 'silent' }) });
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://admin');
-      const text = Buffer.concat(chunks).toString('utf8');
-      void gw.admin.handle({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, body: text === '' ? undefined : JSON.parse(text) }).then((answer) => {
-        res.writeHead(answer?.status ?? 404, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(answer?.body ?? { error: { code: 'NOT_FOUND', message: 'not found' } }));
-      });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const gw = await startGateway({ port: 0, store, logger: pino({ level: 'silent' }), adminPort: 0, adminToken: ADMIN_TOKEN });
   cleanups.push(async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
     await gw.close();
     await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  return { gw, adminUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  return { gw, adminUrl: `http://127.0.0.1:${gw.adminPort as number}` };
 }
 
 interface Run {
@@ -57,7 +42,10 @@ interface Run {
 /** Runs `spool ...args` from the sources; `until` (optional) lets a test act on its output and then stop it with SIGINT. */
 function spool(args: readonly string[], until?: (stdout: string) => boolean): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'chaos', 'run-ts.js'), path.join(ROOT, 'gateway', 'cli.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(ROOT, 'chaos', 'run-ts.js'), path.join(ROOT, 'gateway', 'cli.ts'), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SPOOL_ADMIN_TOKEN: ADMIN_TOKEN },
+    });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => {
@@ -146,6 +134,9 @@ describe('spool operator commands', () => {
     const help = await spool(['tail', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('spool tail <session>');
+    const wrongToken = await spool(['sessions', ...admin, '--admin-token', 'not-the-token']);
+    expect(wrongToken.code).toBe(1);
+    expect(wrongToken.stderr).toContain('UNAUTHORIZED (HTTP 401)');
     const unreachable = await spool(['sessions', '--admin-url', 'http://127.0.0.1:1']);
     expect(unreachable.code).toBe(3);
     expect(unreachable.stderr).toContain('cannot reach the admin API');
