@@ -158,7 +158,10 @@ export class HttpStreams {
   private async read(record: HttpReaderRecord, index: number): Promise<void> {
     let offset = '-1';
     for (let attempt = 0; !this.abort.signal.aborted; attempt++) {
-      let closed = false;
+      let sawClose: () => void = () => undefined;
+      const closedBatch = new Promise<void>((resolve) => {
+        sawClose = resolve;
+      });
       try {
         record.connections++;
         const stream = new DurableStream({ url: `${this.base('reader', index + attempt)}/${record.session}`, contentType: 'application/json' });
@@ -166,16 +169,17 @@ export class HttpStreams {
         res.subscribeJson((batch) => {
           for (const item of batch.items) record.delivered.push(item.n);
           offset = batch.offset;
-          if (batch.streamClosed) closed = true;
+          if (batch.streamClosed) sawClose();
         });
         await res.closed;
-        if (res.streamClosed) closed = true;
+        if (res.streamClosed) {
+          // `closed` can resolve before the subscriber got the last batch: wait for it (bounded).
+          const got = await Promise.race([closedBatch.then(() => true), sleep(10_000).then(() => false)]);
+          record.ended = got;
+          return;
+        }
       } catch {
         // Reopened below from the offset after the last batch taken.
-      }
-      if (closed) {
-        record.ended = true;
-        return;
       }
       await sleep(between(this.rand, 10, 60));
     }

@@ -54,22 +54,33 @@ async function yieldToIo(turns: number): Promise<void> {
  * An SSE reader that survives the gateway's death: the client reconnects an SSE response that
  * ended by itself, but a connection cut mid-body fails the response, so the reader opens a new
  * one from the offset after the last batch it took (what any application does with an offset).
+ *
+ * It is done when its subscriber got the batch that says the stream closed: the response's
+ * `closed` promise can resolve (with `streamClosed`) before the subscriber was handed the last
+ * batch (the client's reading loop and its subscriber loop are separate), so that alone would
+ * drop the final items.
  */
 async function sseReader(stream: DurableStream, items: Array<{ i: number }>): Promise<void> {
   let offset = '-1';
   for (;;) {
-    let closed = false;
+    let sawClose: () => void = () => undefined;
+    const closedBatch = new Promise<void>((resolve) => {
+      sawClose = resolve;
+    });
     try {
       const res = await stream.stream<{ i: number }>({ offset, live: 'sse', sseResilience: { logWarnings: false } });
       res.subscribeJson((batch) => {
         items.push(...batch.items);
         offset = batch.offset;
-        if (batch.streamClosed) closed = true;
+        if (batch.streamClosed) sawClose();
       });
       await res.closed;
-      if (closed || res.streamClosed) return;
+      if (res.streamClosed) {
+        await Promise.race([closedBatch, new Promise((_, reject) => setTimeout(() => reject(new Error('the stream closed but its last batch never reached the subscriber')), 10_000).unref())]);
+        return;
+      }
     } catch {
-      if (closed) return;
+      // Reopened below.
     }
     await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 50));
   }
