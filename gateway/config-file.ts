@@ -70,6 +70,11 @@ const KNOWN = {
   adminPort: port,
   adminHost: text,
   adminToken: text,
+  streams: z.boolean(),
+  streamsLongPollMs: ms(),
+  streamsMaxBodyBytes: int(1),
+  streamsMaxReadBytes: int(1),
+  streamsSseMaxMs: ms(),
 } as const;
 
 /** Options that only code can give (objects, functions): never from a file or the environment. */
