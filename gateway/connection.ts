@@ -13,7 +13,7 @@
  * are held, in order, and run once it is done, so pipelined frames see the verified identity.
  */
 import type { Logger } from 'pino';
-import { decodeFrame, decodeServerFrame, encodeFrame, messageBytes } from '../protocol/codec';
+import { decodeFrame, decodeUnchecked, encodeFrame, messageBytes } from '../protocol/codec';
 import { ERROR_REGISTRY, SpoolError, formatBytes } from '../protocol/errors';
 import { parseToken, type TokenParts } from '../protocol/token';
 import {
@@ -178,15 +178,11 @@ export class Connection implements Link, GatedHandlers {
   }
 
   /**
-   * A message decodeFrame refused, read without its checks (the way the SDK reads gateway frames),
-   * so the BAD_FRAME can still name the request (§3.2); undefined when even that cannot read it.
+   * A message decodeFrame refused, read without its checks (msgpack maps with keys of any type
+   * included), so the BAD_FRAME can still name the request (§3.2); undefined when even that cannot read it.
    */
   private readUnchecked(message: Uint8Array | string): unknown {
-    try {
-      return decodeServerFrame(message, this.protocol);
-    } catch {
-      return undefined;
-    }
+    return decodeUnchecked(message, this.protocol);
   }
 
   /** A message the edge's gate did not deliver (RATE_LIMITED): answered in its place among held frames. */

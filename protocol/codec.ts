@@ -14,6 +14,8 @@ import { SUBPROTOCOL_JSON, type Frame, type SessionEvent, type SessionId, type S
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 const utf8Encoder = new TextEncoder();
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+/** Reads any msgpack map, whatever its keys (as a Map): only to find a refused frame's request id. */
+const lenientPackr = new Packr({ useRecords: false, mapsAsObjects: false, int64AsType: 'number' });
 
 export type Encoded = Uint8Array | string;
 
@@ -47,6 +49,24 @@ export function decodeFrame(message: Uint8Array | string, protocol: Subprotocol)
 export function decodeServerFrame(message: Uint8Array | string, protocol: Subprotocol): unknown {
   if (typeof message === 'string' || protocol === SUBPROTOCOL_JSON) return parseJson(textOf(message));
   return unpack(message);
+}
+
+/**
+ * A message decodeFrame refused, read as leniently as it can be, so its BAD_FRAME can still name
+ * the request (PROTOCOL §3.2): msgpack maps with keys of any type are read too, and the frame's
+ * string-keyed fields returned. Undefined when even that cannot read it.
+ */
+export function decodeUnchecked(message: Uint8Array | string, protocol: Subprotocol): unknown {
+  try {
+    if (typeof message === 'string' || protocol === SUBPROTOCOL_JSON) return JSON.parse(textOf(message)) as unknown;
+    const value = lenientPackr.unpack(message) as unknown;
+    if (!(value instanceof Map)) return value;
+    const fields: Record<string, unknown> = {};
+    for (const [key, field] of value) if (typeof key === 'string' && key !== '__proto__') fields[key] = field;
+    return fields;
+  } catch {
+    return undefined;
+  }
 }
 
 function textOf(message: Uint8Array | string): string {

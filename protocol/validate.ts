@@ -158,7 +158,7 @@ function chunkItem(raw: unknown, index: number, limits: ProtocolLimits): ChunkIt
 const decoders: { [T in ClientFrameType]: (frame: Obj, limits: ProtocolLimits) => Extract<ClientFrame, { type: T }> } = {
   hello(frame) {
     const protocol = frame['protocol'];
-    if (typeof protocol !== 'number') bad('protocol must be a number (1)');
+    if (typeof protocol !== 'number' || !Number.isFinite(protocol)) bad('protocol must be a number (1)');
     const tok = frame['token'];
     if (tok !== undefined && typeof tok !== 'string') bad('token must be a string');
     const client = frame['client'];
