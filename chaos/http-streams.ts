@@ -173,9 +173,12 @@ export class HttpStreams {
         });
         await res.closed;
         if (res.streamClosed) {
-          // `closed` can resolve before the subscriber got the last batch: wait for it (bounded).
-          const got = await Promise.race([closedBatch.then(() => true), sleep(10_000).then(() => false)]);
-          record.ended = got;
+          // `closed` can resolve before the subscriber got the last batch: wait for the batch that
+          // says closed, boundedly. A reader that reconnected after the last item may get the close
+          // with no batch at all (it saw Stream-Closed): it reached the close too. Whether it got
+          // every item is the checker's to judge (delivered against the log).
+          await Promise.race([closedBatch, sleep(3_000)]);
+          record.ended = true;
           return;
         }
       } catch {
