@@ -61,6 +61,16 @@ type HeldFrame = { readonly frame: ClientFrame; readonly bytes: number } | { rea
 /** Most frames held while one token is verified; past either bound a frame is refused with RATE_LIMITED. */
 const MAX_HELD_FRAMES = 1024;
 
+/**
+ * Frames refused before any hello that a connection may send; past it the connection is closed
+ * (HANDSHAKE_REQUIRED). A client's first valid frame is its hello, so only a broken or hostile peer
+ * sends many invalid ones first, each of which would cost a decode and a reply (PROTOCOL §4.1).
+ */
+const MAX_REFUSED_BEFORE_HELLO = 16;
+
+/** How long a closed connection's peer has to answer the close frame before its socket is dropped. */
+const CLOSE_GRACE_MS = 5_000;
+
 /** setTimeout's longest delay; a token valid for longer re-arms its expiry timer. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -85,7 +95,14 @@ export class Connection implements Link, GatedHandlers {
   private held: HeldFrame[] | undefined;
   private heldBytes = 0;
 
+  /** A hello frame arrived (verified or not). */
+  private helloSeen = false;
+  private refusedBeforeHello = 0;
+  /** An error that closes the connection was sent: nothing it sends from then on is read (§4.1, §4.4). */
+  private closeSent = false;
+
   private handshakeTimer: NodeJS.Timeout | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: ConnectionDeps) {
@@ -129,7 +146,10 @@ export class Connection implements Link, GatedHandlers {
       ...(ref !== undefined ? { ref } : {}),
       ...details,
     });
-    if (entry.closes) this.closeSocket(entry.closeCode, error.message);
+    if (entry.closes) {
+      this.closeSent = true;
+      this.closeSocket(entry.closeCode, error.message);
+    }
   }
 
   bufferedAmount(): number {
@@ -143,7 +163,7 @@ export class Connection implements Link, GatedHandlers {
   // ------------------------------------------------------------------ socket events
 
   onMessage(message: Uint8Array | string): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.closeSent) return;
     let raw: unknown;
     // Within maxFrameBytes, so a refused message may still be read for its request id (§3.2).
     let readable = false;
@@ -163,7 +183,9 @@ export class Connection implements Link, GatedHandlers {
       const id = rawRequestId(raw !== undefined ? raw : readable ? this.readUnchecked(message) : undefined);
       // A refusal keeps its place among held frames, so replies come in the order frames did.
       if (this.held !== undefined) this.hold({ error, id, bytes: 0 }, id);
-      else this.fail(error, id);
+      else if (!this.helloSeen && ++this.refusedBeforeHello > MAX_REFUSED_BEFORE_HELLO) {
+        this.sendError(new SpoolError('HANDSHAKE_REQUIRED', `more than ${MAX_REFUSED_BEFORE_HELLO} invalid frames before hello`), undefined, id);
+      } else this.fail(error, id);
     }
   }
 
@@ -187,7 +209,7 @@ export class Connection implements Link, GatedHandlers {
 
   /** A message the edge's gate did not deliver (RATE_LIMITED): answered in its place among held frames. */
   refuse(message: Uint8Array | string, error: SpoolError): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.closeSent) return;
     const id = rawRequestId(this.readUnchecked(message));
     if (this.held !== undefined) this.hold({ error, id, bytes: 0 }, id);
     else this.fail(error, id);
@@ -212,6 +234,7 @@ export class Connection implements Link, GatedHandlers {
     this.setState('closed');
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.expiryTimer);
+    clearTimeout(this.closeTimer);
     this.held = undefined;
     this.deps.logger.debug({ connection: this.id, code, reason }, 'connection closed');
     for (const session of this.sessions) {
@@ -239,6 +262,7 @@ export class Connection implements Link, GatedHandlers {
     if (this.state === 'closing') throw new SpoolError('SHUTTING_DOWN', 'gateway is shutting down; reconnect');
     if (this.state === 'awaiting-hello') {
       if (frame.type !== 'hello') throw new SpoolError('HANDSHAKE_REQUIRED', `the first frame must be hello, got ${frame.type}`);
+      this.helloSeen = true;
       this.traceparent = frame.traceparent;
       this.hello(frame.protocol, frame.token, frame.id);
       return;
@@ -447,7 +471,7 @@ export class Connection implements Link, GatedHandlers {
     this.held = undefined;
     this.heldBytes = 0;
     for (let i = 0; i < held.length; i++) {
-      if (this.state === 'closed') return;
+      if (this.state === 'closed' || this.closeSent) return;
       if (this.held !== undefined) {
         // A held refresh started verifying: the rest wait for it, ahead of anything newer.
         this.held = held.slice(i);
@@ -560,6 +584,9 @@ export class Connection implements Link, GatedHandlers {
   private closeSocket(code: number, reason: string): void {
     // Close reasons are limited to 123 bytes by RFC 6455.
     this.deps.socket.close(code, reason.slice(0, 120));
+    // A peer that does not answer the close (it is not reading) is dropped, not held for ws's 30 s.
+    this.closeTimer ??= setTimeout(() => this.deps.socket.terminate(), CLOSE_GRACE_MS);
+    this.closeTimer.unref();
   }
 
   private setState(next: ConnectionState): void {

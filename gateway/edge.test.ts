@@ -36,20 +36,21 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** `inner`, with the largest bufferedAmount any of its sockets reached after a send recorded. */
-function measuring(inner: Transport, seen: { maxBuffered: number }): Transport {
+/** `inner`, with the largest bufferedAmount any of its sockets reached after a send, and the frames sent per remote address, recorded. */
+function measuring(inner: Transport, seen: { maxBuffered: number; sends: Record<string, number> }): Transport {
   return {
     name: inner.name,
     listen: (options) =>
       inner.listen({
         ...options,
-        accept: (socket) =>
-          options.accept({
+        accept: (socket) => {
+          return options.accept({
             protocol: socket.protocol,
             remoteAddress: socket.remoteAddress,
             send: (message) => {
               socket.send(message);
               seen.maxBuffered = Math.max(seen.maxBuffered, socket.bufferedAmount());
+              seen.sends[socket.remoteAddress] = (seen.sends[socket.remoteAddress] ?? 0) + 1;
             },
             bufferedAmount: () => socket.bufferedAmount(),
             onceDrained: (lowWaterBytes, callback) => socket.onceDrained(lowWaterBytes, callback),
@@ -57,7 +58,8 @@ function measuring(inner: Transport, seen: { maxBuffered: number }): Transport {
             terminate: () => socket.terminate(),
             ...(socket.pauseReading ? { pauseReading: () => socket.pauseReading?.() } : {}),
             ...(socket.resumeReading ? { resumeReading: () => socket.resumeReading?.() } : {}),
-          }),
+          });
+        },
       }),
   };
 }
@@ -137,24 +139,37 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
 
   describe('a peer that never reads its replies', () => {
     const BOUND = 256 * 1024;
-    /** 4,096 one-byte text frames: each is BAD_FRAME (not JSON), so each earns an error reply. */
+    /** 4,096 one-byte text frames: each is BAD_FRAME (not JSON). */
     const GARBAGE = Buffer.concat(Array.from({ length: 4096 }, () => clientFrame(Buffer.from('x'))));
     /** 4,096 pings, each answered by a pong. */
     const PINGS = Buffer.concat(Array.from({ length: 4096 }, () => clientFrame(Buffer.from('{"type":"ping"}'))));
 
-    it.each([
-      ['before hello', GARBAGE, false],
-      ['after hello', PINGS, true],
-    ] as const)('%s stops being read, is cut with its replies bounded by maxConnectionBufferedBytes, while a good session loses nothing and /healthz answers', async (_when, block, hello) => {
-      const seen = { maxBuffered: 0 };
-      // The handshake timeout must not cut the hello-less attacker first on a slow machine.
-      const gw = await gateway(measuring(transport, seen), { maxConnectionBufferedBytes: BOUND, connectionDrainTimeoutMs: 1_000, maxFramesPerSecond: 0, handshakeTimeoutMs: 120_000 });
+    it('before hello: flooding invalid frames gets 16 answers, then HANDSHAKE_REQUIRED and nothing more is read; it is dropped, while a good session loses nothing and /healthz answers', async () => {
+      const seen = { maxBuffered: 0, sends: {} as Record<string, number> };
+      const gw = await gateway(measuring(transport, seen), { maxConnectionBufferedBytes: BOUND, maxFramesPerSecond: 0 });
+      const attackers = await Promise.all(['127.0.0.21', '127.0.0.22'].map((localAddress) => openUnreadSocket({ port: gw.port, localAddress })));
+      for (const attacker of attackers) expect(attacker.head).toMatch(/^HTTP\/1\.1 101/);
+      const flooding = attackers.map((attacker) => flood(attacker, GARBAGE));
+      const [health] = await Promise.all([get(gw.port, '/healthz'), goodSession(gw, 'edge-good', 200)]);
+      expect(health.status).toBe(200);
+      // Dropped: told to close (it does not read, so it does not answer), then cut after the grace.
+      await within(Promise.all(attackers.map((a) => a.closed)), 60_000, 'attackers dropped');
+      await Promise.all(flooding);
+      expect(seen.sends).toMatchObject({ '127.0.0.21': 17, '127.0.0.22': 17 });
+      expect(gw.metrics.errorsSent.get({ code: 'HANDSHAKE_REQUIRED' })).toBe(2);
+      expect(gw.metrics.errorsSent.get({ code: 'BAD_FRAME' })).toBe(32);
+      expect((await get(gw.port, '/healthz')).status).toBe(200);
+    });
+
+    it('after hello: it stops being read once its replies pass maxConnectionBufferedBytes and is cut with SLOW_CONSUMER, the replies bounded, while a good session loses nothing and /healthz answers', async () => {
+      const seen = { maxBuffered: 0, sends: {} as Record<string, number> };
+      const gw = await gateway(measuring(transport, seen), { maxConnectionBufferedBytes: BOUND, connectionDrainTimeoutMs: 1_000, maxFramesPerSecond: 0 });
       const attackers = await Promise.all([0, 1].map(() => openUnreadSocket({ port: gw.port })));
       for (const attacker of attackers) {
         expect(attacker.head).toMatch(/^HTTP\/1\.1 101/);
-        if (hello) attacker.socket.write(clientFrame(Buffer.from('{"type":"hello","protocol":1}')));
+        attacker.socket.write(clientFrame(Buffer.from('{"type":"hello","protocol":1}')));
       }
-      const flooding = attackers.map((attacker) => flood(attacker, block));
+      const flooding = attackers.map((attacker) => Promise.all([flood(attacker, PINGS), flood(attacker, GARBAGE)]));
       const [health] = await Promise.all([get(gw.port, '/healthz'), goodSession(gw, 'edge-good', 200)]);
       expect(health.status).toBe(200);
       // Both are cut: they stop being read once their replies pass the bound, then do not drain.

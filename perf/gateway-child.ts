@@ -72,6 +72,8 @@ export interface ChildGatewayOptions {
   readonly port?: number;
   /** Extra environment (SPOOL_RETENTION_EVENTS, SPOOL_REDIS_URL, SPOOL_DURABILITY, …). */
   readonly env?: Readonly<Record<string, string>>;
+  /** Extra `spool serve` arguments (`--config FILE` for options no variable sets). */
+  readonly args?: readonly string[];
   /**
    * The child writes a V8 CPU profile (`.cpuprofile`) into this directory when it exits.
    * @default SPOOL_GATEWAY_CPU_PROF of this process (none when unset)
@@ -117,7 +119,7 @@ export class ChildGateway {
     // (read it with perf/profile-top.ts), for any benchmark that runs a gateway child.
     const profileDir = options.cpuProfileDir ?? process.env['SPOOL_GATEWAY_CPU_PROF'];
     const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-    const args = ['--expose-gc', ...profile, ...entryArgs('gateway-main'), 'serve', '--port', String(options.port ?? 0), '--data', options.data, '--transport', options.transport ?? 'ws'];
+    const args = ['--expose-gc', ...profile, ...entryArgs('gateway-main'), 'serve', '--port', String(options.port ?? 0), '--data', options.data, '--transport', options.transport ?? 'ws', ...(options.args ?? [])];
     const child = spawn(process.execPath, args, {
       env: { ...process.env, SPOOL_LOG_LEVEL: 'info', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
