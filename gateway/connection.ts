@@ -227,6 +227,9 @@ export class Connection implements Link, GatedHandlers {
   evict(): void {
     if (this.state !== 'awaiting-hello') return;
     this.sendError(new SpoolError('HANDSHAKE_REQUIRED', 'the gateway is at its connection limit and this connection had not sent hello; reconnect and send hello at once'));
+    // Dropped now, not after the closing handshake: its socket is the room being made (the error
+    // and close frames are already handed to the kernel; an idle peer has nothing queued before them).
+    this.deps.socket.terminate();
   }
 
   onClose(code: number, reason: string): void {
