@@ -225,7 +225,10 @@ export async function measureConnections(options: {
   const pool: ConnWorker[] = [];
   let gateway: ChildGateway | undefined;
   try {
-    gateway = await ChildGateway.start({ data: dir, transport: options.transport });
+    // Every socket comes from 127.0.0.1, and there are more of them than the edge lets one
+    // address or one gateway hold by default (maxConnectionsPerAddress, maxConnections).
+    const env = { SPOOL_MAX_CONNECTIONS_PER_ADDRESS: '0', SPOOL_MAX_CONNECTIONS: String(Math.max(10_000, warmup + options.connections + 100)) };
+    gateway = await ChildGateway.start({ data: dir, transport: options.transport, env });
     for (let i = 0; i < workers; i++) pool.push(ConnWorker.spawn());
     const url = gateway.url;
     const account = (reply: OpenedReply): void => {
