@@ -239,6 +239,18 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
       expect(again.open).toBe(true);
     });
 
+    it('with more hello-less sockets open than maxConnections (from several addresses), a good producer and reader still connect, stream and finish, and /healthz answers', async () => {
+      const gw = await gateway(transport, { maxConnections: 40 });
+      const idle: RawClient[] = [];
+      for (let i = 0; i < 100; i++) idle.push(await client(gw, false, `127.0.1.${(i % 4) + 1}`));
+      // Each new one made room by evicting the oldest hello-less one.
+      await within(Promise.all(idle.slice(0, 60).map((c) => c.waitClosed())), 20_000, 'the oldest 60 evicted');
+      expect(idle.slice(60).every((c) => c.closed === null)).toBe(true);
+      const [health] = await Promise.all([get(gw.port, '/healthz'), goodSession(gw, 'edge-idle-good', 50)]);
+      expect(health.status).toBe(200);
+      expect(gw.metrics.errorsSent.get({ code: 'HANDSHAKE_REQUIRED' })).toBeGreaterThanOrEqual(60);
+    });
+
     it('an Origin outside allowedOrigins gets HTTP 403 ORIGIN_NOT_ALLOWED; listed origins, subdomains of a wildcard and clients without Origin connect', async () => {
       const gw = await gateway(transport, { allowedOrigins: ['https://app.example', 'https://*.example.org'] });
       expect(await attempt(gw, { origin: 'https://evil.example' })).toMatchObject({ open: false, status: 403, code: 'ORIGIN_NOT_ALLOWED' });
