@@ -155,8 +155,13 @@ describe('round trips', () => {
         kind: fc.string({ unit: 'binary', maxLength: 300 }),
         priority: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const),
         ts: fc.integer({ min: 0, max: 2 ** 45 }),
-        // Through JSON text, as data arrives: -0 becomes 0 (msgpack has no -0 integer).
-        data: fc.oneof(fc.jsonValue({ stringUnit: 'binary' }), fc.string({ unit: 'grapheme', maxLength: 70_000 }), fc.double(), fc.integer({ min: -(2 ** 33), max: 2 ** 33 })).map((value) => JSON.parse(JSON.stringify(value)) as unknown),
+        // Through JSON text, as data arrives: -0 becomes 0 (msgpack has no -0 integer). Never with a
+        // "__proto__" key, which fast-check likes to draw and the gateway refuses (PROTOCOL §3.3):
+        // no stored event has one, and msgpackr would read it back renamed.
+        data: fc
+          .oneof(fc.jsonValue({ stringUnit: 'binary' }), fc.string({ unit: 'grapheme', maxLength: 70_000 }), fc.double(), fc.integer({ min: -(2 ** 33), max: 2 ** 33 }))
+          .map((value) => JSON.parse(JSON.stringify(value)) as unknown)
+          .filter((value) => !JSON.stringify(value).includes('"__proto__"')),
         status: fc.constantFrom('done' as const, 'error' as const, 'fenced' as const),
         error: fc.string({ unit: 'grapheme', maxLength: 50 }),
         key: fc.string({ maxLength: 40 }),
