@@ -7,3 +7,4 @@ export { wsTransport } from './transport-ws';
 export { createUwsTransport, loadUwsTransport } from './transport-uws';
 export { selectTransport } from './transports';
 export type { DeleteOutcome, ResetOutcome } from './write-results';
+export type { AdminServer, AdminHandler, AdminRouteOptions, AdminRouteReply, AdminRouteRequest } from './admin-server';
