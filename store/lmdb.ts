@@ -276,13 +276,15 @@ class LmdbTx implements SessionTx {
     this.freshBytes = encodeEvents(events);
     this.batchesWritten += 1;
     this.db.putSync(['b', this.session, firstOffset], this.freshBytes);
+    // One pass: the batch's trimmable events by priority, as [offset, size] pairs in offset order.
+    const pairs: [number[], number[], number[]] = [[], [], []];
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i] as SessionEvent;
+      if (event.priority < 3) pairs[event.priority as 0 | 1 | 2].push(event.offset, this.freshSizes[i] as number);
+    }
     for (let priority = 0; priority < 3; priority++) {
-      const pairs: number[] = [];
-      for (let i = 0; i < events.length; i++) {
-        const event = events[i] as SessionEvent;
-        if (event.priority === priority) pairs.push(event.offset, this.freshSizes[i] as number);
-      }
-      if (pairs.length > 0) this.db.putSync(['r', this.session, priority, firstOffset], pairs);
+      const list = pairs[priority as 0 | 1 | 2];
+      if (list.length > 0) this.db.putSync(['r', this.session, priority, firstOffset], list);
     }
     this.fresh = [];
     this.freshSizes = [];
