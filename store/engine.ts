@@ -328,6 +328,8 @@ export function applyOpen(tx: SessionTx, request: OpenRequest, options: StoreOpt
 export function applyAppend(tx: SessionTx, items: readonly WriteItem[], options: StoreOptions): AppendResult {
   const op = new Operation(tx, options, tx.readMeta());
   const results: WriteResult[] = [];
+  // Whether every conditional item so far was stored by this call (they hold together).
+  let held = true;
   for (const item of items) {
     switch (item.op) {
       case 'chunk':
@@ -336,9 +338,12 @@ export function applyAppend(tx: SessionTx, items: readonly WriteItem[], options:
       case 'end':
         results.push(applyEnd(tx, op, item));
         break;
-      case 'append':
-        results.push(applyKeyedAppend(tx, op, item));
+      case 'append': {
+        const result = applyKeyedAppend(tx, op, item, held);
+        if (item.ifHead !== undefined && result.status !== 'ok') held = false;
+        results.push(result);
         break;
+      }
     }
   }
   op.retain();
@@ -439,9 +444,11 @@ function applyEnd(tx: SessionTx, op: Operation, item: EndItem): WriteResult {
   return { status: 'ok', offset };
 }
 
-function applyKeyedAppend(tx: SessionTx, op: Operation, item: KeyedItem): WriteResult {
+function applyKeyedAppend(tx: SessionTx, op: Operation, item: KeyedItem, held: boolean): WriteResult {
   const seen = tx.keyRecord(item.key);
   if (seen !== undefined) return { status: 'duplicate', offset: seen.offset };
+  // Compare-and-append: the caller checked its writes against the session as of head ifHead.
+  if (item.ifHead !== undefined && (!held || op.meta.head !== item.ifHead)) return { status: 'conflict', head: op.meta.head };
   if (op.isFull()) return { status: 'full' };
   const offset = op.store(
     { offset: op.nextOffset, type: 'append', key: item.key, kind: item.kind, priority: item.priority, ts: item.ts, data: item.data },

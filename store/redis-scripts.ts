@@ -23,7 +23,7 @@
  *
  *     chunk   [1, generationId, epoch, seq, priority, ts, size, drop: true | false]
  *     end     [2, generationId, epoch, seq, status, ts, error | false, ifIdleSince | false]
- *     append  [3, key, priority, ts, size]
+ *     append  [3, key, priority, ts, size, ifHead | false]
  *
  * Replies are one msgpack value (cmsgpack.pack), decoded by redis.ts:
  *
@@ -35,7 +35,7 @@
  *           notice channel instead of a head
  *   append  [head, results, trimmed]; a result is [1, offset] ok | [2, offset] or
  *           [2, offset, endStatus] duplicate | [3, epoch] fenced | [4] closed
- *           | [5, expected] seq_gap | [6] full | [7] dropped | [8, lastWriteTs] busy
+ *           | [5, expected] seq_gap | [6] full | [7] dropped | [8, lastWriteTs] busy | [9, head] conflict
  *   trimmed [[offset, priority, size], ...]
  *
  * Scripts are not rolled back when they fail half-way, so the append script checks every item
@@ -43,7 +43,7 @@
  */
 
 /** Result codes of an append item, as the script returns them. */
-export const RESULT = { ok: 1, duplicate: 2, fenced: 3, closed: 4, seqGap: 5, full: 6, dropped: 7, busy: 8 } as const;
+export const RESULT = { ok: 1, duplicate: 2, fenced: 3, closed: 4, seqGap: 5, full: 6, dropped: 7, busy: 8, conflict: 9 } as const;
 
 /** Item kinds in the append header. */
 export const ITEM = { chunk: 1, end: 2, append: 3 } as const;
@@ -337,6 +337,7 @@ for i = 1, #items do
     ts = item[6]
   elseif op == ${ITEM.append} then
     if type(item[2]) ~= 'string' or not isInt(item[3]) or item[3] < 0 or item[3] > 3 or type(item[4]) ~= 'number' or type(item[5]) ~= 'number' or item[5] < 0 then return bad(i, 'bad append') end
+    if item[6] and not isInt(item[6]) then return bad(i, 'bad append ifHead') end
     ts, bodies = item[4], bodies + 1
   else
     return bad(i, 'unknown op')
@@ -403,10 +404,15 @@ local function finish(item)
   return { ${RESULT.ok}, endGeneration(seq, status, err or nil, ts) }
 end
 
+-- Whether every conditional item so far was stored by this call (they hold together).
+local held = true
+
 local function keyed(item, body)
-  local key, priority, ts, size = item[2], item[3], item[4], item[5]
+  local key, priority, ts, size, ifHead = item[2], item[3], item[4], item[5], item[6]
   local seen = redis.call('HGET', KEYIDX, key)
   if seen then return { ${RESULT.duplicate}, tonumber(seen) } end
+  -- Compare-and-append: the caller checked its writes against the session as of head ifHead.
+  if ifHead and (not held or meta.head ~= ifHead) then return { ${RESULT.conflict}, meta.head } end
   if isFull() then return { ${RESULT.full} } end
   local offset = store(body, priority, size, ts)
   redis.call('HSET', KEYIDX, key, num(offset))
@@ -429,6 +435,7 @@ for i = 1, #items do
   else
     results[i] = keyed(item, ARGV[nextBody])
     nextBody = nextBody + 1
+    if item[6] and results[i][1] ~= ${RESULT.ok} then held = false end
   end
 end
 retain()

@@ -337,6 +337,8 @@ function decodeResult(raw: readonly unknown[]): WriteResult {
       return { status: 'dropped' };
     case RESULT.busy:
       return { status: 'busy', lastWriteTs: value as number };
+    case RESULT.conflict:
+      return { status: 'conflict', head: value as number };
     default:
       throw new SpoolError('INTERNAL', `redis append script answered unknown result code ${String(code)}`);
   }
@@ -514,7 +516,7 @@ export class RedisStore implements SessionStore {
         } else if (item.op === 'end') {
           header.push([ITEM.end, item.generationId, item.epoch, item.seq, item.status, item.ts, item.error ?? false, item.ifIdleSince ?? false]);
         } else {
-          header.push([ITEM.append, item.key, item.priority, item.ts, item.size]);
+          header.push([ITEM.append, item.key, item.priority, item.ts, item.size, item.ifHead ?? false]);
           bodies.push(packr.pack(storedFields(item)));
         }
       }

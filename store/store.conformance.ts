@@ -86,9 +86,10 @@ export function end(generationId: string, epoch: number, seq: number, status: En
   };
 }
 
-/** An append write item with idempotency key `key`; priority 3 (critical) unless overridden. */
-export function keyed(key: string, extra: ItemExtras = {}): WriteItem {
-  return { op: 'append', key, kind: extra.kind ?? 'user', priority: extra.priority ?? 3, ts: extra.ts ?? T0, data: extra.data ?? { text: key }, size: extra.size ?? 10 };
+/** An append write item with idempotency key `key`; priority 3 (critical) unless overridden; `ifHead` makes it conditional. */
+export function keyed(key: string, extra: ItemExtras & { readonly ifHead?: Offset } = {}): WriteItem {
+  const item: WriteItem = { op: 'append', key, kind: extra.kind ?? 'user', priority: extra.priority ?? 3, ts: extra.ts ?? T0, data: extra.data ?? { text: key }, size: extra.size ?? 10 };
+  return extra.ifHead === undefined ? item : { ...item, ifHead: extra.ifHead };
 }
 
 type Opened = Extract<OpenResult, { status: 'opened' }>;
@@ -619,6 +620,68 @@ export function runStoreConformance(name: string, makeStore: MakeStore, conforma
         await store.append('s', [keyed('k1', { ts: T0 })]);
         await store.expire(T0 + MINUTE);
         expect((await store.append('s', [keyed('k1', { ts: T0 + MINUTE })])).results).toEqual([{ status: 'duplicate', offset: 1 }]);
+      });
+    });
+
+    describe('compare-and-append (ifHead)', () => {
+      it('a conditional append is stored when the head is the one it names, else answered conflict with the head and nothing is stored', async () => {
+        const store = await open();
+        expect((await store.append('s', [keyed('a', { ifHead: 1 })])).results).toEqual([{ status: 'conflict', head: 0 }]);
+        // A refused conditional append leaves an unknown session unknown.
+        expect(await store.meta('s')).toEqual(EMPTY_META);
+        expect((await store.append('s', [keyed('a', { ifHead: 0 })])).results).toEqual([{ status: 'ok', offset: 1 }]);
+        const stale = await store.append('s', [keyed('b', { ifHead: 0 })]);
+        expect(stale.results).toEqual([{ status: 'conflict', head: 1 }]);
+        expect(stale.events).toEqual([]);
+        expect((await store.append('s', [keyed('b', { ifHead: 1 })])).results).toEqual([{ status: 'ok', offset: 2 }]);
+        expect(layout(await readAll(store, 's'))).toEqual([1, 2]);
+      });
+
+      it('the head is compared after the items before it in the same call are applied', async () => {
+        const store = await open();
+        const { epoch } = await openNew(store, 's', 'g');
+        const result = await store.append('s', [chunk('g', epoch, 0), keyed('after-chunk', { ifHead: 2 }), keyed('plain'), keyed('stale', { ifHead: 3 })]);
+        expect(result.results).toEqual([
+          { status: 'ok', offset: 2 },
+          { status: 'ok', offset: 3 },
+          { status: 'ok', offset: 4 },
+          { status: 'conflict', head: 4 },
+        ]);
+        expect(eventsIn(await readAll(store, 's')).map((e) => e.key ?? e.type)).toEqual(['gen.start', 'chunk', 'after-chunk', 'plain']);
+      });
+
+      it('a key stored before is a duplicate with its original offset whatever the head (its retry is not a conflict)', async () => {
+        const store = await open();
+        await store.append('s', [keyed('k', { ifHead: 0 }), keyed('other')]);
+        expect((await store.append('s', [keyed('k', { ifHead: 0 })])).results).toEqual([{ status: 'duplicate', offset: 1 }]);
+        expect((await store.meta('s')).head).toBe(2);
+      });
+
+      it('conditional items of one call hold together: after one is not stored, every later one is a conflict, even where the head matches it', async () => {
+        const store = await open();
+        expect(offsetsOf((await store.append('s', [keyed('m1', { ifHead: 0 }), keyed('d1', { ifHead: 1 }), keyed('d2', { ifHead: 2 })])).results)).toEqual([1, 2, 3]);
+        // Someone else wrote offset 4: a group that expected head 3 must not land its second item
+        // at 5 though the head then is 4, the one that item names.
+        await store.append('s', [keyed('intruder')]);
+        const group = await store.append('s', [keyed('m2', { ifHead: 3 }), keyed('d3', { ifHead: 4 }), keyed('free')]);
+        expect(group.results).toEqual([{ status: 'conflict', head: 4 }, { status: 'conflict', head: 4 }, { status: 'ok', offset: 5 }]);
+        // A duplicate first item breaks the group too.
+        const again = await store.append('s', [keyed('m1', { ifHead: 5 }), keyed('d4', { ifHead: 6 })]);
+        expect(again.results).toEqual([{ status: 'duplicate', offset: 1 }, { status: 'conflict', head: 5 }]);
+        expect(eventsIn(await readAll(store, 's')).map((e) => e.key)).toEqual(['m1', 'd1', 'd2', 'intruder', 'free']);
+      });
+
+      it('of two conditional appends racing for the same head, exactly one is stored', async () => {
+        const store = await open();
+        await store.append('s', [keyed('first')]);
+        for (let round = 0; round < 20; round++) {
+          const head = (await store.meta('s')).head;
+          const [a, b] = await Promise.all([store.append('s', [keyed(`a${round}`, { ifHead: head })]), store.append('s', [keyed(`b${round}`, { ifHead: head })])]);
+          const statuses = [a.results[0]?.status, b.results[0]?.status].sort();
+          expect(statuses).toEqual(['conflict', 'ok']);
+          expect([a.results[0], b.results[0]]).toContainEqual({ status: 'conflict', head: head + 1 });
+        }
+        expect((await store.meta('s')).head).toBe(21);
       });
     });
 

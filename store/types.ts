@@ -217,6 +217,16 @@ export type WriteItem =
       readonly ts: number;
       readonly data: unknown;
       readonly size: number;
+      /**
+       * Compare-and-append (PROTOCOL §16.11): stored only if the session's head is `ifHead` when
+       * the item comes up (the call's items before it applied), else answered `conflict` with the
+       * head, and nothing is stored. The key's dedupe comes first: a key stored before is a
+       * `duplicate` whatever the head. Conditional items of one call hold together: once one of
+       * them is not stored by this call (duplicate, conflict, full), every later conditional item
+       * of the call is a `conflict`; so a caller writing several items on one condition sends them
+       * in one call, each with the head it expects (the one before's offset).
+       */
+      readonly ifHead?: Offset;
     };
 
 export type WriteResult =
@@ -241,7 +251,9 @@ export type WriteResult =
    */
   | { readonly status: 'dropped' }
   /** An `end` with `ifIdleSince`: the generation stored something after it (at `lastWriteTs`); nothing written. */
-  | { readonly status: 'busy'; readonly lastWriteTs: number };
+  | { readonly status: 'busy'; readonly lastWriteTs: number }
+  /** An `append` with `ifHead`: the session's head is `head`, not the one asked for (or an earlier conditional item of the call failed); nothing written. */
+  | { readonly status: 'conflict'; readonly head: Offset };
 
 /** An event removed by retention, as metadata only (never read or decoded to decide). */
 export interface TrimmedEvent {
