@@ -417,7 +417,7 @@ export class SessionActor implements FlushHandler<Op> {
       const result = await store.delete(this.session);
       metrics.persistenceLatency.observe((performance.now() - started) / 1000);
       metrics.persistenceSuccess.inc();
-      if (result.status === 'deleted') this.deps.logger.info({ session: this.session, head: result.head, fenced: result.fenced }, 'session deleted');
+      if (result.status === 'deleted') this.deps.logger.info({ sessionId: this.session, head: result.head, fenced: result.fenced }, 'session deleted');
       this.results.deleted(first, result);
       return;
     }
@@ -430,7 +430,7 @@ export class SessionActor implements FlushHandler<Op> {
         if (result.cleared < headBefore) await this.checkRewind(result.cleared, headBefore);
         await this.log.readUpTo(result.cleared);
       }
-      if (result.status === 'reset') this.deps.logger.info({ session: this.session, cleared: result.cleared, head: result.head, fenced: result.fenced }, 'session reset');
+      if (result.status === 'reset') this.deps.logger.info({ sessionId: this.session, cleared: result.cleared, head: result.head, fenced: result.fenced }, 'session reset');
       this.results.reset(first, result);
       return;
     }
@@ -453,7 +453,7 @@ export class SessionActor implements FlushHandler<Op> {
     this.deps.metrics.sessionRewound.inc();
     this.deps.telemetry.emit({ name: 'session.rewound', session: this.session, fromHead: lost.head, toHead: meta.head });
     this.deps.logger.warn(
-      { session: this.session, head: lost.head, epoch: lost.epoch, storeHead: meta.head, storeEpoch: meta.epoch },
+      { sessionId: this.session, head: lost.head, epoch: lost.epoch, storeHead: meta.head, storeEpoch: meta.epoch },
       'the store no longer has what it acknowledged for this session (data lost, or expired and written again); readers and producer told SESSION_REWOUND',
     );
     return new SpoolError(
@@ -518,7 +518,7 @@ export class SessionActor implements FlushHandler<Op> {
   giveUp(batch: Op[], error: unknown): void {
     const spoolError = error instanceof SpoolError ? error : new SpoolError('STORE_UNAVAILABLE', `store unavailable: ${String(error)}; retry`);
     if (batch.length && !(error instanceof SpoolError)) {
-      this.deps.logger.error({ session: this.session, err: String(error), ops: batch.length }, 'store retry budget spent; failing writes');
+      this.deps.logger.error({ sessionId: this.session, err: String(error), ops: batch.length }, 'store retry budget spent; failing writes');
     }
     const writes = batch.filter((op) => op.kind !== 'sync').length;
     if (writes > 0) {
@@ -585,7 +585,7 @@ export class SessionActor implements FlushHandler<Op> {
   /** @internal */
   onRetry(error: unknown, attempt: number): void {
     this.deps.metrics.persistenceFailure.inc();
-    this.deps.logger.warn({ session: this.session, attempt, err: String(error) }, 'store call failed, retrying');
+    this.deps.logger.warn({ sessionId: this.session, attempt, err: String(error) }, 'store call failed, retrying');
   }
 
   /** @internal */

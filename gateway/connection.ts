@@ -35,6 +35,7 @@ import type { Link } from './link';
 import type { ActorRegistry } from './registry';
 import type { SharedFrame } from './shared-frame';
 import type { Capability } from './scopes';
+import { frameLogIds } from './log-fields';
 import type { GatewayTracing, Metrics } from './telemetry';
 import type { TransportSocket } from './transport';
 
@@ -56,7 +57,10 @@ export interface ConnectionDeps {
 }
 
 /** A frame (or the refusal of one) that arrived while a token was being verified. */
-type HeldFrame = { readonly frame: ClientFrame; readonly bytes: number } | { readonly error: unknown; readonly id: number | undefined; readonly bytes: 0 };
+type HeldFrame =
+  | { readonly frame: ClientFrame; readonly bytes: number }
+  /** `read`: the refused frame as far as it could be read, for the log line. */
+  | { readonly error: unknown; readonly id: number | undefined; readonly bytes: 0; readonly read: unknown };
 
 /** Most frames held while one token is verified; past either bound a frame is refused with RATE_LIMITED. */
 const MAX_HELD_FRAMES = 1024;
@@ -100,6 +104,11 @@ export class Connection implements Link, GatedHandlers {
   private refusedBeforeHello = 0;
   /** An error that closes the connection was sent: nothing it sends from then on is read (§4.1, §4.4). */
   private closeSent = false;
+  /**
+   * The frame being handled (decoded or, when refused, as far as it could be read), while it is
+   * handled synchronously or its actor call is answered: log lines about it name its ids.
+   */
+  private handling: unknown;
 
   private handshakeTimer: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
@@ -110,6 +119,7 @@ export class Connection implements Link, GatedHandlers {
     this.remoteAddress = deps.socket.remoteAddress;
     this.holdings = new Holdings(deps.config);
     this.protocol = deps.socket.protocol ?? SUBPROTOCOL_JSON;
+    deps.logger.debug({ connectionId: this.id, remoteAddress: this.remoteAddress, subprotocol: deps.socket.protocol }, 'connection opened');
     if (deps.socket.protocol === null) {
       this.sendError(new SpoolError('UNSUPPORTED_PROTOCOL', "offer the WebSocket subprotocol 'spool.v1' (msgpack) or 'spool.v1.json'"));
       return;
@@ -136,6 +146,21 @@ export class Connection implements Link, GatedHandlers {
   sendError(error: SpoolError, ref?: string, requestId?: number): void {
     const entry = ERROR_REGISTRY[error.code];
     this.deps.metrics.errorsSent.inc(1, { code: error.code });
+    // Refused frames and protocol errors, at debug (SPOOL_LOG_LEVEL=debug).
+    if (this.deps.logger.isLevelEnabled('debug')) {
+      this.deps.logger.debug(
+        {
+          ...this.logIds(this.handling),
+          ...(requestId !== undefined ? { requestId } : {}),
+          ...(ref !== undefined ? { ref } : {}),
+          code: error.code,
+          retryable: entry.retryable,
+          ...(entry.closes ? { closeCode: entry.closeCode } : {}),
+          reason: error.message,
+        },
+        'error sent',
+      );
+    }
     const details = Object.keys(error.details).length ? { details: error.details } : {};
     this.send({
       type: 'error',
@@ -176,16 +201,21 @@ export class Connection implements Link, GatedHandlers {
       }
       readable = true;
       raw = decodeFrame(message, this.protocol);
+      this.handling = raw;
       const frame = validateClientFrame(raw, this.deps.config.limits);
       if (this.held !== undefined) this.hold({ frame, bytes: size }, rawRequestId(frame));
       else this.dispatch(frame);
     } catch (error) {
-      const id = rawRequestId(raw !== undefined ? raw : readable ? this.readUnchecked(message) : undefined);
+      const read = raw !== undefined ? raw : readable ? this.readUnchecked(message) : undefined;
+      const id = rawRequestId(read);
+      this.handling = read;
       // A refusal keeps its place among held frames, so replies come in the order frames did.
-      if (this.held !== undefined) this.hold({ error, id, bytes: 0 }, id);
+      if (this.held !== undefined) this.hold({ error, id, bytes: 0, read }, id);
       else if (!this.helloSeen && ++this.refusedBeforeHello > MAX_REFUSED_BEFORE_HELLO) {
         this.sendError(new SpoolError('HANDSHAKE_REQUIRED', `more than ${MAX_REFUSED_BEFORE_HELLO} invalid frames before hello`), undefined, id);
       } else this.fail(error, id);
+    } finally {
+      this.handling = undefined;
     }
   }
 
@@ -194,7 +224,7 @@ export class Connection implements Link, GatedHandlers {
     if (error instanceof SpoolError) {
       this.sendError(error, undefined, requestId);
     } else {
-      this.deps.logger.error({ connection: this.id, err: error }, 'unexpected error handling a frame');
+      this.deps.logger.error({ ...this.logIds(this.handling), requestId, err: error }, 'unexpected error handling a frame');
       this.sendError(new SpoolError('INTERNAL', 'internal error handling the frame'), undefined, requestId);
     }
   }
@@ -210,15 +240,16 @@ export class Connection implements Link, GatedHandlers {
   /** A message the edge's gate did not deliver (RATE_LIMITED): answered in its place among held frames. */
   refuse(message: Uint8Array | string, error: SpoolError): void {
     if (this.state === 'closed' || this.closeSent) return;
-    const id = rawRequestId(this.readUnchecked(message));
-    if (this.held !== undefined) this.hold({ error, id, bytes: 0 }, id);
-    else this.fail(error, id);
+    const read = this.readUnchecked(message);
+    const id = rawRequestId(read);
+    if (this.held !== undefined) this.hold({ error, id, bytes: 0, read }, id);
+    else this.about(read, () => this.fail(error, id));
   }
 
   /** The edge's gate gave up on a peer that does not read: told why (should it ever read), then dropped. */
   cut(error: SpoolError): void {
     if (this.state === 'closed') return;
-    this.deps.logger.warn({ connection: this.id, remoteAddress: this.remoteAddress, code: error.code }, error.message);
+    this.deps.logger.warn({ connectionId: this.id, remoteAddress: this.remoteAddress, code: error.code }, error.message);
     this.sendError(error);
     this.deps.socket.terminate();
   }
@@ -239,7 +270,7 @@ export class Connection implements Link, GatedHandlers {
     clearTimeout(this.expiryTimer);
     clearTimeout(this.closeTimer);
     this.held = undefined;
-    this.deps.logger.debug({ connection: this.id, code, reason }, 'connection closed');
+    this.deps.logger.debug({ connectionId: this.id, remoteAddress: this.remoteAddress, closeCode: code, reason }, 'connection closed');
     for (const session of this.sessions) {
       this.deps.registry.with(session, (actor) => actor.detach(this), () => {});
     }
@@ -309,6 +340,12 @@ export class Connection implements Link, GatedHandlers {
             const parts = parseToken(opened.token);
             if (parts) this.holdings.opened(opened.token, parts);
             this.send(opened);
+            if (this.deps.logger.isLevelEnabled('debug')) {
+              this.deps.logger.debug(
+                { ...this.logIds(frame), takeover: options.takeover, resumed: opened.resumed, offset: opened.offset, nextSeq: opened.nextSeq },
+                'generation opened',
+              );
+            }
           },
           () => this.holdings.openFailed(session, generation),
         );
@@ -329,6 +366,7 @@ export class Connection implements Link, GatedHandlers {
           const finished = await actor.finish(this, parts, frame.seq, frame.status ?? 'done', frame.error);
           this.holdings.finished(parts);
           this.send({ ...finished, ...(frame.id !== undefined ? { id: frame.id } : {}) });
+          if (this.deps.logger.isLevelEnabled('debug')) this.deps.logger.debug({ ...this.logIds(frame), status: finished.status, offset: finished.offset }, 'generation finished');
         });
         return;
       }
@@ -346,6 +384,7 @@ export class Connection implements Link, GatedHandlers {
           }
         }
         this.deps.tracing?.subscribing(frame.session, this.id, frame.traceparent ?? this.traceparent);
+        if (this.deps.logger.isLevelEnabled('debug')) this.deps.logger.debug({ ...this.logIds(frame), from: frame.from }, 'subscribe');
         this.onActor(frame.session, frame.id, (actor) => actor.subscribe(this, frame.from, frame.id));
         return;
       case 'unsubscribe':
@@ -444,7 +483,7 @@ export class Connection implements Link, GatedHandlers {
         if (error instanceof SpoolError) {
           this.sendError(error, undefined, id);
         } else {
-          this.deps.logger.error({ connection: this.id, err: error }, 'token verification failed unexpectedly');
+          this.deps.logger.error({ connectionId: this.id, remoteAddress: this.remoteAddress, err: error }, 'token verification failed unexpectedly');
           this.sendError(new SpoolError('AUTH_UNAVAILABLE', 'the token could not be verified; reconnect'), undefined, id);
         }
       },
@@ -483,13 +522,15 @@ export class Connection implements Link, GatedHandlers {
       }
       const entry = held[i] as HeldFrame;
       if ('frame' in entry) {
-        try {
-          this.dispatch(entry.frame);
-        } catch (error) {
-          this.fail(error, rawRequestId(entry.frame));
-        }
+        this.about(entry.frame, () => {
+          try {
+            this.dispatch(entry.frame);
+          } catch (error) {
+            this.fail(error, rawRequestId(entry.frame));
+          }
+        });
       } else {
-        this.fail(entry.error, entry.id);
+        this.about(entry.read, () => this.fail(entry.error, entry.id));
       }
     }
   }
@@ -514,7 +555,7 @@ export class Connection implements Link, GatedHandlers {
         return;
       }
       if (this.state !== 'open') return;
-      this.deps.logger.debug({ connection: this.id, sub: this.identity?.subject }, 'token expired');
+      this.deps.logger.debug({ connectionId: this.id, remoteAddress: this.remoteAddress, sub: this.identity?.subject }, 'token expired');
       this.sendError(new SpoolError('TOKEN_EXPIRED', 'the connection\'s token expired; reconnect with a fresh one (or send refresh before it expires)'));
     }, Math.min(inMs, MAX_TIMER_MS));
     this.expiryTimer.unref();
@@ -560,13 +601,15 @@ export class Connection implements Link, GatedHandlers {
    */
   private onActor(session: SessionId, id: number | undefined, fn: (actor: SessionActor) => void | Promise<void>, failed?: () => void): void {
     this.sessions.add(session);
+    // The frame this is for, named by the error's log line when the answer comes later.
+    const frame = this.handling;
     const fail = (error: unknown): void => {
       failed?.();
       if (this.state === 'closed') return;
       if (error instanceof SpoolError) {
-        this.sendError(error, session, id);
+        this.about(frame, () => this.sendError(error, session, id));
       } else {
-        this.deps.logger.error({ connection: this.id, session, err: error }, 'session operation failed');
+        this.deps.logger.error({ ...this.logIds(frame), sessionId: session, err: error }, 'session operation failed');
         this.sendError(new SpoolError('STORE_UNAVAILABLE', 'could not load the session; retry'), session, id);
       }
     };
@@ -584,6 +627,22 @@ export class Connection implements Link, GatedHandlers {
     );
   }
 
+  /** Runs `fn` with `frame` as the frame being handled (log lines written meanwhile name its ids). */
+  private about(frame: unknown, fn: () => void): void {
+    const outer = this.handling;
+    this.handling = frame;
+    try {
+      fn();
+    } finally {
+      this.handling = outer;
+    }
+  }
+
+  /** Log fields of a line about `frame` on this connection (log-fields.ts names them). */
+  private logIds(frame: unknown): Record<string, unknown> {
+    return { connectionId: this.id, remoteAddress: this.remoteAddress, ...frameLogIds(frame, this.traceparent) };
+  }
+
   private closeSocket(code: number, reason: string): void {
     // Close reasons are limited to 123 bytes by RFC 6455.
     this.deps.socket.close(code, reason.slice(0, 120));
@@ -594,7 +653,7 @@ export class Connection implements Link, GatedHandlers {
 
   private setState(next: ConnectionState): void {
     if (next === this.state) return;
-    this.deps.logger.debug({ connection: this.id }, `connection ${this.state} -> ${next}`);
+    this.deps.logger.debug({ connectionId: this.id, remoteAddress: this.remoteAddress }, `connection ${this.state} -> ${next}`);
     this.state = next;
   }
 }

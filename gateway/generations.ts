@@ -168,7 +168,7 @@ export class Generations {
       if (!gen || gen.ending || this.closed) return;
       const idleFor = this.deps.config.clock() - gen.lastActivity;
       if (idleFor >= timeout) {
-        this.deps.logger.info({ session: this.deps.session, generation: gen.id }, 'generation idle, ending with timeout');
+        this.deps.logger.info({ sessionId: this.deps.session, generationId: gen.id }, 'generation idle, ending with timeout');
         this.endFromGateway(gen, 'timeout');
       } else {
         this.idleTimer = setTimeout(check, timeout - idleFor);

@@ -112,7 +112,7 @@ export class SessionReaders {
         this.startSubscription(link, from, this.log.storeHead, requestId);
       },
       (error: unknown) => {
-        this.deps.logger.warn({ session: this.session, err: String(error) }, 'store meta failed for a subscribe');
+        this.deps.logger.warn({ sessionId: this.session, err: String(error) }, 'store meta failed for a subscribe');
         this.sendError(link, 'STORE_UNAVAILABLE', 'store unavailable; subscribe again from your offset', this.session, {}, requestId);
         if (this.subscribers.size === 0) this.stopWatching();
       },
@@ -289,7 +289,7 @@ export class SessionReaders {
       },
       (error: unknown) => {
         if (sub.state === 'closed') return;
-        this.deps.logger.warn({ session: this.session, err: String(error) }, 'store read failed for a reader');
+        this.deps.logger.warn({ sessionId: this.session, err: String(error) }, 'store read failed for a reader');
         this.unsubscribe(sub.link);
         this.sendError(sub.link, 'STORE_UNAVAILABLE', 'store read failed; resubscribe from your offset', this.session);
       },

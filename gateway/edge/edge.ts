@@ -54,7 +54,10 @@ export function createEdge(config: GatewayConfig, logger: Logger, refused: (code
     listen: {
       admit: (remoteAddress, origin) => {
         const refusal = guard.admit(remoteAddress, origin);
-        if (refusal) refused(refusal.code);
+        if (refusal) {
+          refused(refusal.code);
+          logger.debug({ remoteAddress, ...(origin !== undefined ? { origin } : {}), code: refusal.code }, 'upgrade refused');
+        }
         return refusal;
       },
       ...(config.tlsCert !== undefined && config.tlsKey !== undefined ? { tls: { certFile: config.tlsCert, keyFile: config.tlsKey } } : {}),

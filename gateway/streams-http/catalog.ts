@@ -244,7 +244,7 @@ export class StreamCatalog {
       });
     } catch (error) {
       // The source stays soft-deleted (410) until another release or its session's TTL; logged.
-      this.deps.logger.warn({ session: source, err: String(error) }, 'durable streams: releasing a fork reference failed');
+      this.deps.logger.warn({ sessionId: source, err: String(error) }, 'durable streams: releasing a fork reference failed');
     }
   }
 
@@ -292,7 +292,7 @@ export class StreamCatalog {
           actor.delete().then(
             () => resolve(),
             (err: unknown) => {
-              this.deps.logger.warn({ session, err: String(err) }, 'durable streams: deleting a fork registry failed');
+              this.deps.logger.warn({ sessionId: session, err: String(err) }, 'durable streams: deleting a fork registry failed');
               resolve();
             },
           ),
@@ -329,7 +329,7 @@ export class StreamCatalog {
           if (cur && !cur.deleted && this.expired(locked, cur)) await this.remove(locked, cur, 'expired');
         }).then(
           () => this.entries.delete(session),
-          (err: unknown) => this.deps.logger.warn({ session, err: String(err) }, 'durable streams: expiring an idle stream failed'),
+          (err: unknown) => this.deps.logger.warn({ sessionId: session, err: String(err) }, 'durable streams: expiring an idle stream failed'),
         );
         continue;
       }

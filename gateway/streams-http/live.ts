@@ -213,7 +213,7 @@ async function sse(ctx: DoorContext, x: HttpExchange, stream: Readable, from: nu
     // The reader is told by the connection ending; it reconnects from its last control event.
     // Dropped, not ended: a reader ended for not reading (SLOW_CONSUMER) would otherwise keep
     // what is buffered toward it until it read it.
-    ctx.logger.debug({ session: view.session, err: String(error) }, 'durable streams: SSE read ended');
+    ctx.logger.debug({ sessionId: view.session, err: String(error) }, 'durable streams: SSE read ended');
     tail?.stop();
     x.abort();
   } finally {

@@ -215,7 +215,7 @@ async function takeFork(ctx: DoorContext, req: CreateRequest, session: SessionId
 async function undoFork(ctx: DoorContext, origin: ForkOrigin | null, session: SessionId, inc: string): Promise<void> {
   if (!origin) return;
   await ctx.catalog.dropRef(origin.session as SessionId, origin.inc, session, inc).catch((err: unknown) => {
-    ctx.logger.warn({ session: origin.session, err: String(err) }, 'durable streams: dropping the reference of a failed fork failed');
+    ctx.logger.warn({ sessionId: origin.session, err: String(err) }, 'durable streams: dropping the reference of a failed fork failed');
   });
 }
 
