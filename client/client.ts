@@ -11,6 +11,7 @@ import { Generation } from './generation';
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_QUEUED_BYTES, type GenerationOptions, type HighWaterMark } from './generation-types';
 import { Subscription, type SubscribeOptions, type SubscriptionChannel } from './subscription';
 import { TokenSource, type TokenOption } from './token';
+import { resolveTraceparent, type TraceparentOption } from './trace';
 import { Emitter, log, randomId, resolveBackoff, type Backoff, type Listener, type Logger, type ReconnectOptions } from './util';
 
 /** Options of `new SpoolClient()`; every one but `url` has a documented default. */
@@ -61,6 +62,14 @@ export interface SpoolClientOptions {
   readonly logger?: Logger;
   /** Socket open + welcome must happen within this long, else the attempt is retried. @default 10000 */
   readonly connectTimeoutMs?: number;
+  /**
+   * W3C trace context for the gateway's spans (PROTOCOL §3.4): a `traceparent` value, or a
+   * function returning the current one (e.g. from `@opentelemetry/api`'s active context; see
+   * trace.ts). A function is called for every `hello` (each connection attempt) and once per
+   * `generation()` and `subscribe()`, whose `open` / `subscribe` frames carry what it returned
+   * then, unless the call passes its own. The SDK does not depend on OpenTelemetry. @default none
+   */
+  readonly traceparent?: TraceparentOption;
 }
 
 /** A state transition of one of the client's connections (`SpoolClient.on('state')`). */
@@ -184,6 +193,7 @@ export class SpoolClient {
   private reconnectCount = 0;
   private readonly retry: Backoff;
   private readonly logger: Logger | undefined;
+  private readonly traceparent: TraceparentOption | undefined;
   private shared: Channel | undefined;
   private readonly extraChannels = new Set<Channel>();
   private readonly generations = new Set<Generation>();
@@ -195,6 +205,7 @@ export class SpoolClient {
       throw new TypeError(`url must be a ws:// or wss:// URL, got ${String(options.url)}`);
     }
     this.logger = options.logger;
+    this.traceparent = options.traceparent;
     this.retry = resolveBackoff(options.reconnect);
     const hwm = typeof options.highWaterMark === 'number' ? { bytes: options.highWaterMark } : (options.highWaterMark ?? {});
     this.highWaterMark = { bytes: hwm.bytes ?? DEFAULT_HIGH_WATER_MARK.bytes, items: hwm.items ?? DEFAULT_HIGH_WATER_MARK.items };
@@ -220,6 +231,7 @@ export class SpoolClient {
       ...(options.token !== undefined ? { token: new TokenSource(options.token) } : {}),
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
       ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+      ...(options.traceparent !== undefined ? { traceparent: options.traceparent } : {}),
     };
   }
 
@@ -254,6 +266,7 @@ export class SpoolClient {
     const id = options.id ?? randomId();
     if (!isSessionId(id)) throw new SpoolError('BAD_FRAME', 'generation id must be 1-128 chars of [A-Za-z0-9._:-]');
     const hwm = options.highWaterMark ?? {};
+    const traceparent = resolveTraceparent(options.traceparent ?? this.traceparent, this.logger);
     const generation = new Generation(session, id as string as GenerationId, options.takeover === true, {
       connection: this.connectionOptions,
       highWaterMark: { bytes: hwm.bytes ?? this.highWaterMark.bytes, items: hwm.items ?? this.highWaterMark.items },
@@ -262,6 +275,7 @@ export class SpoolClient {
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
       retry: this.retry,
       ...(this.logger !== undefined ? { logger: this.logger } : {}),
+      ...(traceparent !== undefined ? { traceparent } : {}),
       onSettled: (settled) => this.generations.delete(settled),
     });
     this.generations.add(generation);
@@ -280,7 +294,8 @@ export class SpoolClient {
         })
       : sharedChannel;
     if (channel !== sharedChannel) this.extraChannels.add(channel);
-    const subscription = new Subscription(session, options, channel, this.retry, this.logger);
+    const withTrace = options.traceparent === undefined && this.traceparent !== undefined ? { ...options, traceparent: this.traceparent } : options;
+    const subscription = new Subscription(session, withTrace, channel, this.retry, this.logger);
     channel.add(subscription);
     return subscription;
   }

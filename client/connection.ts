@@ -33,6 +33,7 @@ import {
   type WelcomeFrame,
 } from '../protocol';
 import { TokenSource, refreshDelay } from './token';
+import { resolveTraceparent, type TraceparentOption } from './trace';
 import { log, reconnectDelay, unrefTimer, type Backoff, type Logger, type Timer } from './util';
 
 /**
@@ -111,6 +112,8 @@ export interface ConnectionOptions {
   /** Socket open + welcome must happen within this long, else the attempt is dropped. @default 10000 */
   readonly connectTimeoutMs?: number;
   readonly observer?: ConnectionObserver;
+  /** Sent in every hello, read on every connection attempt (trace.ts). @default none */
+  readonly traceparent?: TraceparentOption;
 }
 
 /** What a connection tells its owner. */
@@ -293,14 +296,16 @@ export class Connection {
     socket.onopen = () => {
       if (attempt !== this.attempt) return;
       this.setState('handshaking');
-      this.withToken(attempt, 'handshaking', (token) =>
+      this.withToken(attempt, 'handshaking', (token) => {
+        const traceparent = resolveTraceparent(this.options.traceparent, this.options.logger);
         this.sendOn(socket, {
           type: 'hello',
           protocol: PROTOCOL_VERSION,
           client: 'spool-js',
           ...(token !== undefined ? { token } : {}),
-        }),
-      );
+          ...(traceparent !== undefined ? { traceparent } : {}),
+        });
+      });
     };
     socket.onmessage = (event: { data: unknown }) => {
       if (attempt === this.attempt) this.receive(event.data);

@@ -4,6 +4,7 @@
  */
 import type { EndStatus, Offset, Priority } from '../protocol';
 import type { CoalesceOptions } from './coalescer';
+import type { TraceparentOption } from './trace';
 import type { AbortSignalLike } from './util';
 
 /** Lifecycle of a generation; see the diagram at the top of generation.ts. */
@@ -49,6 +50,13 @@ export interface GenerationOptions {
    * when the generation ends.
    */
   readonly signal?: AbortSignalLike;
+  /**
+   * W3C trace context the gateway's `spool.generation` span continues (PROTOCOL §3.4): a
+   * `traceparent` value, or a function returning the current one, called once by
+   * `client.generation()` and sent in every `open` of this generation (resumes included).
+   * @default the client's `traceparent`
+   */
+  readonly traceparent?: TraceparentOption;
 }
 
 /** A cumulative ack that advanced the durable point (`Generation.on('ack')`). */

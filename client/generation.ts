@@ -75,6 +75,8 @@ export interface GenerationContext extends BacklogOptions {
   readonly logger?: Logger;
   /** Called once when the generation reaches finished or failed. */
   readonly onSettled?: (generation: Generation) => void;
+  /** Sent in every open of the generation (resolved when it was created). */
+  readonly traceparent?: string;
 }
 
 /**
@@ -313,7 +315,8 @@ export class Generation {
   // ------------------------------------------------------------------ open
 
   private sendOpen(): void {
-    const base = { type: 'open' as const, session: this.session, generation: this.idValue };
+    const traceparent = this.context.traceparent;
+    const base = { type: 'open' as const, session: this.session, generation: this.idValue, ...(traceparent !== undefined ? { traceparent } : {}) };
     // A reconnect resumes with the token and never takes over again. An open that was never
     // answered is the same request retried: it repeats the secret (so the gateway knows it is
     // this producer if the first one got through) and keeps the takeover the caller asked for.

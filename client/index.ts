@@ -22,6 +22,7 @@ export {
 export { Subscription, DEFAULT_MAX_BUFFERED_ITEMS, type SubscribeOptions, type SubscriptionItem } from './subscription';
 export type { AppendInput, AppendResult } from './append';
 export type { TokenOption } from './token';
+export type { TraceparentOption } from './trace';
 export type { ConnectionState, WebSocketConstructor, WebSocketLike } from './connection';
 export type { Logger, ReconnectOptions, AbortSignalLike, Listener } from './util';
 export {

@@ -24,6 +24,7 @@ import {
   type SessionId,
 } from '../protocol';
 import { errorFromFrame, type Connection } from './connection';
+import { resolveTraceparent, type TraceparentOption } from './trace';
 import { deferred, jitteredDelay, log, type Backoff, type Deferred, type Logger, type Timer } from './util';
 
 /** What a reader receives: an event, or an explicit gap where events were removed. */
@@ -38,6 +39,13 @@ export interface SubscribeOptions {
   readonly from?: Offset | 'start' | 'now';
   /** Items allowed to wait for the consumer before the subscription pauses. @default 10000 */
   readonly maxBufferedItems?: number;
+  /**
+   * W3C trace context the gateway's `spool.resume` span continues (PROTOCOL §3.4): a
+   * `traceparent` value, or a function returning the current one, called once by
+   * `client.subscribe()` and sent in every `subscribe` of this subscription (resubscribes after a
+   * reconnect included). @default the client's `traceparent`
+   */
+  readonly traceparent?: TraceparentOption;
 }
 
 /** Default bound on items waiting for a subscription's consumer. */
@@ -77,6 +85,7 @@ export class Subscription implements AsyncIterableIterator<SubscriptionItem> {
   private retryTimer: Timer | undefined;
   private retryFailures = 0;
   private readonly maxBuffered: number;
+  private readonly traceparent: string | undefined;
 
   constructor(
     readonly session: SessionId,
@@ -93,6 +102,7 @@ export class Subscription implements AsyncIterableIterator<SubscriptionItem> {
     this.received = typeof from === 'number' ? from : 0;
     this.consumed = this.received;
     this.maxBuffered = Math.max(2, options.maxBufferedItems ?? DEFAULT_MAX_BUFFERED_ITEMS);
+    this.traceparent = resolveTraceparent(options.traceparent, logger);
   }
 
   /**
@@ -202,7 +212,7 @@ export class Subscription implements AsyncIterableIterator<SubscriptionItem> {
     this.wire = 'subscribing';
     this.liveValue = false;
     this.channel.connection.request(
-      { type: 'subscribe', session: this.session, from: this.pendingNow ? 'now' : this.received },
+      { type: 'subscribe', session: this.session, from: this.pendingNow ? 'now' : this.received, ...(this.traceparent !== undefined ? { traceparent: this.traceparent } : {}) },
       {
         resolve: (reply) => this.onSubscribed(reply),
         reject: (error) => this.onError(error),
