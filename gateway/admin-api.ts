@@ -46,7 +46,22 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
 };
 
 export class AdminApi {
-  constructor(private readonly deps: { readonly store: SessionStore; readonly registry: ActorRegistry; readonly toggles: Toggles }) {}
+  constructor(
+    private readonly deps: {
+      readonly store: SessionStore;
+      readonly registry: ActorRegistry;
+      readonly toggles: Toggles;
+      /** A session was reset or deleted here (the per-identity quotas forget what was written to it). */
+      readonly cleared?: (session: SessionId) => void;
+    },
+  ) {}
+
+  /** A reset's or delete's result, once `deps.cleared` was told. */
+  private async clearing<T>(session: SessionId, result: Promise<T>): Promise<T> {
+    const done = await result;
+    this.deps.cleared?.(session);
+    return done;
+  }
 
   /** The answer to `request`, or null when its path is not the admin API's. */
   async handle(request: AdminRequest): Promise<AdminResponse | null> {
@@ -66,11 +81,11 @@ export class AdminApi {
       }
       if (parts.length === 3) {
         if (request.method === 'GET') return await this.inspect(session);
-        if (request.method === 'DELETE') return outcome(await this.deps.registry.run(session, (actor) => actor.delete()));
+        if (request.method === 'DELETE') return outcome(await this.clearing(session, this.deps.registry.run(session, (actor) => actor.delete())));
         return notFound(request);
       }
       if (request.method === 'GET' && parts.length === 4 && parts[3] === 'events') return await this.events(session, request.query);
-      if (request.method === 'POST' && parts.length === 4 && parts[3] === 'reset') return outcome(await this.deps.registry.run(session, (actor) => actor.reset()));
+      if (request.method === 'POST' && parts.length === 4 && parts[3] === 'reset') return outcome(await this.clearing(session, this.deps.registry.run(session, (actor) => actor.reset())));
       if (request.method === 'POST' && parts.length === 6 && parts[3] === 'generations' && parts[5] === 'end') {
         return await this.endGeneration(session, decodeURIComponent(parts[4] as string), request.body);
       }

@@ -14,7 +14,9 @@
  *      │ ──a JWT without spool.admin────────────────▶ 403 FORBIDDEN
  *      └──▶ handler ──throws─▶ its SpoolError's status, or 500 INTERNAL
  */
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { SpoolError, type ErrorCode } from '../protocol/errors';
@@ -58,6 +60,10 @@ export interface AdminServerOptions {
   readonly authorize: AdminAuthorizer;
   /** Refused credentials are counted per remote address (the edge's failure budget). */
   readonly failures?: { mayAuthenticate(remoteAddress: string): boolean; authFailed(remoteAddress: string): void };
+  /** The client's address of a request from `peer` with this X-Forwarded-For (trusted proxies); unset: the peer's. */
+  readonly clientAddress?: (peer: string, forwardedFor: string | undefined) => string;
+  /** Serve https with this PEM certificate chain and key (file paths); unset: plain http. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
   readonly logger: Logger;
   /** Request line and headers, and the whole request, must arrive within these. @default 10000 / 60000 */
   readonly headersTimeoutMs?: number;
@@ -111,8 +117,14 @@ export class AdminServer {
 
   /** Starts listening; resolves with the port. */
   async listen(): Promise<number> {
-    const server = http.createServer((req, res) => void this.serve(req, res));
-    server.headersTimeout = this.options.headersTimeoutMs ?? 10_000;
+    const handler: http.RequestListener = (req, res) => void this.serve(req, res);
+    const headersTimeout = this.options.headersTimeoutMs ?? 10_000;
+    const tls = this.options.tls;
+    // With TLS, the handshake must also finish within the headers timeout (as on the public port).
+    const server: http.Server = tls
+      ? https.createServer({ cert: fs.readFileSync(tls.certFile), key: fs.readFileSync(tls.keyFile), handshakeTimeout: headersTimeout }, handler)
+      : http.createServer(handler);
+    server.headersTimeout = headersTimeout;
     server.requestTimeout = Math.max(server.headersTimeout, this.options.requestTimeoutMs ?? 60_000);
     server.maxConnections = MAX_ADMIN_SOCKETS;
     this.server = server;
@@ -138,7 +150,8 @@ export class AdminServer {
   }
 
   private async serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const remoteAddress = req.socket.remoteAddress ?? '';
+    const peer = req.socket.remoteAddress ?? '';
+    const remoteAddress = this.options.clientAddress ? this.options.clientAddress(peer, headerOf(req, 'x-forwarded-for')) : peer;
     try {
       const url = new URL(req.url ?? '/', 'http://admin');
       const method = (req.method ?? 'GET').toUpperCase();

@@ -28,6 +28,7 @@ import {
   type JWTVerifyOptions,
 } from 'jose';
 import { SpoolError } from '../protocol/errors';
+import { QuotaClaimError, quotaFromClaim, type QuotaLimits } from './edge/quotas';
 import { ScopeClaimError, Scopes } from './scopes';
 
 /** The gateway's one way of telling who a connection is. */
@@ -40,6 +41,8 @@ export interface Identity {
   readonly scopes: Scopes;
   /** When the credential expires (ms since the epoch, the JWT's `exp`); undefined: never. */
   readonly expiresAt: number | undefined;
+  /** The quotas the JWT's `spool.quota` sets (edge/quotas.ts); the gateway's defaults fill in the rest. */
+  readonly quota: Partial<QuotaLimits>;
 }
 
 /** Verifies the token a client presents. Open and shared-token gateways answer synchronously. */
@@ -107,7 +110,7 @@ export async function createAuthenticator(options: AuthOptions, logger: Logger):
 
 // ------------------------------------------------------------------ open and shared token
 
-const EVERYONE: Identity = { subject: undefined, scopes: Scopes.ALL, expiresAt: undefined };
+const EVERYONE: Identity = { subject: undefined, scopes: Scopes.ALL, expiresAt: undefined, quota: {} };
 
 const OPEN: Authenticator = { mode: 'open', verify: () => EVERYONE };
 
@@ -320,13 +323,15 @@ class JwtAuthenticator implements Authenticator {
     const sub = payload['sub'];
     if (typeof sub !== 'string' || sub.length === 0) throw new SpoolError('UNAUTHORIZED', 'the token has no sub');
     let scopes: Scopes;
+    let quota: Partial<QuotaLimits>;
     try {
       scopes = Scopes.fromClaim(payload['spool']);
+      quota = quotaFromClaim((payload['spool'] as Record<string, unknown>)['quota']);
     } catch (error) {
-      if (error instanceof ScopeClaimError) throw new SpoolError('UNAUTHORIZED', `the token's ${error.message}`);
+      if (error instanceof ScopeClaimError || error instanceof QuotaClaimError) throw new SpoolError('UNAUTHORIZED', `the token's ${error.message}`);
       throw error;
     }
-    return { subject: sub, scopes, expiresAt: (payload['exp'] as number) * 1000 };
+    return { subject: sub, scopes, expiresAt: (payload['exp'] as number) * 1000, quota };
   }
 }
 

@@ -56,7 +56,14 @@ the edge (README "Security"; each flag also an environment variable: --max-conne
   --max-connections N (10000)          --max-connections-per-address N (256; 0: no limit)   --reserved-sockets N (64)
   --max-frames-per-second N (2000)     --max-connection-buffered-bytes N (4 MiB)   --connection-drain-timeout-ms MS (10000)
   --max-sessions-per-connection N (1024)   --max-generations-per-connection N (64)   --max-subscriptions-per-connection N (1024)
-  --http-headers-timeout-ms MS (10000)  --http-request-timeout-ms MS (60000)   --auth-failure-burst N (20)   --auth-failure-rate N/s (1)`;
+  --http-headers-timeout-ms MS (10000)  --http-request-timeout-ms MS (60000)   --auth-failure-burst N (20)   --auth-failure-rate N/s (1)
+  --trust-proxy CIDR,CIDR              proxies whose X-Forwarded-For names the client address (10.0.0.0/8,::1); unset: none
+  --admin-tls-cert FILE --admin-tls-key FILE   serve the admin listener over https (PEM files)
+
+per-identity quotas (README "Security"; per JWT sub, else per connection / HTTP client address; 0: no limit;
+a JWT's spool.quota {bytesPerMinute, criticalEventsPerMinute, criticalBytesPerSession, criticalEventsPerSession} overrides):
+  --quota-bytes-per-minute N (256 MiB)             --quota-critical-events-per-minute N (6000)
+  --quota-critical-bytes-per-session N (32 MiB)    --quota-critical-events-per-session N (50000)`;
 
 /** Flags of the edge (README "Security"): flag -> option. Each also reads from SPOOL_<OPTION> (config.ts). */
 const EDGE_FLAGS: Readonly<Record<string, { readonly option: string; readonly list?: true; readonly text?: true }>> = {
@@ -79,6 +86,13 @@ const EDGE_FLAGS: Readonly<Record<string, { readonly option: string; readonly li
   'http-request-timeout-ms': { option: 'httpRequestTimeoutMs' },
   'auth-failure-burst': { option: 'authFailureBurst' },
   'auth-failure-rate': { option: 'authFailureRate' },
+  'trust-proxy': { option: 'trustProxy', list: true },
+  'admin-tls-cert': { option: 'adminTlsCert', text: true },
+  'admin-tls-key': { option: 'adminTlsKey', text: true },
+  'quota-bytes-per-minute': { option: 'quotaBytesPerMinute' },
+  'quota-critical-events-per-minute': { option: 'quotaCriticalEventsPerMinute' },
+  'quota-critical-bytes-per-session': { option: 'quotaCriticalBytesPerSession' },
+  'quota-critical-events-per-session': { option: 'quotaCriticalEventsPerSession' },
 };
 
 async function main(argv: string[]): Promise<void> {

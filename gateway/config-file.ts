@@ -17,6 +17,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_CONFIG, type GatewayOptions } from './config';
+import { isCidr } from './edge/addresses';
 import type { ToggleValues } from './toggles';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER): z.ZodNumber => z.number().int(`must be an integer`).min(min, `must be >= ${min}`).max(max, `must be <= ${max}`);
@@ -65,11 +66,18 @@ const KNOWN = {
   credit: z.strictObject({ frames: int(1), bytes: int(1) }).partial(),
   limits: z.record(z.string(), int(1)),
   allowedOrigins: z.array(text),
+  trustProxy: z.array(z.string().refine((entry) => isCidr(entry), 'must be an IP address or CIDR block (10.0.0.0/8, ::1)')),
+  quotaBytesPerMinute: int(0),
+  quotaCriticalEventsPerMinute: int(0),
+  quotaCriticalBytesPerSession: int(0),
+  quotaCriticalEventsPerSession: int(0),
   tlsCert: text,
   tlsKey: text,
   adminPort: port,
   adminHost: text,
   adminToken: text,
+  adminTlsCert: text,
+  adminTlsKey: text,
   streams: z.boolean(),
   streamsLongPollMs: ms(),
   streamsMaxBodyBytes: int(1),

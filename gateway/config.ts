@@ -106,6 +106,30 @@ export interface GatewayConfig {
   readonly authFailureBurst: number;
   /** Refused tokens per second an address recovers. @default 1 */
   readonly authFailureRate: number;
+  /**
+   * Proxies whose X-Forwarded-For is believed (addresses or CIDR blocks, IPv4 or IPv6, e.g.
+   * `10.0.0.0/8,::1`). When a request's peer is one of them, the client's address is the rightmost
+   * X-Forwarded-For entry that is not itself a trusted proxy, and the per-address caps, the
+   * failed-authentication throttle and HTTP quotas count that address. @default unset (the peer's address is the client's)
+   */
+  readonly trustProxy?: readonly string[];
+  // ---------------------------------------------------------------- per-identity quotas (edge/quotas.ts)
+  /**
+   * Data bytes an identity may write per minute, all sessions (a JWT's spool.quota.bytesPerMinute
+   * overrides it; open and shared-token gateways count per connection). Past it QUOTA_EXCEEDED
+   * (retryable, details.retryAfterMs). 0 = no limit. @default 256 MiB
+   */
+  readonly quotaBytesPerMinute: number;
+  /** Critical (priority 3) events an identity may write per minute, all sessions; an open counts 2. 0 = no limit. @default 6000 */
+  readonly quotaCriticalEventsPerMinute: number;
+  /**
+   * Critical data bytes one identity may add to one session; past it SESSION_QUOTA_EXCEEDED (not
+   * retryable). Keep it under retention.maxBytes × criticalFactor (128 MiB by default), so no single
+   * identity can fill a session's critical room. 0 = no limit. @default 32 MiB
+   */
+  readonly quotaCriticalBytesPerSession: number;
+  /** Critical events one identity may add to one session (keep it under retention.maxEvents × criticalFactor). 0 = no limit. @default 50000 */
+  readonly quotaCriticalEventsPerSession: number;
   /** Serve wss:// (and https) with this PEM certificate chain file; needs tlsKey. @default unset */
   readonly tlsCert?: string;
   /** The PEM private key file of tlsCert. @default unset */
@@ -117,6 +141,10 @@ export interface GatewayConfig {
   readonly adminPort?: number;
   /** @default '127.0.0.1' */
   readonly adminHost: string;
+  /** Serve the admin listener over https with this PEM certificate chain file; needs adminTlsKey. @default unset (plain http) */
+  readonly adminTlsCert?: string;
+  /** The PEM private key file of adminTlsCert. @default unset */
+  readonly adminTlsKey?: string;
   /**
    * The bearer token /metrics (and admin routes) on the admin port require. Without it: a JWT
    * whose spool.admin is true (JWT mode), the shared token (shared-token mode), nothing (open mode).
@@ -220,6 +248,10 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   maxSubscriptionsPerConnection: 1024,
   authFailureBurst: 20,
   authFailureRate: 1,
+  quotaBytesPerMinute: 256 * 1024 * 1024,
+  quotaCriticalEventsPerMinute: 6_000,
+  quotaCriticalBytesPerSession: 32 * 1024 * 1024,
+  quotaCriticalEventsPerSession: 50_000,
   adminHost: '127.0.0.1',
   heartbeatMs: 15_000,
   generationIdleTimeoutMs: 30_000,
@@ -308,11 +340,18 @@ export function configFromEnv(env: NodeJS.ProcessEnv): GatewayOptions {
     maxSubscriptionsPerConnection: num('SPOOL_MAX_SUBSCRIPTIONS_PER_CONNECTION'),
     authFailureBurst: num('SPOOL_AUTH_FAILURE_BURST'),
     authFailureRate: num('SPOOL_AUTH_FAILURE_RATE'),
+    trustProxy: env['SPOOL_TRUST_PROXY'] ? parseList(env['SPOOL_TRUST_PROXY']) : undefined,
+    quotaBytesPerMinute: num('SPOOL_QUOTA_BYTES_PER_MINUTE'),
+    quotaCriticalEventsPerMinute: num('SPOOL_QUOTA_CRITICAL_EVENTS_PER_MINUTE'),
+    quotaCriticalBytesPerSession: num('SPOOL_QUOTA_CRITICAL_BYTES_PER_SESSION'),
+    quotaCriticalEventsPerSession: num('SPOOL_QUOTA_CRITICAL_EVENTS_PER_SESSION'),
     tlsCert: env['SPOOL_TLS_CERT'] || undefined,
     tlsKey: env['SPOOL_TLS_KEY'] || undefined,
     adminPort: num('SPOOL_ADMIN_PORT'),
     adminHost: env['SPOOL_ADMIN_HOST'] || undefined,
     adminToken: env['SPOOL_ADMIN_TOKEN'] || undefined,
+    adminTlsCert: env['SPOOL_ADMIN_TLS_CERT'] || undefined,
+    adminTlsKey: env['SPOOL_ADMIN_TLS_KEY'] || undefined,
     streams: env['SPOOL_STREAMS'] ? parseSwitch(env['SPOOL_STREAMS'], 'SPOOL_STREAMS') : undefined,
     streamsLongPollMs: num('SPOOL_STREAMS_LONG_POLL_MS'),
   };

@@ -19,6 +19,7 @@ import { parseToken, type TokenParts } from '../protocol/token';
 import {
   PROTOCOL_VERSION,
   SUBPROTOCOL_JSON,
+  type ChunkItem,
   type ClientFrame,
   type ServerFrame,
   type SessionId,
@@ -30,10 +31,12 @@ import type { Authenticator, Identity } from './auth';
 import type { GatewayConfig } from './config';
 import type { EdgeGuard } from './edge/guard';
 import { Holdings } from './edge/holdings';
+import { appendCharge, chunksCharge, OPEN_CHARGE, type QuotaAccount, type Quotas, type WriteCharge } from './edge/quotas';
 import type { GatedHandlers } from './edge/inbound-gate';
 import type { Link } from './link';
 import type { ActorRegistry } from './registry';
 import type { SharedFrame } from './shared-frame';
+import { dataSize } from './size';
 import type { Capability } from './scopes';
 import { frameLogIds } from './log-fields';
 import type { GatewayTracing, Metrics } from './telemetry';
@@ -53,6 +56,8 @@ export interface ConnectionDeps {
   readonly logger: Logger;
   /** The edge's accounting (edge/guard.ts): told when the connection is welcomed, asked before a token is checked. */
   readonly edge?: EdgeGuard;
+  /** Per-identity write quotas (edge/quotas.ts); unset: none. */
+  readonly quotas?: Quotas;
   readonly onClosed: (connection: Connection) => void;
 }
 
@@ -93,6 +98,10 @@ export class Connection implements Link, GatedHandlers {
   private readonly sessions = new Set<SessionId>();
   /** Who the connection is, from the hello on. */
   private identity: Identity | undefined;
+  /** What its writes count against: its `sub`'s account, or (open and shared-token gateways) its own. */
+  private quota: QuotaAccount | undefined;
+  /** Per generation token: the seq after the last chunk counted against the quota, so a chunk resent here counts once. */
+  private readonly chargedSeqs = new Map<string, number>();
   /** The hello's W3C trace context: the parent of opens and subscribes that carry none. */
   private traceparent: string | undefined;
   /** Defined while a token is being verified: frames wait here, in order. */
@@ -204,7 +213,7 @@ export class Connection implements Link, GatedHandlers {
       this.handling = raw;
       const frame = validateClientFrame(raw, this.deps.config.limits);
       if (this.held !== undefined) this.hold({ frame, bytes: size }, rawRequestId(frame));
-      else this.dispatch(frame);
+      else this.dispatch(frame, size);
     } catch (error) {
       const read = raw !== undefined ? raw : readable ? this.readUnchecked(message) : undefined;
       const id = rawRequestId(read);
@@ -270,6 +279,7 @@ export class Connection implements Link, GatedHandlers {
     clearTimeout(this.expiryTimer);
     clearTimeout(this.closeTimer);
     this.held = undefined;
+    if (this.quota !== undefined && this.identity?.subject === undefined) this.deps.quotas?.release(this.quota);
     this.deps.logger.debug({ connectionId: this.id, remoteAddress: this.remoteAddress, closeCode: code, reason }, 'connection closed');
     for (const session of this.sessions) {
       this.deps.registry.with(session, (actor) => actor.detach(this), () => {});
@@ -292,7 +302,8 @@ export class Connection implements Link, GatedHandlers {
 
   // ------------------------------------------------------------------ routing
 
-  private dispatch(frame: ClientFrame): void {
+  /** Routes a valid frame of `bytes` (its size as received). */
+  private dispatch(frame: ClientFrame, bytes: number): void {
     if (this.state === 'closing') throw new SpoolError('SHUTTING_DOWN', 'gateway is shutting down; reconnect');
     if (this.state === 'awaiting-hello') {
       if (frame.type !== 'hello') throw new SpoolError('HANDSHAKE_REQUIRED', `the first frame must be hello, got ${frame.type}`);
@@ -321,6 +332,8 @@ export class Connection implements Link, GatedHandlers {
             throw new SpoolError('BAD_FRAME', 'resume.token does not belong to this session and generation');
           }
         }
+        // A resume starts nothing; any other open may store a gen.start and, later, its gen.end.
+        if (!resume && !this.withinQuota(session, OPEN_CHARGE, session, id)) return;
         const overLimit = this.holdings.reserveGeneration(session, generation);
         if (overLimit) {
           this.sendError(overLimit, session, id);
@@ -356,6 +369,7 @@ export class Connection implements Link, GatedHandlers {
         const parts = this.channel(frame.token, undefined);
         if (!parts || !this.permits('write', parts.session, parts.generation, undefined)) return;
         const items = frame.type === 'chunk' ? [frame] : frame.items;
+        if (!this.chunksWithinQuota(frame.token, parts, frame.seq, items, bytes)) return;
         this.onActor(parts.session, undefined, (actor) => actor.write(this, parts, frame.seq, items));
         return;
       }
@@ -365,6 +379,7 @@ export class Connection implements Link, GatedHandlers {
         this.onActor(parts.session, frame.id, async (actor) => {
           const finished = await actor.finish(this, parts, frame.seq, frame.status ?? 'done', frame.error);
           this.holdings.finished(parts);
+          this.chargedSeqs.delete(frame.token);
           this.send({ ...finished, ...(frame.id !== undefined ? { id: frame.id } : {}) });
           if (this.deps.logger.isLevelEnabled('debug')) this.deps.logger.debug({ ...this.logIds(frame), status: finished.status, offset: finished.offset }, 'generation finished');
         });
@@ -372,6 +387,7 @@ export class Connection implements Link, GatedHandlers {
       }
       case 'append':
         if (!this.permits('write', frame.session, frame.session, frame.id)) return;
+        if (this.quota !== undefined && !this.withinQuota(frame.session, appendCharge(frame.priority, frame.data, bytes, dataSize), frame.session, frame.id)) return;
         this.onActor(frame.session, frame.id, async (actor) => this.send(await actor.append(frame)));
         return;
       case 'subscribe':
@@ -524,7 +540,7 @@ export class Connection implements Link, GatedHandlers {
       if ('frame' in entry) {
         this.about(entry.frame, () => {
           try {
-            this.dispatch(entry.frame);
+            this.dispatch(entry.frame, entry.bytes);
           } catch (error) {
             this.fail(error, rawRequestId(entry.frame));
           }
@@ -538,6 +554,13 @@ export class Connection implements Link, GatedHandlers {
   /** Makes `identity` the connection's and arms its expiry; returns ms until it expires (undefined: never). */
   private grant(identity: Identity): number | undefined {
     this.identity = identity;
+    const quotas = this.deps.quotas;
+    if (quotas !== undefined) {
+      // A JWT's sub shares one account across its connections (a refresh brings its new quota);
+      // without identities, each connection counts on its own (README "Security").
+      if (identity.subject !== undefined) this.quota = quotas.subjectAccount(identity.subject, identity.quota);
+      else this.quota ??= quotas.connectionAccount(this.id);
+    }
     clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
     if (identity.expiresAt === undefined) return undefined;
@@ -559,6 +582,28 @@ export class Connection implements Link, GatedHandlers {
       this.sendError(new SpoolError('TOKEN_EXPIRED', 'the connection\'s token expired; reconnect with a fresh one (or send refresh before it expires)'));
     }, Math.min(inMs, MAX_TIMER_MS));
     this.expiryTimer.unref();
+  }
+
+  /**
+   * Counts `charge` against the connection's quota, or answers the refusal (QUOTA_EXCEEDED,
+   * SESSION_QUOTA_EXCEEDED, with `ref` and the request id) and returns false: nothing of the
+   * frame is stored.
+   */
+  private withinQuota(session: SessionId, charge: WriteCharge, ref: string, requestId: number | undefined): boolean {
+    const refused = this.quota?.charge(session, charge);
+    if (refused === undefined) return true;
+    this.sendError(refused, ref, requestId);
+    return false;
+  }
+
+  /** The quota check of a chunk or chunks frame: chunks already counted on this connection (a resend) count nothing. */
+  private chunksWithinQuota(token: string, parts: TokenParts, seq: number, items: readonly ChunkItem[], bytes: number): boolean {
+    if (this.quota === undefined) return true;
+    const next = seq + items.length;
+    if (next <= (this.chargedSeqs.get(token) ?? 0)) return true;
+    if (!this.withinQuota(parts.session, chunksCharge(items, bytes, dataSize), parts.generation, undefined)) return false;
+    this.chargedSeqs.set(token, next);
+    return true;
   }
 
   /**

@@ -14,7 +14,9 @@ import { createAuthenticator, type Authenticator } from './auth';
 import { resolveConfig, type GatewayConfig, type GatewayOptions } from './config';
 import { Connection } from './connection';
 import { createEdge } from './edge/edge';
+import type { ClientAddresses } from './edge/addresses';
 import type { EdgeGuard } from './edge/guard';
+import { Quotas } from './edge/quotas';
 import { ActorRegistry } from './registry';
 import { meteredStore } from './metered-store';
 import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE, teeSink } from './telemetry';
@@ -77,8 +79,18 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const registry = new ActorRegistry(tracing ? tracing.wrapStore(metered, storeSystem(config)) : metered, config, metrics, telemetry, logger, toggles);
   const connections = new Set<Connection>();
   let state: GatewayState = 'starting';
-  // The Durable Streams door (PROTOCOL §16): HTTP under /v1/stream/, over the same session actors.
-  const streams = config.streams ? new StreamsDoor({ registry, store: metered, config, logger, authenticator, metrics }) : null;
+  // Per-identity write quotas (edge/quotas.ts): this process's accounts, by JWT sub (or connection / address).
+  const quotas = new Quotas({
+    defaults: {
+      bytesPerMinute: config.quotaBytesPerMinute,
+      criticalEventsPerMinute: config.quotaCriticalEventsPerMinute,
+      criticalBytesPerSession: config.quotaCriticalBytesPerSession,
+      criticalEventsPerSession: config.quotaCriticalEventsPerSession,
+    },
+    clock: config.clock,
+    sessionTtlMs: config.sessionTtlMs,
+  });
+  metrics.gauge('spool_quota_accounts', 'Per-identity quota accounts remembered (JWT subjects and HTTP client addresses)', () => quotas.size);
 
   metrics.gauge('spool_sessions_active', 'Session actors loaded in this process', () => registry.size);
   metrics.gauge('spool_connections_active', 'Open client connections', () => connections.size);
@@ -116,6 +128,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
 
   const transport = selectTransport(config.transport, logger);
   const edge = createEdge(config, logger, (code) => metrics.errorsSent.inc(1, { code }));
+  // The Durable Streams door (PROTOCOL §16): HTTP under /v1/stream/, over the same session actors.
+  const streams = config.streams ? new StreamsDoor({ registry, store: metered, config, logger, authenticator, metrics, quotas, addresses: edge.addresses }) : null;
   let server: TransportServer;
   try {
     server = await transport.listen({
@@ -143,6 +157,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
           ...(tracing ? { tracing } : {}),
           logger,
           edge: edge.guard,
+          quotas,
           onClosed: (c) => {
             connections.delete(c);
             edge.guard.closed(c);
@@ -160,9 +175,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     await metrics.close();
     throw error;
   }
-  const admin = new AdminApi({ store, registry, toggles });
+  const admin = new AdminApi({ store, registry, toggles, cleared: (session) => quotas.forgetSession(session) });
   // The admin listener (--admin-port): health, metrics and the admin API, off the public port.
-  const adminServer = config.adminPort === undefined ? undefined : adminListener(config, logger, authenticator, edge.guard, admin, { healthz, readyz, metricsText });
+  const adminServer = config.adminPort === undefined ? undefined : adminListener(config, logger, authenticator, edge.guard, edge.addresses, admin, { healthz, readyz, metricsText });
   let adminPort: number | undefined;
   try {
     adminPort = await adminServer?.listen();
@@ -217,10 +232,16 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     adminPort,
     toggles,
     resetSession(session) {
-      return new Promise<ResetOutcome>((resolve, reject) => registry.with(session as SessionId, (actor) => actor.reset().then(resolve, reject), reject));
+      return new Promise<ResetOutcome>((resolve, reject) => registry.with(session as SessionId, (actor) => actor.reset().then(resolve, reject), reject)).then((outcome) => {
+        quotas.forgetSession(session as SessionId);
+        return outcome;
+      });
     },
     deleteSession(session) {
-      return new Promise<DeleteOutcome>((resolve, reject) => registry.with(session as SessionId, (actor) => actor.delete().then(resolve, reject), reject));
+      return new Promise<DeleteOutcome>((resolve, reject) => registry.with(session as SessionId, (actor) => actor.delete().then(resolve, reject), reject)).then((outcome) => {
+        quotas.forgetSession(session as SessionId);
+        return outcome;
+      });
     },
     close() {
       closing ??= (async () => {
@@ -256,6 +277,7 @@ function adminListener(
   logger: Logger,
   authenticator: Authenticator,
   guard: EdgeGuard,
+  addresses: ClientAddresses,
   admin: AdminApi,
   pages: { healthz(): HttpResponse; readyz(): HttpResponse; metricsText(): Promise<HttpResponse> },
 ): AdminServer {
@@ -265,6 +287,8 @@ function adminListener(
     port: config.adminPort ?? 0,
     authorize: adminAuthorizer(config.adminToken, authenticator),
     failures: guard,
+    clientAddress: (peer, forwardedFor) => addresses.resolve(peer, forwardedFor),
+    ...(config.adminTlsCert !== undefined && config.adminTlsKey !== undefined ? { tls: { certFile: config.adminTlsCert, keyFile: config.adminTlsKey } } : {}),
     logger,
     headersTimeoutMs: config.httpHeadersTimeoutMs,
     requestTimeoutMs: config.httpRequestTimeoutMs,

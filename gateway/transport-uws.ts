@@ -51,6 +51,8 @@ type UwsApp = Uws.TemplatedApp & { close(): void };
 
 interface UserData {
   readonly protocol: Subprotocol | null;
+  /** The client's address, resolved at the upgrade (trusted proxies). */
+  readonly remoteAddress: string;
   socket: UwsSocket | null;
 }
 
@@ -177,7 +179,9 @@ export function createUwsTransport(uws: UwsModule): Transport {
             res.writeStatus(statusLine(503)).end('', true);
             return;
           }
-          const refusal = options.admit?.(utf8.decode(res.getRemoteAddressAsText()), req.getHeader('origin') || undefined);
+          const peer = utf8.decode(res.getRemoteAddressAsText());
+          const remoteAddress = options.clientAddress ? options.clientAddress(peer, req.getHeader('x-forwarded-for') || undefined) : peer;
+          const refusal = options.admit?.(remoteAddress, req.getHeader('origin') || undefined);
           if (refusal) {
             res.writeStatus(statusLine(refusal.status)).writeHeader('content-type', refusal.contentType).end(refusal.body, true);
             return;
@@ -190,12 +194,12 @@ export function createUwsTransport(uws: UwsModule): Transport {
             res.writeStatus(statusLine(status)).writeHeader('content-type', contentType).end(body, true);
             return;
           }
-          const userData: UserData = { protocol: answer.protocol, socket: null };
+          const userData: UserData = { protocol: answer.protocol, remoteAddress, socket: null };
           res.upgrade(userData, req.getHeader('sec-websocket-key'), answer.protocol ?? '', req.getHeader('sec-websocket-extensions'), context);
         },
         open: (ws) => {
           const data = ws.getUserData();
-          const socket = new UwsSocket(ws, data.protocol, utf8.decode(ws.getRemoteAddressAsText()));
+          const socket = new UwsSocket(ws, data.protocol, data.remoteAddress);
           data.socket = socket;
           sockets.add(socket);
           socket.handlers = options.accept(socket);

@@ -62,9 +62,16 @@ class WsSocket implements TransportSocket {
   }
 }
 
+/** A repeated header as its values joined by ', ' (how X-Forwarded-For hops append). */
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
 export const wsTransport: Transport = {
   name: 'ws',
   async listen(options: ListenOptions): Promise<TransportServer> {
+    // The client address verifyClient resolved for an upgrade, read again when it becomes a WebSocket.
+    const clientAddresses = new WeakMap<http.IncomingMessage, string>();
     const server = createServer(options, (req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       const route = routeFor(options.routes, path);
@@ -90,7 +97,10 @@ export const wsTransport: Transport = {
       // request that offers none is accepted without a subprotocol (ws calls handleProtocols
       // only when something was offered), so the connection can tell it UNSUPPORTED_PROTOCOL.
       verifyClient: (info, done) => {
-        const refusal = options.admit?.(info.req.socket.remoteAddress ?? '', info.origin || undefined);
+        const peer = info.req.socket.remoteAddress ?? '';
+        const address = options.clientAddress ? options.clientAddress(peer, headerText(info.req.headers['x-forwarded-for'])) : peer;
+        clientAddresses.set(info.req, address);
+        const refusal = options.admit?.(address, info.origin || undefined);
         if (refusal) {
           done(false, refusal.status, refusal.body, { 'Content-Type': refusal.contentType });
           return;
@@ -111,7 +121,7 @@ export const wsTransport: Transport = {
     if (options.maxSockets !== undefined) server.maxConnections = options.maxSockets;
     const sockets = new Set<WsSocket>();
     wss.on('connection', (ws, req) => {
-      const socket = new WsSocket(ws, req.socket.remoteAddress ?? '');
+      const socket = new WsSocket(ws, clientAddresses.get(req) ?? req.socket.remoteAddress ?? '');
       sockets.add(socket);
       const handlers = options.accept(socket);
       ws.on('pong', () => {

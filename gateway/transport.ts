@@ -76,6 +76,12 @@ export interface ListenOptions {
    * answer refusing it, or undefined to go on. `origin` is the request's Origin header, if any.
    */
   readonly admit?: (remoteAddress: string, origin: string | undefined) => HttpResponse | undefined;
+  /**
+   * The client's address of an upgrade from `peer` with this X-Forwarded-For header (trusted
+   * proxies, edge/addresses.ts): what `admit` is asked with and the socket's remoteAddress.
+   * Unset: the peer's address.
+   */
+  readonly clientAddress?: (peer: string, forwardedFor: string | undefined) => string;
   /** Serve https / wss with this certificate chain and key (PEM file paths). */
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /**

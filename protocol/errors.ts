@@ -38,6 +38,10 @@ export const ERROR_REGISTRY = {
   SESSION_LIMIT: { closeCode: 4028, retryable: false, closes: false },
   GENERATION_LIMIT: { closeCode: 4029, retryable: false, closes: false },
   SUBSCRIPTION_LIMIT: { closeCode: 4030, retryable: false, closes: false },
+  /** A rate quota of the writer's identity (per minute) is spent: retry after `details.retryAfterMs`. */
+  QUOTA_EXCEEDED: { closeCode: 4032, retryable: true, closes: false },
+  /** The writer's identity holds its most critical events (or bytes of them) in this session: not retryable. */
+  SESSION_QUOTA_EXCEEDED: { closeCode: 4033, retryable: false, closes: false },
 } as const satisfies Record<string, { closeCode: number; retryable: boolean; closes: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_REGISTRY;
@@ -60,6 +64,10 @@ export interface ErrorDetails {
   readonly offset?: number;
   /** SESSION_REWOUND: the session's head as the store has it now (offsets after it will be reused). */
   readonly head?: number;
+  /** QUOTA_EXCEEDED: how long until the quota has room for the refused write again. */
+  readonly retryAfterMs?: number;
+  /** QUOTA_EXCEEDED, SESSION_QUOTA_EXCEEDED: which quota refused the write (its name in the JWT's spool.quota). */
+  readonly quota?: string;
 }
 
 /** The one error class of spool: gateway, store and client all throw it, tests assert on `code`. */

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ErrorCode } from '../../protocol/errors';
 import type { GatewayConfig } from '../config';
 import type { ListenOptions, TransportSocket } from '../transport';
+import { ClientAddresses } from './addresses';
 import { connectionCapUnder, softFdLimit } from './fd-limit';
 import { EdgeGuard } from './guard';
 import { InboundGate } from './inbound-gate';
@@ -17,10 +18,12 @@ export const MAX_QUEUED_FRAMES = 1024;
 
 export interface Edge {
   readonly guard: EdgeGuard;
+  /** Whose address a request is (the peer's, or the client's behind trusted proxies). */
+  readonly addresses: ClientAddresses;
   /** maxConnections as enforced: lowered to fit the file descriptor limit. */
   readonly maxConnections: number;
   /** What the transport enforces. */
-  readonly listen: Pick<ListenOptions, 'admit' | 'tls' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'maxSockets'>;
+  readonly listen: Pick<ListenOptions, 'admit' | 'clientAddress' | 'tls' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'maxSockets'>;
   /** The gate a new connection's socket is wrapped in. */
   gate(socket: TransportSocket): InboundGate;
 }
@@ -34,6 +37,10 @@ export function createEdge(config: GatewayConfig, logger: Logger, refused: (code
     );
   }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) throw new Error('give both --tls-cert and --tls-key (SPOOL_TLS_CERT, SPOOL_TLS_KEY), or neither');
+  if ((config.adminTlsCert === undefined) !== (config.adminTlsKey === undefined)) {
+    throw new Error('give both --admin-tls-cert and --admin-tls-key (SPOOL_ADMIN_TLS_CERT, SPOOL_ADMIN_TLS_KEY), or neither');
+  }
+  const addresses = new ClientAddresses(config.trustProxy);
   const guard = new EdgeGuard({
     maxConnections,
     maxConnectionsPerAddress: config.maxConnectionsPerAddress,
@@ -50,8 +57,10 @@ export function createEdge(config: GatewayConfig, logger: Logger, refused: (code
   };
   return {
     guard,
+    addresses,
     maxConnections,
     listen: {
+      clientAddress: (peer, forwardedFor) => addresses.resolve(peer, forwardedFor),
       admit: (remoteAddress, origin) => {
         const refusal = guard.admit(remoteAddress, origin);
         if (refusal) {

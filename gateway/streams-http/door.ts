@@ -10,14 +10,16 @@ import { SpoolError } from '../../protocol/errors';
 import type { SessionId } from '../../protocol/types';
 import type { Authenticator, Identity } from '../auth';
 import type { GatewayConfig } from '../config';
+import type { ClientAddresses } from '../edge/addresses';
 import { OriginAllowlist } from '../edge/guard';
+import type { Quotas } from '../edge/quotas';
 import type { HttpExchange, HttpHeaders, HttpRoute } from '../http-exchange';
 import type { ActorRegistry } from '../registry';
 import type { Metrics } from '../telemetry';
 import type { SessionStore } from '../../store/types';
 import { StreamCatalog } from './catalog';
 import { expireLocked, find, requireStream, type DoorContext, type DoorLimits } from './context';
-import { bearerToken, H, PREFLIGHT_HEADERS } from './headers';
+import { bearerToken, H, isTrue, PREFLIGHT_HEADERS } from './headers';
 import { read, readParams, type Readable } from './live';
 import { renderOffset } from './offsets';
 import { forkSourceName, RESERVED_PREFIX, sessionOf, STREAM_PREFIX, streamName } from './paths';
@@ -32,6 +34,10 @@ export interface StreamsDoorDeps {
   readonly logger: Logger;
   readonly authenticator: Authenticator;
   readonly metrics: Metrics;
+  /** Per-identity write quotas (edge/quotas.ts): PUT and POST bodies count against them. Unset: none. */
+  readonly quotas?: Quotas;
+  /** Whose address a request is (trusted proxies): the quota account of a request without a JWT sub. */
+  readonly addresses?: ClientAddresses;
 }
 
 export class StreamsDoor {
@@ -124,12 +130,12 @@ export class StreamsDoor {
           const from = x.header(H.forkedFrom);
           const source = from === undefined ? null : forkSourceName(from);
           if (source !== null) this.authorize(identity, 'read', sessionOf(source));
-          await create(this.ctx, x, name, session);
+          await create(this.ctx, this.charging(x, identity, session, 1), name, session);
           return;
         }
         case 'POST':
           this.authorize(identity, 'write', session);
-          await append(this.ctx, x, session);
+          await append(this.ctx, this.charging(x, identity, session, 0), session);
           return;
         case 'GET':
           this.authorize(identity, 'read', session);
@@ -159,6 +165,37 @@ export class StreamsDoor {
 
   private async identify(x: HttpExchange): Promise<Identity> {
     return this.deps.authenticator.verify(bearerToken(x.header('authorization')));
+  }
+
+  /**
+   * The exchange whose body, once read, counts against the writer's quotas (its JWT sub's account,
+   * else its client address's): QUOTA_EXCEEDED (429, Retry-After) or SESSION_QUOTA_EXCEEDED (507)
+   * before anything is stored. `structureEvents`: the critical records the request writes besides
+   * its data (a PUT's stream metadata); with Stream-Closed the data rides in the critical close record.
+   */
+  private charging(x: HttpExchange, identity: Identity, session: SessionId, structureEvents: number): HttpExchange {
+    const quotas = this.deps.quotas;
+    if (quotas === undefined) return x;
+    const closing = isTrue(x.header(H.closed));
+    const exchange: HttpExchange = Object.create(x) as HttpExchange;
+    Object.assign(exchange, {
+      body: async (limitBytes: number) => {
+        const body = await x.body(limitBytes);
+        if (body === null) return body;
+        const account =
+          identity.subject !== undefined
+            ? quotas.subjectAccount(identity.subject, identity.quota)
+            : quotas.addressAccount(this.deps.addresses?.resolve(x.remoteAddress, x.header('x-forwarded-for')) ?? x.remoteAddress);
+        const refused = account.charge(session, {
+          bytes: body.byteLength,
+          criticalEvents: structureEvents + (closing ? 1 : 0),
+          criticalBytes: closing ? body.byteLength : 0,
+        });
+        if (refused !== undefined) throw refused;
+        return body;
+      },
+    });
+    return exchange;
   }
 
   private authorize(identity: Identity, capability: 'read' | 'write', session: SessionId): void {

@@ -34,9 +34,13 @@ export function failureOf(error: SpoolError): HttpFailure {
     RATE_LIMITED: 429,
     SESSION_FULL: 507,
     SESSION_REWOUND: 503,
+    QUOTA_EXCEEDED: 429,
+    SESSION_QUOTA_EXCEEDED: 507,
   };
   const status = byCode[error.code] ?? (ERROR_REGISTRY[error.code].retryable ? 503 : 500);
-  return new HttpFailure(status, `${error.code}: ${error.message}`, status === 503 || status === 429 ? { 'retry-after': '1' } : {});
+  // A rate quota says when it has room again; Retry-After counts whole seconds.
+  const retryAfter = error.details.retryAfterMs !== undefined ? String(Math.max(1, Math.ceil(error.details.retryAfterMs / 1000))) : '1';
+  return new HttpFailure(status, `${error.code}: ${error.message}`, status === 503 || status === 429 ? { 'retry-after': retryAfter } : {});
 }
 
 export function reply(x: HttpExchange, status: number, headers: HttpHeaders, body?: Uint8Array | string): void {
