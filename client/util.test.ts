@@ -1,4 +1,5 @@
-import { DEFAULT_BACKOFF, Emitter, reasonText, reconnectDelay, wireText } from './util';
+import fc from 'fast-check';
+import { DEFAULT_BACKOFF, Emitter, reasonText, reconnectDelay, utf8Length, utf8LengthOf, wireText } from './util';
 
 describe('reconnect delay', () => {
   const top = (): number => 1 - Number.EPSILON;
@@ -96,5 +97,20 @@ describe('emitter', () => {
   test('an unknown event name is refused', () => {
     const emitter = new Emitter<Events>(['tick', 'tock'], 'test', undefined);
     expect(() => emitter.on('tack' as 'tick', () => undefined)).toThrow(TypeError);
+  });
+});
+
+describe('utf8Length', () => {
+  it('the plain-JS count (browsers) agrees with Node\'s native one and with TextEncoder for well-formed text', () => {
+    const encoder = new TextEncoder();
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 300 }), (text) => {
+        const bytes = encoder.encode(text).byteLength;
+        expect(utf8LengthOf(text)).toBe(bytes);
+        expect(utf8Length(text)).toBe(bytes);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(utf8LengthOf('a\u00e9\u20ac\u{1F600}')).toBe(1 + 2 + 3 + 4);
   });
 });

@@ -179,6 +179,33 @@ describe('round trips', () => {
     );
   });
 
+  test('a producer\'s chunks frame is encoded by hand byte for byte as msgpackr encodes it', () => {
+    const msgpackr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+    // Items as the SDK builds them (kind, priority, data: those that are set, in that order).
+    const item = fc
+      .record(
+        {
+          kind: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }),
+          priority: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const),
+          data: fc
+            .oneof(fc.jsonValue({ stringUnit: 'binary' }), fc.string({ unit: 'grapheme', maxLength: 3000 }), fc.double(), fc.integer({ min: -(2 ** 33), max: 2 ** 33 }))
+            .map((value) => JSON.parse(JSON.stringify(value)) as unknown)
+            .filter((value) => !JSON.stringify(value).includes('"__proto__"')),
+        },
+        { requiredKeys: ['data'] },
+      )
+      .map(({ kind, priority, data }) => ({ ...(kind === undefined ? {} : { kind }), ...(priority === undefined ? {} : { priority }), data }));
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 200 }), fc.nat({ max: 2 ** 40 }), fc.array(item, { maxLength: 70 }), (token, seq, items) => {
+        const frame = { type: 'chunks' as const, token, seq, items };
+        const encoded = encodeFrame(frame, SUBPROTOCOL_MSGPACK) as Uint8Array;
+        expect(Buffer.from(encoded).equals(Buffer.from(msgpackr.pack(frame)))).toBe(true);
+        expect(decodeFrame(encoded, SUBPROTOCOL_MSGPACK)).toEqual(frame);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   test('events whose fields were set in another order encode to the same values', () => {
     const events: SessionEvent[] = [
       { offset: 9, type: 'gen.end', generationId: 'g', seq: 3, status: 'error', error: 'it broke', priority: 3, ts: 1_764_420_000_000 },

@@ -10,7 +10,7 @@
  * A `data` value that is not plain JSON-shaped (an `undefined` inside it, a typed array, …) is
  * handed to msgpackr as a whole and its bytes copied in, so every value encodes as before.
  */
-import type { SessionEvent } from './types';
+import type { ChunkItem, ChunksFrame, SessionEvent } from './types';
 
 /** Encodes what this file does not (`data` that is not plain JSON-shaped), as the codec does. */
 export type FallbackEncoder = (value: unknown) => Uint8Array;
@@ -47,6 +47,9 @@ const K_DATA = keyBytes('data');
 const K_STATUS = keyBytes('status');
 const K_ERROR = keyBytes('error');
 const K_KEY = keyBytes('key');
+const K_TOKEN = keyBytes('token');
+const K_ITEMS = keyBytes('items');
+const V_CHUNKS = keyBytes('chunks');
 
 function writeKey(key: Uint8Array): void {
   ensure(key.length);
@@ -330,5 +333,41 @@ export function encodeEventArray(events: readonly SessionEvent[], fallback: Fall
   pos = 0;
   writeArrayHeader(events.length);
   for (const event of events) writeEvent(event, fallback);
+  return buffer.slice(0, pos);
+}
+
+function writeItem(item: ChunkItem, fallback: FallbackEncoder): void {
+  const { kind, priority, data } = item;
+  writeMapHeader(1 + (kind === undefined ? 0 : 1) + (priority === undefined ? 0 : 1));
+  if (kind !== undefined) {
+    writeKey(K_KIND);
+    writeString(kind);
+  }
+  if (priority !== undefined) {
+    writeKey(K_PRIORITY);
+    writeNumber(priority);
+  }
+  writeKey(K_DATA);
+  writeData(data, fallback);
+}
+
+/**
+ * The `spool.v1` bytes of a producer's `chunks` frame (the SDK's most frequent frame): fields in
+ * the order the SDK builds them (type, token, seq, items; an item's kind, priority, data, those
+ * that are set), so the bytes are msgpackr's for the SDK's frames.
+ */
+export function encodeChunksFrameBytes(frame: ChunksFrame, fallback: FallbackEncoder): Uint8Array {
+  pos = 0;
+  writeMapHeader(4);
+  writeKey(K_TYPE);
+  writeKey(V_CHUNKS);
+  writeKey(K_TOKEN);
+  writeString(frame.token);
+  writeKey(K_SEQ);
+  writeNumber(frame.seq);
+  writeKey(K_ITEMS);
+  const items = frame.items;
+  writeArrayHeader(items.length);
+  for (let i = 0; i < items.length; i++) writeItem(items[i] as ChunkItem, fallback);
   return buffer.slice(0, pos);
 }
