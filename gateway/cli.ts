@@ -10,7 +10,7 @@ import { ConfigError, readConfigFile, redacted, validateOptions, type ConfigFile
 import { configFromEnv, resolveConfig, type GatewayOptions } from './config';
 import { startGateway } from './gateway';
 import { parseDurability, parseList, parseNodeList } from './config';
-import { otelConfigured, type Observability } from './telemetry';
+import { DISABLED_OBSERVABILITY, otelConfigured, otelDisabled, type Observability } from './telemetry';
 import { parseTransportName } from './transport';
 
 const USAGE = `usage: spool serve [options]                         run the gateway (options below)
@@ -214,6 +214,9 @@ async function main(argv: string[]): Promise<void> {
   if (otelConfigured(process.env)) {
     otel = await (await import('./otel')).startOtel(logger);
     options['observability'] = otel;
+  } else if (otelDisabled(process.env)) {
+    // OTEL_SDK_DISABLED=true: no metrics either (the specification's no-op SDK for every signal).
+    options['observability'] = DISABLED_OBSERVABILITY;
   }
   const gateway = await startGateway(options as GatewayOptions).catch(async (error: unknown) => {
     await otel?.shutdown();

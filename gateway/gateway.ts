@@ -67,10 +67,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const store = config.store ?? (await openConfiguredStore(config, logger));
   // OpenTelemetry export and spans when `spool serve` found OTEL_* configuration (otel.ts); else /metrics only.
   const observability = config.observability;
-  const metrics = new Metrics(observability ? { readers: observability.metricReaders, resource: observability.resource } : {});
+  const metrics = new Metrics(observability ? { readers: observability.metricReaders, resource: observability.resource, disabled: observability.disabled === true } : {});
   const tracing = observability?.tracing;
   const telemetry = tracing ? teeSink(config.telemetry ?? noopSink, tracing) : (config.telemetry ?? noopSink);
-  const metered = meteredStore(store, metrics, config.clock);
+  // Disabled metrics (OTEL_SDK_DISABLED=true) meter no store call either: the code path is gone, not idle.
+  const metered = metrics.disabled ? store : meteredStore(store, metrics, config.clock);
   const toggles = new Toggles({ degradeWatermark: config.degradeWatermark });
   // Each toggle is a metric, so dashboards show when it was on.
   metrics.gauge('spool_toggle_sync_append', '1 while every write is flushed and acked on its own (no batching)', () => (toggles.syncAppend ? 1 : 0));

@@ -7,6 +7,7 @@ import pino from 'pino';
 import { MemoryStore } from '../store/memory';
 import type { SessionStore, WriteItem } from '../store/types';
 import { startGateway, type Gateway, type GatewayOptions } from './index';
+import { DISABLED_OBSERVABILITY } from './telemetry';
 import { RawClient, type AnyFrame } from './test-helpers/raw-client';
 
 const quiet = pino({ level: 'silent' });
@@ -182,5 +183,20 @@ describe('GET /metrics', () => {
     }
     expect(after.value('spool_connections_active')).toBe(0);
     expect(after.value('spool_resume_attempts_total')).toBe(1);
+  });
+});
+
+describe('OTEL_SDK_DISABLED=true (observability.disabled)', () => {
+  it('records nothing: no instrument, no process or runtime metrics; /metrics answers that it is disabled', async () => {
+    const gw = await gateway({ observability: DISABLED_OBSERVABILITY });
+    const producer = await client(gw);
+    const { token } = await producer.open('off', 'g');
+    producer.send({ type: 'chunks', token, seq: 0, items: [{ data: 'a' }, { data: 'b' }] });
+    expect(await finish(producer, token, 2, 'done')).toMatchObject({ type: 'finished', status: 'done' });
+    expect(gw.metrics.disabled).toBe(true);
+    expect(gw.metrics.persistenceSuccess.get()).toBe(0);
+    expect(gw.metrics.generationsEnded.get({ status: 'done' })).toBe(0);
+    const m = await scrape(gw);
+    expect(m.text).toBe('# OpenTelemetry is disabled (OTEL_SDK_DISABLED=true): no metrics are recorded\n');
   });
 });

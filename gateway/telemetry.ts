@@ -14,7 +14,7 @@
  * reader collects: an increment on the hot path is an addition (a synchronous OTel counter costs
  * ~75 ns per add, ~350 ns with an attribute), and `get()` reads the same number the exporters see.
  */
-import type { Histogram as OtelHistogram, Meter, ObservableResult } from '@opentelemetry/api';
+import { createNoopMeter, type Histogram as OtelHistogram, type Meter, type ObservableResult } from '@opentelemetry/api';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { HostMetrics } from '@opentelemetry/host-metrics';
 import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
@@ -49,7 +49,7 @@ export const noopSink: TelemetrySink = { emit() {} };
  * send to a collector nobody configured).
  */
 export function otelConfigured(env: NodeJS.ProcessEnv): boolean {
-  if ((env['OTEL_SDK_DISABLED'] ?? '').trim().toLowerCase() === 'true') return false;
+  if (otelDisabled(env)) return false;
   const set = (name: string): boolean => (env[name] ?? '').trim() !== '';
   const exporters = (name: string): boolean => (env[name] ?? '').split(',').some((e) => e.trim() !== '' && e.trim() !== 'none');
   return (
@@ -59,6 +59,15 @@ export function otelConfigured(env: NodeJS.ProcessEnv): boolean {
     exporters('OTEL_TRACES_EXPORTER') ||
     exporters('OTEL_METRICS_EXPORTER')
   );
+}
+
+/**
+ * True when OTEL_SDK_DISABLED is true: the specification's "no-op SDK for every signal". The
+ * gateway then records no metrics at all (Metrics with `disabled`: every handle a no-op, no
+ * process or runtime metrics, no metered store; /metrics says so) and starts no tracing.
+ */
+export function otelDisabled(env: NodeJS.ProcessEnv): boolean {
+  return (env['OTEL_SDK_DISABLED'] ?? '').trim().toLowerCase() === 'true';
 }
 
 /** Every event goes to each sink, in order. */
@@ -88,7 +97,16 @@ export interface Observability {
   readonly resource: Resource;
   /** Absent when traces are not exported (OTEL_TRACES_EXPORTER=none). */
   readonly tracing?: GatewayTracing;
+  /** OTEL_SDK_DISABLED=true: no metrics are recorded (see otelDisabled). */
+  readonly disabled?: boolean;
 }
+
+/** What `spool serve` hands startGateway under OTEL_SDK_DISABLED=true. */
+export const DISABLED_OBSERVABILITY: Observability = {
+  metricReaders: [],
+  resource: resourceFromAttributes({ 'service.name': 'spool' }),
+  disabled: true,
+};
 
 /** Label values; every label of a spool metric has a bounded set of values (never a session id). */
 type Labels = Readonly<Record<string, string>>;
@@ -152,6 +170,18 @@ export class Histogram {
   }
 }
 
+/**
+ * The handles of a disabled Metrics: their methods do nothing (a call site sees one class per
+ * process, so V8 inlines the empty body away), and `get()` is always 0.
+ */
+class NoopCounter extends Counter {
+  override inc(): void {}
+}
+
+class NoopHistogram extends Histogram {
+  override observe(): void {}
+}
+
 /** Upper bounds of latency histograms, in seconds. */
 export const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Upper bounds of count histograms (events per batch). */
@@ -172,6 +202,11 @@ export interface MetricsOptions {
    * utilization, GC, V8 heap). @default true
    */
   readonly runtime?: boolean;
+  /**
+   * Record nothing (OTEL_SDK_DISABLED=true): no instrument is created, every handle is a no-op,
+   * no process or runtime metrics; `render()` answers a comment saying so. @default false
+   */
+  readonly disabled?: boolean;
 }
 
 /** A reader that collects only when asked: GET /metrics. */
@@ -214,8 +249,11 @@ export class Metrics {
   private readonly serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
   private readonly runtime: RuntimeNodeInstrumentation | undefined;
   private closing: Promise<void> | undefined;
+  /** No instrument exists and nothing is recorded (OTEL_SDK_DISABLED=true). */
+  readonly disabled: boolean;
 
   constructor(options: MetricsOptions = {}) {
+    this.disabled = options.disabled === true;
     this.provider = new MeterProvider({
       resource: options.resource ?? resourceFromAttributes({ 'service.name': 'spool' }),
       readers: [this.scrape, ...(options.readers ?? [])],
@@ -255,7 +293,7 @@ export class Metrics {
       'spool_session_rewound_total',
       'Times a session was found behind what its store had acknowledged (data lost, or expired and re-created); its readers and producer got SESSION_REWOUND',
     );
-    if (options.runtime ?? true) {
+    if ((options.runtime ?? true) && !this.disabled) {
       new HostMetrics({ meterProvider: this.provider, name: 'spool-host', metricGroups: ['process.cpu', 'process.memory'] }).start();
       this.runtime = new RuntimeNodeInstrumentation({ enabled: false });
       this.runtime.setMeterProvider(this.provider);
@@ -265,6 +303,7 @@ export class Metrics {
 
   /** A gauge read when a reader collects (`read` must be cheap and must not throw). */
   gauge(name: string, help: string, read: () => number, unit?: string): void {
+    if (this.disabled) return;
     this.meter
       .createObservableGauge(name, { description: help, ...(unit !== undefined ? { unit } : {}) })
       .addCallback((result) => result.observe(read()));
@@ -272,6 +311,7 @@ export class Metrics {
 
   /** Every metric in the Prometheus text format (GET /metrics). */
   async render(): Promise<string> {
+    if (this.disabled) return '# OpenTelemetry is disabled (OTEL_SDK_DISABLED=true): no metrics are recorded\n';
     const { resourceMetrics, errors } = await this.scrape.collect();
     const text = this.serializer.serialize(resourceMetrics);
     return errors.length ? `${text}# ${errors.length} collection errors: ${errors.map(String).join('; ').replace(/\n/g, ' ')}\n` : text;
@@ -287,12 +327,14 @@ export class Metrics {
   }
 
   private counter(name: string, help: string, preset: readonly Labels[] = []): Counter {
+    if (this.disabled) return new NoopCounter(name);
     const counter = new Counter(name, preset);
     this.meter.createObservableCounter(name, { description: help }).addCallback((result) => counter.report(result));
     return counter;
   }
 
   private histogram(name: string, help: string, unit: string, bounds: readonly number[]): Histogram {
+    if (this.disabled) return new NoopHistogram(name, createNoopMeter().createHistogram(name));
     return new Histogram(name, this.meter.createHistogram(name, { description: help, unit, advice: { explicitBucketBoundaries: [...bounds] } }));
   }
 }

@@ -4,6 +4,8 @@
  *   npm run bench [-- --sessions 50] [--per-session 2000] [--bytes 64] [--window 64]
  *                 [--rate 50000] [--configs raw-redis,lmdb-ws,…] [--memory] [--profile]
  *                 [--json] [--record]
+ *   npm run bench -- --otel   OpenTelemetry's cost instead (bench-otel.ts): lmdb-ws with telemetry
+ *                             removed, unconfigured, traced at 100 % and at 1 %
  *
  * The workload: S sessions × M chunks of B-byte text, each session with its own producer
  * (upload socket, at most `window` chunks unacknowledged, as fast as that allows) and its own
@@ -59,6 +61,7 @@ import {
 import { appendJsonLine, HISTORY_DIR, historyMachine, REPO_ROOT } from './history';
 import { measureConnections, measureIdleSessions } from './memory';
 import { topSelfTime } from './profile-top';
+import { formatOtelCost, runOtelCost } from './bench-otel';
 import { runRawRedis, type RawRedisResult } from './raw-redis';
 import { positiveInt, positiveNumber, progress, runMain } from './report';
 import { runThroughput, type ThroughputResult, type ThroughputStore } from './throughput';
@@ -324,9 +327,23 @@ async function main(argv: readonly string[]): Promise<number> {
       profile: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       record: { type: 'boolean', default: false },
+      otel: { type: 'boolean', default: false },
     },
     strict: true,
   });
+  if (values.otel === true) {
+    const workload = {
+      sessions: positiveInt(values.sessions, '--sessions', 50),
+      perSession: positiveInt(values['per-session'], '--per-session', 2000),
+      bytes: positiveInt(values.bytes, '--bytes', 64),
+      window: positiveInt(values.window, '--window', 64),
+    };
+    progress('otel: warm-up run (untimed)');
+    await runThroughput({ name: 'warm-up', transport: 'ws', sessions: Math.min(10, workload.sessions), perSession: Math.min(1000, workload.perSession), bytes: workload.bytes });
+    const otel = await runOtelCost({ ...workload, log: progress });
+    console.log(values.json === true ? JSON.stringify(otel) : formatOtelCost(otel));
+    return otel.rows.every((r) => r.problems.length === 0) ? 0 : 1;
+  }
   const runs = parseRuns(values.configs);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const report = await runBench({

@@ -46,6 +46,8 @@ export interface ThroughputSpec {
   readonly pace?: number;
   /** The gateway child writes its `.cpuprofile` here when it exits. */
   readonly cpuProfileDir?: string;
+  /** More environment for the gateway child (e.g. OTEL_* for bench --otel). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** One run of the workload through a gateway child. */
@@ -114,7 +116,7 @@ export async function runThroughput(spec: ThroughputSpec): Promise<ThroughputRes
   const text = spec.bytes === undefined ? payload : payloads(spec.bytes);
   // With SPOOL_REDIS_URL the gateway keeps sessions in Redis; --data is required but unused.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `spool-pressure-tp-${spec.transport}-`));
-  const env: Record<string, string> = { SPOOL_RETENTION_EVENTS: String(Math.max(100_000, spec.perSession + 16)) };
+  const env: Record<string, string> = { SPOOL_RETENTION_EVENTS: String(Math.max(100_000, spec.perSession + 16)), ...spec.env };
   if (store.kind === 'redis') env['SPOOL_REDIS_URL'] = store.url;
   else if (store.durability !== undefined) env['SPOOL_DURABILITY'] = store.durability;
   const problems = new Problems();
