@@ -4,27 +4,21 @@
  * admin token), /metrics gone from the public port, refused credentials throttled, and its router
  * serving routes added by method and pattern with their parsed JSON body. Real HTTP on port 0.
  */
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
 import pino from 'pino';
 import { MemoryStore } from '../store/memory';
 import { startGateway, type Gateway, type GatewayOptions } from './index';
-import { makeTestKeys, signToken, type TestKeys } from './test-helpers/jwt';
+import { signToken } from './test-helpers/jwt';
+import { jwtHarness } from './test-helpers/jwt-gateway';
 import { RawClient } from './test-helpers/raw-client';
 
-let keys: TestKeys;
-beforeAll(async () => {
-  keys = await makeTestKeys();
-});
-afterAll(() => keys.cleanup());
+const h = jwtHarness();
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-async function gateway(options: GatewayOptions): Promise<Gateway> {
-  const gw = await startGateway({ port: 0, adminPort: 0, store: new MemoryStore(), logger: pino({ level: 'silent' }), ...options });
-  cleanups.push(() => gw.close());
-  return gw;
+function gateway(options: GatewayOptions): Promise<Gateway> {
+  return h.gateway('ws', { adminPort: 0, ...options });
 }
 
 interface Answer {
@@ -75,7 +69,7 @@ describe('with an admin token', () => {
   it('serves the admin API (protocol/ADMIN.md) behind the token: list, reset; an unknown route is 404 NOT_FOUND', async () => {
     const gw = await gateway({ adminToken: 'admin-secret' });
     const c = await RawClient.connect(gw.url);
-    cleanups.push(() => c.close());
+    h.defer(() => c.close());
     c.send({ type: 'append', id: 1, session: 'adm-1', key: 'k1', kind: 'user', data: 'hello' });
     await c.next((f) => f.id === 1);
     expect(await call(gw.adminPort, '/admin/sessions')).toMatchObject({ status: 401 });
@@ -114,17 +108,17 @@ describe('in JWT mode', () => {
   const claims = (admin: boolean): Record<string, unknown> => ({ sub: 'ops', spool: { read: [], write: [], takeover: [], admin } });
 
   it('a JWT whose spool.admin is true is the admin credential; one without it is 403 FORBIDDEN, an expired one 401', async () => {
-    const gw = await gateway({ jwtSecret: keys.secret });
-    expect((await call(gw.adminPort, '/metrics', { token: await signToken(claims(true), { key: keys.secret }) })).status).toBe(200);
-    expect(await call(gw.adminPort, '/metrics', { token: await signToken(claims(false), { key: keys.secret }) })).toMatchObject({ status: 403, json: { error: { code: 'FORBIDDEN' } } });
-    expect((await call(gw.adminPort, '/metrics', { token: await signToken(claims(true), { key: keys.secret, expIn: -30 }) })).status).toBe(401);
+    const gw = await gateway({ jwtSecret: h.keys.secret });
+    expect((await call(gw.adminPort, '/metrics', { token: await signToken(claims(true), { key: h.keys.secret }) })).status).toBe(200);
+    expect(await call(gw.adminPort, '/metrics', { token: await signToken(claims(false), { key: h.keys.secret }) })).toMatchObject({ status: 403, json: { error: { code: 'FORBIDDEN' } } });
+    expect((await call(gw.adminPort, '/metrics', { token: await signToken(claims(true), { key: h.keys.secret, expIn: -30 }) })).status).toBe(401);
     expect((await call(gw.adminPort, '/metrics')).status).toBe(401);
   });
 
   it('with an admin token as well, either credential works', async () => {
-    const gw = await gateway({ jwtSecret: keys.secret, adminToken: 'admin-secret' });
+    const gw = await gateway({ jwtSecret: h.keys.secret, adminToken: 'admin-secret' });
     expect((await call(gw.adminPort, '/metrics', { token: 'admin-secret' })).status).toBe(200);
-    expect((await call(gw.adminPort, '/metrics', { token: await signToken(claims(true), { key: keys.secret }) })).status).toBe(200);
+    expect((await call(gw.adminPort, '/metrics', { token: await signToken(claims(true), { key: h.keys.secret }) })).status).toBe(200);
     expect((await call(gw.adminPort, '/metrics', { token: 'guess' })).status).toBe(401);
   });
 });
@@ -144,8 +138,44 @@ describe('without an admin token', () => {
 
 it('without adminPort there is no admin listener and /metrics stays on the public port', async () => {
   const gw = await startGateway({ port: 0, store: new MemoryStore(), logger: pino({ level: 'silent' }) });
-  cleanups.push(() => gw.close());
+  h.defer(() => gw.close());
   expect(gw.adminServer).toBeUndefined();
   expect(gw.adminPort).toBeUndefined();
   expect((await call(gw.port, '/metrics')).status).toBe(200);
+});
+
+describe('over TLS (adminTlsCert / adminTlsKey)', () => {
+  const CERT = path.join(__dirname, 'test-helpers', 'tls', 'localhost.crt');
+  const KEY = path.join(__dirname, 'test-helpers', 'tls', 'localhost.key');
+
+  /** GET over https trusting the test certificate (or over plain http when `plain`): status and body, or the error's code. */
+  function get(port: number | undefined, path_: string, headers: Record<string, string>, plain = false): Promise<{ status: number; body: string } | { error: string }> {
+    return new Promise((resolve) => {
+      const options = { host: '127.0.0.1', port, path: path_, headers, agent: false, timeout: 20_000 };
+      const req = plain ? http.get(options) : https.get({ ...options, ca: fs.readFileSync(CERT) });
+      req.on('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }));
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+    });
+  }
+
+  it('serves health and the token-protected routes over https with the certificate; plain http gets no answer', async () => {
+    const gw = await gateway({ adminToken: 'admin-secret', adminTlsCert: CERT, adminTlsKey: KEY });
+    expect(await get(gw.adminPort, '/healthz', {})).toEqual({ status: 200, body: 'ok\n' });
+    expect(await get(gw.adminPort, '/metrics', {})).toMatchObject({ status: 401 });
+    expect(await get(gw.adminPort, '/metrics', { authorization: 'Bearer admin-secret' })).toMatchObject({ status: 200 });
+    expect(await get(gw.adminPort, '/admin/sessions', { authorization: 'Bearer admin-secret' })).toMatchObject({ status: 200 });
+    const plain = await get(gw.adminPort, '/healthz', {}, true);
+    expect('status' in plain && plain.status === 200).toBe(false);
+  });
+
+  it('a certificate without its key (or the reverse) is a configuration error', async () => {
+    await expect(gateway({ adminTlsCert: CERT })).rejects.toThrow(/--admin-tls-cert and --admin-tls-key/);
+    await expect(gateway({ adminTlsKey: KEY })).rejects.toThrow(/--admin-tls-cert and --admin-tls-key/);
+  });
 });

@@ -9,30 +9,15 @@
  * The operation is pipelined right after the hello: frames that arrive while a JWT is verified
  * must wait for it, and run only when it verifies.
  */
-import pino from 'pino';
 import { closeCodeOf, type ErrorCode } from '../protocol/errors';
-import { SUBPROTOCOL_MSGPACK } from '../protocol/types';
 import { MemoryStore } from '../store/memory';
 import { startGateway, type Gateway, type GatewayOptions } from './index';
-import { confusedToken, makeTestKeys, signToken, unsecuredToken, type KeyPair, type TestKeys } from './test-helpers/jwt';
-import { RawClient, type AnyFrame } from './test-helpers/raw-client';
-import { TRANSPORT_NAMES, type Transport, type TransportName } from './transport';
-import { loadUwsTransport } from './transport-uws';
-import { wsTransport } from './transport-ws';
+import { confusedToken, signToken, unsecuredToken, type KeyPair } from './test-helpers/jwt';
+import { jwtHarness, quiet, transportOf } from './test-helpers/jwt-gateway';
+import type { AnyFrame, RawClient } from './test-helpers/raw-client';
+import { TRANSPORT_NAMES } from './transport';
 
-const quiet = pino({ level: 'silent' });
-const TRANSPORTS: Record<TransportName, Transport> = { ws: wsTransport, uws: loadUwsTransport() };
-
-let keys: TestKeys;
-beforeAll(async () => {
-  keys = await makeTestKeys();
-});
-afterAll(() => keys.cleanup());
-
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const h = jwtHarness();
 
 type KeyMode = 'secret (HS256)' | 'public key (RS256 PEM)' | 'JWKS file (ES256 by kid)';
 const KEY_MODES: readonly KeyMode[] = ['secret (HS256)', 'public key (RS256 PEM)', 'JWKS file (ES256 by kid)'];
@@ -56,22 +41,22 @@ const REFUSED_WITH: Partial<Record<TokenCase, ErrorCode>> = {
 function gatewayOptions(mode: KeyMode): GatewayOptions {
   switch (mode) {
     case 'secret (HS256)':
-      return { jwtSecret: keys.secret };
+      return { jwtSecret: h.keys.secret };
     case 'public key (RS256 PEM)':
-      return { jwtPublicKey: keys.rsaPemFile };
+      return { jwtPublicKey: h.keys.rsaPemFile };
     case 'JWKS file (ES256 by kid)':
-      return { jwks: keys.jwksFile };
+      return { jwks: h.keys.jwksFile };
   }
 }
 
 function signingKey(mode: KeyMode): string | KeyPair {
   switch (mode) {
     case 'secret (HS256)':
-      return keys.secret;
+      return h.keys.secret;
     case 'public key (RS256 PEM)':
-      return keys.rsa;
+      return h.keys.rsa;
     case 'JWKS file (ES256 by kid)':
-      return keys.ec;
+      return h.keys.ec;
   }
 }
 
@@ -89,12 +74,12 @@ async function tokenFor(mode: KeyMode, tokenCase: TokenCase, claims: Record<stri
     case 'wrong signature':
       // Another key under the name the gateway expects (same alg, same kid).
       if (typeof key === 'string') return signToken(claims, { key: 'not-the-gateway-secret-but-32-bytes-long' });
-      return signToken(claims, { key: key.alg === 'ES256' ? keys.strangerEc : keys.stranger });
+      return signToken(claims, { key: key.alg === 'ES256' ? h.keys.strangerEc : h.keys.stranger });
     case 'alg none':
       return unsecuredToken(claims);
     case 'wrong algorithm (HS/RS confusion)':
       // A secret gateway is sent an RS256 token; a key gateway an HS256 token MACed with its public PEM.
-      return typeof key === 'string' ? signToken(claims, { key: keys.rsa }) : confusedToken(claims, mode === 'JWKS file (ES256 by kid)' ? keys.rsa : key);
+      return typeof key === 'string' ? signToken(claims, { key: h.keys.rsa }) : confusedToken(claims, mode === 'JWKS file (ES256 by kid)' ? h.keys.rsa : key);
     case 'unknown kid':
       return signToken(claims, { key: key as KeyPair, kid: 'kid-nobody-published' });
   }
@@ -127,16 +112,13 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
       store = new MemoryStore();
       // The matrix presents dozens of refused tokens from one address: past the failure budget
       // (authFailureBurst, edge.test.ts) the gateway would stop checking them at all.
-      gw = await startGateway({ port: 0, store, logger: quiet, transport: TRANSPORTS[transportName], authFailureBurst: 1_000_000, ...gatewayOptions(mode) });
+      gw = await startGateway({ port: 0, store, logger: quiet, transport: transportOf(transportName), authFailureBurst: 1_000_000, ...gatewayOptions(mode) });
     });
     afterAll(() => gw.close());
 
     /** A connection whose hello carries `token`; its hello's answer is not awaited (frames pipeline behind it). */
     async function connect(token: string): Promise<RawClient> {
-      const c = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK, false);
-      cleanups.push(() => c.close());
-      c.send({ type: 'hello', id: 1, protocol: 1, token });
-      return c;
+      return h.hello(gw, token);
     }
 
     /** A connection with every scope on every session. */

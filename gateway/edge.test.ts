@@ -215,6 +215,25 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
       expect(gw.metrics.errorsSent.get({ code: 'ADDRESS_LIMIT' })).toBe(1);
     });
 
+    it('behind a trusted proxy (trustProxy) the per-address cap counts the X-Forwarded-For client, not the proxy', async () => {
+      const gw = await gateway(transport, { maxConnectionsPerAddress: 2, trustProxy: ['127.0.0.0/8'] });
+      const from = (client: string): WebSocket.ClientOptions => ({ localAddress: '127.0.0.2', headers: { 'x-forwarded-for': `10.9.9.9, ${client}` } });
+      expect(await attempt(gw, from('198.51.100.1'))).toMatchObject({ open: true });
+      expect(await attempt(gw, from('198.51.100.1'))).toMatchObject({ open: true });
+      expect(await attempt(gw, from('198.51.100.1'))).toMatchObject({ open: false, status: 429, code: 'ADDRESS_LIMIT' });
+      // The same proxy, another client: four connections from 127.0.0.2 in all.
+      expect(await attempt(gw, from('198.51.100.2'))).toMatchObject({ open: true });
+      expect(await attempt(gw, from('198.51.100.2'))).toMatchObject({ open: true });
+    });
+
+    it('without trustProxy, X-Forwarded-For is ignored: anyone can send one', async () => {
+      const gw = await gateway(transport, { maxConnectionsPerAddress: 2 });
+      const forged = (client: string): WebSocket.ClientOptions => ({ localAddress: '127.0.0.2', headers: { 'x-forwarded-for': client } });
+      expect(await attempt(gw, forged('198.51.100.1'))).toMatchObject({ open: true });
+      expect(await attempt(gw, forged('198.51.100.2'))).toMatchObject({ open: true });
+      expect(await attempt(gw, forged('198.51.100.3'))).toMatchObject({ open: false, status: 429, code: 'ADDRESS_LIMIT' });
+    });
+
     it('past maxConnections an upgrade gets HTTP 503 CONNECTION_LIMIT while /healthz answers; a connection that has not said hello gives way to a new one', async () => {
       const gw = await gateway(transport, { maxConnections: 3 });
       const welcomed = [await client(gw, true, '127.0.0.2'), await client(gw, true, '127.0.0.3')];
@@ -334,6 +353,26 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
     expect(await throttled.next((f) => f.id === 9)).toMatchObject({ type: 'error', code: 'AUTH_THROTTLED', retryable: true });
     expect((await throttled.waitClosed()).code).toBe(closeCodeOf('AUTH_THROTTLED'));
     const other = await client(gw, false, '127.0.0.8');
+    other.send({ type: 'hello', protocol: 1, token: 'the-token', id: 10 });
+    expect(await other.next((f) => f.id === 10)).toMatchObject({ type: 'welcome' });
+  });
+
+  it('behind a trusted proxy the failed-authentication throttle counts the X-Forwarded-For client: one throttled client does not lock out the others', async () => {
+    const gw = await gateway(transport, { authToken: 'the-token', authFailureBurst: 2, authFailureRate: 0.01, trustProxy: ['127.0.0.1'] });
+    const via = async (clientAddress: string): Promise<RawClient> => {
+      const c = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK, false, { localAddress: '127.0.0.1', headers: { 'x-forwarded-for': clientAddress } });
+      cleanups.push(() => c.close());
+      return c;
+    };
+    for (let i = 0; i < 2; i++) {
+      const c = await via('203.0.113.5');
+      c.send({ type: 'hello', protocol: 1, token: 'wrong', id: i });
+      expect(await c.next((f) => f.id === i)).toMatchObject({ code: 'UNAUTHORIZED' });
+    }
+    const throttled = await via('203.0.113.5');
+    throttled.send({ type: 'hello', protocol: 1, token: 'the-token', id: 9 });
+    expect(await throttled.next((f) => f.id === 9)).toMatchObject({ code: 'AUTH_THROTTLED' });
+    const other = await via('203.0.113.6');
     other.send({ type: 'hello', protocol: 1, token: 'the-token', id: 10 });
     expect(await other.next((f) => f.id === 10)).toMatchObject({ type: 'welcome' });
   });

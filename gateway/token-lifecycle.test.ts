@@ -9,30 +9,14 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import pino from 'pino';
 import { closeCodeOf } from '../protocol/errors';
-import { SUBPROTOCOL_MSGPACK } from '../protocol/types';
-import { MemoryStore } from '../store/memory';
 import { startGateway, type Gateway, type GatewayOptions } from './index';
-import { makeTestKeys, publicJwk, signToken, type KeyPair, type TestKeys } from './test-helpers/jwt';
-import { RawClient } from './test-helpers/raw-client';
-import { TRANSPORT_NAMES, type Transport, type TransportName } from './transport';
-import { loadUwsTransport } from './transport-uws';
-import { wsTransport } from './transport-ws';
+import { publicJwk, signToken, type KeyPair } from './test-helpers/jwt';
+import { jwtHarness, quiet } from './test-helpers/jwt-gateway';
+import type { RawClient } from './test-helpers/raw-client';
+import { TRANSPORT_NAMES } from './transport';
 
-const quiet = pino({ level: 'silent' });
-const TRANSPORTS: Record<TransportName, Transport> = { ws: wsTransport, uws: loadUwsTransport() };
-
-let keys: TestKeys;
-beforeAll(async () => {
-  keys = await makeTestKeys();
-});
-afterAll(() => keys.cleanup());
-
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const h = jwtHarness();
 
 const ALL = { read: ['*'], write: ['*'], takeover: ['*'] };
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
@@ -71,27 +55,15 @@ class JwksServer {
 }
 
 describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
-  const transport = TRANSPORTS[transportName];
+  const gateway = (options: GatewayOptions): Promise<Gateway> => h.gateway(transportName, options);
+  /** A connection that sent hello with `token` (its answer not awaited). */
+  const connect = (gw: Gateway, token: string | undefined): Promise<RawClient> => h.hello(gw, token);
 
-  async function gateway(options: GatewayOptions): Promise<Gateway> {
-    const gw = await startGateway({ port: 0, store: new MemoryStore(), logger: quiet, transport, ...options });
-    cleanups.push(() => gw.close());
-    return gw;
-  }
-
-  /** A connection that said hello with `token` and got its welcome. */
-  async function connect(gw: Gateway, token: string | undefined): Promise<RawClient> {
-    const c = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK, false);
-    cleanups.push(() => c.close());
-    c.send({ type: 'hello', id: 1, protocol: 1, ...(token !== undefined ? { token } : {}) });
-    return c;
-  }
-
-  const sign = (claims: Record<string, unknown>, exp: number): Promise<string> => signToken({ sub: 'u1', ...claims }, { key: keys.secret, exp });
+  const sign = (claims: Record<string, unknown>, exp: number): Promise<string> => signToken({ sub: 'u1', ...claims }, { key: h.keys.secret, exp });
 
   describe('expiry', () => {
     it('a connection whose token expires is told TOKEN_EXPIRED (retryable) and then closed with its close code', async () => {
-      const gw = await gateway({ jwtSecret: keys.secret });
+      const gw = await gateway({ jwtSecret: h.keys.secret });
       const exp = nowSeconds() + 1;
       const c = await connect(gw, await sign({ spool: ALL }, exp));
       const welcome = await c.next((f) => f.type === 'welcome');
@@ -108,7 +80,7 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
 
   describe('refresh', () => {
     it('a refresh before expiry replaces the token: the connection outlives the first exp and is cut at the new one', async () => {
-      const gw = await gateway({ jwtSecret: keys.secret });
+      const gw = await gateway({ jwtSecret: h.keys.secret });
       const first = nowSeconds() + 1;
       const c = await connect(gw, await sign({ spool: ALL }, first));
       await c.next((f) => f.type === 'welcome');
@@ -124,7 +96,7 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
     });
 
     it('a refresh that narrows the scopes ends the subscriptions and generations it no longer covers with FORBIDDEN, and stores nothing more of them', async () => {
-      const gw = await gateway({ jwtSecret: keys.secret });
+      const gw = await gateway({ jwtSecret: h.keys.secret });
       const exp = nowSeconds() + 600;
       const c = await connect(gw, await sign({ spool: { read: ['a', 'b'], write: ['a', 'b'] } }, exp));
       await c.next((f) => f.type === 'welcome');
@@ -163,11 +135,11 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
     });
 
     it('a refresh for another sub is FORBIDDEN and leaves the connection as it was', async () => {
-      const gw = await gateway({ jwtSecret: keys.secret });
+      const gw = await gateway({ jwtSecret: h.keys.secret });
       const exp = nowSeconds() + 600;
       const c = await connect(gw, await sign({ spool: { write: ['s'] } }, exp));
       await c.next((f) => f.type === 'welcome');
-      c.send({ type: 'refresh', id: 2, token: await signToken({ sub: 'someone-else', spool: ALL }, { key: keys.secret, exp }) });
+      c.send({ type: 'refresh', id: 2, token: await signToken({ sub: 'someone-else', spool: ALL }, { key: h.keys.secret, exp }) });
       expect(await c.next((f) => f.id === 2)).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
       c.send({ type: 'subscribe', id: 3, session: 's', from: 0 });
       expect(await c.next((f) => f.id === 3)).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
@@ -177,9 +149,9 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
 
     it.each([
       ['badly signed', 'UNAUTHORIZED', async () => signToken({ sub: 'u1', spool: ALL }, { key: 'some-other-secret-that-is-32-bytes!!' })],
-      ['expired', 'TOKEN_EXPIRED', async () => signToken({ sub: 'u1', spool: ALL }, { key: keys.secret, expIn: -5 })],
+      ['expired', 'TOKEN_EXPIRED', async () => signToken({ sub: 'u1', spool: ALL }, { key: h.keys.secret, expIn: -5 })],
     ] as const)('a refresh with a %s token is answered %s and the connection closed', async (_name, code, token) => {
-      const gw = await gateway({ jwtSecret: keys.secret });
+      const gw = await gateway({ jwtSecret: h.keys.secret });
       const c = await connect(gw, await sign({ spool: ALL }, nowSeconds() + 600));
       await c.next((f) => f.type === 'welcome');
       c.send({ type: 'refresh', id: 2, token: await token() });
@@ -210,12 +182,12 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
   describe('verification in flight', () => {
     it('holds frames sent while the JWT is verified, runs them in order afterwards, and refuses what is past the bound with RATE_LIMITED', async () => {
       const jwks = await JwksServer.start();
-      cleanups.push(() => jwks.close());
-      jwks.keys = [keys.rsa];
+      h.defer(() => jwks.close());
+      jwks.keys = [h.keys.rsa];
       let release!: () => void;
       jwks.hold = new Promise((resolve) => (release = resolve));
       const gw = await gateway({ jwks: jwks.url, jwksCooldownMs: 0 });
-      const c = await connect(gw, await signToken({ sub: 'u1', spool: ALL }, { key: keys.rsa }));
+      const c = await connect(gw, await signToken({ sub: 'u1', spool: ALL }, { key: h.keys.rsa }));
       const pings = 1100;
       for (let i = 0; i < pings; i++) c.send({ type: 'ping', id: 10 + i });
       // 1024 frames are held; the rest are refused at once, while the key set is still being fetched.
@@ -232,16 +204,16 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
   describe('JWKS URL', () => {
     it('verifies by kid, fetches the set again for an unknown kid (rotation) and refuses a kid it still does not hold', async () => {
       const jwks = await JwksServer.start();
-      cleanups.push(() => jwks.close());
-      jwks.keys = [keys.rsa];
+      h.defer(() => jwks.close());
+      jwks.keys = [h.keys.rsa];
       const gw = await gateway({ jwks: jwks.url, jwksCooldownMs: 0 });
-      const a = await connect(gw, await signToken({ sub: 'u1', spool: ALL }, { key: keys.rsa }));
+      const a = await connect(gw, await signToken({ sub: 'u1', spool: ALL }, { key: h.keys.rsa }));
       await a.next((f) => f.type === 'welcome');
-      const rotated: KeyPair = { ...keys.ec, kid: 'ec-rotated' };
+      const rotated: KeyPair = { ...h.keys.ec, kid: 'ec-rotated' };
       const b = await connect(gw, await signToken({ sub: 'u1', spool: ALL }, { key: rotated }));
       expect(await b.next((f) => f.type === 'error')).toMatchObject({ code: 'UNAUTHORIZED' });
       expect(jwks.requests).toBeGreaterThanOrEqual(2);
-      jwks.keys = [keys.rsa, rotated];
+      jwks.keys = [h.keys.rsa, rotated];
       const c = await connect(gw, await signToken({ sub: 'u1', spool: ALL }, { key: rotated }));
       await c.next((f) => f.type === 'welcome');
     });
@@ -251,7 +223,7 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
       const url = jwks.url;
       await jwks.close();
       const gw = await gateway({ jwks: url });
-      const c = await connect(gw, await signToken({ sub: 'u1', spool: ALL }, { key: keys.rsa }));
+      const c = await connect(gw, await signToken({ sub: 'u1', spool: ALL }, { key: h.keys.rsa }));
       expect(await c.next((f) => f.type === 'error')).toMatchObject({ id: 1, code: 'AUTH_UNAVAILABLE', retryable: true });
       expect((await c.waitClosed()).code).toBe(closeCodeOf('AUTH_UNAVAILABLE'));
     });
@@ -260,7 +232,7 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
 
 describe('configuration', () => {
   it('startGateway refuses two auth modes before it opens a store or a port', async () => {
-    await expect(startGateway({ port: 0, logger: quiet, authToken: 't', jwtSecret: keys.secret, data: '/nonexistent/never-created' })).rejects.toThrow(
+    await expect(startGateway({ port: 0, logger: quiet, authToken: 't', jwtSecret: h.keys.secret, data: '/nonexistent/never-created' })).rejects.toThrow(
       /one auth mode, not 2/,
     );
   });
