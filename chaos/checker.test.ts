@@ -179,3 +179,102 @@ describe('chaos history checker', () => {
     });
   });
 });
+
+describe('chaos history checker: a session delete (PROTOCOL §10.6, incarnations)', () => {
+  const ev = (offset: number, type: SessionEvent['type'], extra: Partial<SessionEvent> = {}): SessionEvent => ({ offset, type, priority: 3, ts: 1000 + offset, ...extra });
+  const chunk = (offset: number, generationId: string, seq: number): SessionEvent => ev(offset, 'chunk', { generationId, seq, priority: 2, data: chunkData(generationId, seq, 'x') });
+  // Incarnation 0: a user message, g0 streaming two chunks; deleted at head 4 (g0 fenced).
+  const old = [ev(1, 'append', { key: 'k0' }), ev(2, 'gen.start', { generationId: 'g0' }), chunk(3, 'g0', 0), chunk(4, 'g0', 1)];
+  // Incarnation 1, written after the delete: offsets from 1 again.
+  const fresh = [ev(1, 'append', { key: 'k1' }), ev(2, 'gen.start', { generationId: 'g1' }), chunk(3, 'g1', 0), ev(4, 'gen.end', { generationId: 'g1', seq: 1, status: 'done' })];
+  type Reader = RecordedHistory['readers'][number];
+  const reader = (id: string, stints: Reader['stints']): Reader => ({ id, session: 's0', stints });
+  const history = (changes: Partial<RecordedHistory> = {}): RecordedHistory => ({
+    scenario: 'fixture',
+    seed: 42,
+    retentionPressure: false,
+    producers: [
+      { session: 's0', generation: 'g0', via: 'sdk', takeover: false, acks: [{ seq: 1, offset: 4 }], outcome: 'failed', errorCode: 'SESSION_DELETED', error: 'SESSION_DELETED: deleted' },
+      { session: 's0', generation: 'g1', via: 'sdk', takeover: false, acks: [{ seq: 0, offset: 3 }], finished: { offset: 4, status: 'done' }, outcome: 'finished', incarnation: 1 },
+    ],
+    appends: [
+      { session: 's0', key: 'k0', offset: 1 },
+      { session: 's0', key: 'k1', offset: 1, incarnation: 1 },
+    ],
+    readers: [
+      // Live through the delete: its terminal answer, then the new incarnation from the start.
+      reader('s0.r0', [{ from: 0, items: old, end: 'SESSION_DELETED' }, { from: 0, items: fresh }]),
+      // On a process that missed the notice: SESSION_REWOUND is its terminal answer.
+      reader('s0.r1', [{ from: 0, items: old.slice(0, 3), end: 'SESSION_REWOUND' }, { from: 0, items: fresh }]),
+      // Away during the delete: its SDK resubscribed from 3 and the new incarnation reached past it.
+      reader('s0.r2', [{ from: 0, items: [...old.slice(0, 3), ...fresh.slice(3)], breaks: [3] }]),
+    ],
+    logs: { s0: fresh },
+    deletes: [{ session: 's0', incarnation: 0, head: 4, fenced: 'g0' }],
+    ...changes,
+  });
+  const rules = (h: RecordedHistory): Array<[Rule, string]> => checkHistory(h).violations.map((v) => [v.rule, v.where]);
+
+  it('accepts offsets used again after a delete: terminal answers, a reconnect into the new incarnation, each incarnation checked on its own', () => {
+    const report = checkHistory(history());
+    expect(report.violations).toEqual([]);
+    expect(report.stats).toMatchObject({ incarnations: 2, terminalAnswers: 2, silentSwitches: 1, readers: 3, acksChecked: 1, appendsChecked: 1 });
+    // Without the delete record the same history breaks every rule that assumes one log.
+    expect(rules({ ...history(), deletes: [] }).map(([rule]) => rule)).toEqual(expect.arrayContaining(['ack-mismatch', 'wrong-event', 'unexpected-terminal']));
+  });
+
+  it('stale-incarnation: an event of the deleted incarnation delivered after the terminal answer', () => {
+    const stale = reader('s0.r0', [{ from: 0, items: old.slice(0, 2), end: 'SESSION_DELETED' }, { from: 0, items: [...old.slice(2), ...fresh] }]);
+    const report = checkHistory(history({ readers: [stale] }));
+    expect(report.violations[0]).toMatchObject({ rule: 'stale-incarnation', where: 'reader s0.r0', event: { offset: 3, generationId: 'g0', seq: 0 } });
+    // Or after the reader had been given the new incarnation's events.
+    const back = reader('s0.r2', [{ from: 0, items: [...old.slice(0, 3), fresh[3]!, chunk(5, 'g0', 2)], breaks: [3] }]);
+    expect(rules(history({ readers: [back] }))).toContainEqual(['stale-incarnation', 'reader s0.r2']);
+  });
+
+  it('stale-incarnation: a generation of the deleted incarnation written into the next one', () => {
+    const log = [...fresh, chunk(5, 'g0', 2)];
+    expect(rules(history({ logs: { s0: log }, readers: [] }))).toContainEqual(['stale-incarnation', 'log']);
+  });
+
+  it('missed-terminal: a subscription that moved on to the new incarnation with its connection up', () => {
+    const silent = reader('s0.r2', [{ from: 0, items: [...old.slice(0, 3), ...fresh.slice(3)], breaks: [] }]);
+    expect(rules(history({ readers: [silent] }))).toEqual([['missed-terminal', 'reader s0.r2']]);
+  });
+
+  it('unexpected-terminal: SESSION_DELETED where nothing was deleted', () => {
+    const h = history({ producers: [], appends: [], deletes: [], logs: { s0: old } });
+    expect(rules({ ...h, readers: [reader('s0.r0', [{ from: 0, items: old.slice(0, 2), end: 'SESSION_DELETED' }, { from: 0, items: old }])] })).toContainEqual(['unexpected-terminal', 'reader s0.r0']);
+  });
+
+  it('ack-after-delete and phantom-event: nothing of the deleted incarnation past the head its delete answered', () => {
+    const h = history();
+    const late = { ...h.producers[0]!, acks: [{ seq: 1, offset: 4 }, { seq: 2, offset: 5 }] };
+    expect(rules({ ...h, producers: [late, h.producers[1]!] })).toContainEqual(['ack-after-delete', 'producer g0']);
+    const phantom = reader('s0.r0', [{ from: 0, items: [...old, chunk(5, 'g0', 2)], end: 'SESSION_DELETED' }, { from: 0, items: fresh }]);
+    expect(rules(history({ readers: [phantom] }))).toContainEqual(['phantom-event', 'reader s0.r0']);
+  });
+
+  it('delete-answer: the producer the delete caught must be told SESSION_DELETED, SESSION_REWOUND, GENERATION_CLOSED or FENCED', () => {
+    const h = history();
+    for (const code of ['GENERATION_CLOSED', 'FENCED', 'SESSION_REWOUND']) {
+      expect(rules({ ...h, producers: [{ ...h.producers[0]!, errorCode: code }, h.producers[1]!] })).toEqual([]);
+    }
+    expect(rules({ ...h, producers: [{ ...h.producers[0]!, errorCode: 'STORE_UNAVAILABLE' }, h.producers[1]!] })).toEqual([['delete-answer', 'producer g0']]);
+  });
+
+  it('readers of a deleted incarnation must agree with each other and with its acks', () => {
+    // s0.r1 was given g0/0 twice (@3 and @4), where s0.r0 and g0's ack say @4 holds g0/1.
+    const twice = [...old.slice(0, 3), chunk(4, 'g0', 0)];
+    const report = checkHistory(history({ readers: [reader('s0.r1', [{ from: 0, items: twice, end: 'SESSION_DELETED' }, { from: 0, items: fresh }]), reader('s0.r0', [{ from: 0, items: old, end: 'SESSION_DELETED' }, { from: 0, items: fresh }])] }));
+    expect(report.violations.map((v) => [v.rule, v.where])).toEqual([
+      ['duplicate-stored', 'incarnation 0'],
+      ['ack-mismatch', 'producer g0'],
+      ['wrong-event', 'reader s0.r0'],
+    ]);
+  });
+
+  it('unresumed: a reader left in the deleted incarnation never reached the final log', () => {
+    expect(rules(history({ readers: [reader('s0.r0', [{ from: 0, items: old }])] }))).toEqual([['unresumed', 'reader s0.r0']]);
+  });
+});

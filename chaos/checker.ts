@@ -37,145 +37,31 @@
  *                           anything but a refusal: `opened`, `ack`, `finished`, or an error only
  *                           a writer of the generation can get
  *
+ * and, where sessions were deleted (PROTOCOL §10.6: offsets start again at 1), per incarnation
+ * (incarnations.ts cuts the history; the last incarnation is checked against the final log with
+ * every rule above, the deleted ones against what their readers and producers observed):
+ *
+ *   stale-incarnation   §10.6  an event of a deleted incarnation in a later one's log, or delivered
+ *                              after the reader's terminal answer or after a later incarnation's events
+ *   missed-terminal     §10.6  a subscription moved to the next incarnation without a terminal
+ *                              answer while its connection stayed up
+ *   unexpected-terminal §10.6  SESSION_DELETED (or SESSION_REWOUND, OFFSET_OUT_OF_RANGE) with no delete to answer for
+ *   ack-after-delete    §10.6  an ack, `finished` or `appended` of a deleted incarnation past its final
+ *                              head (a reader given an offset past it: phantom-event)
+ *   delete-answer       §10.6  a producer of a deleted incarnation ended with anything but
+ *                              SESSION_DELETED, GENERATION_CLOSED or FENCED
+ *
  * Violations come in a fixed order (per session: the log, then producers, then readers; each in
  * offset/delivery order), so "the first bad event" is well defined and stable for a history.
  */
-import type { EndStatus, ReadItem, SessionEvent } from '../protocol/types';
+import type { ReadItem, SessionEvent } from '../protocol/types';
 import { chunkDigest, parseChunkData } from './chunk-content';
+import { checkDeletedIncarnation, sliceIncarnations, type Incarnation } from './incarnations';
+import type { AckRecord, Add, AppendRecord, CheckReport, CheckStats, IntrusionRecord, ProducerRecord, ReaderRecord, RecordedHistory, Rule, Violation } from './records';
 
 export { chunkData, chunkDigest, parseChunkData } from './chunk-content';
-
-export interface AckRecord {
-  readonly seq: number;
-  readonly offset: number;
-}
-
-export interface ProducerRecord {
-  readonly session: string;
-  readonly generation: string;
-  /** 'sdk': the SDK's Generation; 'raw': frames written by hand (duplicate storms, stale writers). */
-  readonly via: 'sdk' | 'raw';
-  readonly takeover: boolean;
-  /** Every ack that advanced the durable point, in arrival order. */
-  readonly acks: AckRecord[];
-  /**
-   * What the producer wrote: `written[seq]` is the `chunkDigest` of chunk seq as it sent it.
-   * Absent in histories recorded before issue 9; then its chunks' content is not checked.
-   */
-  readonly written?: Array<string | null>;
-  finished?: { readonly offset: number; readonly status: EndStatus };
-  /** How it ended for the producer: 'fenced' (taken over), 'failed' (another error), 'finished'. */
-  outcome: 'running' | 'finished' | 'fenced' | 'failed';
-  error?: string;
-}
-
-/** A producer record the workload is filling in: it always writes down what it wrote. */
-export type LiveProducerRecord = ProducerRecord & { readonly written: Array<string | null> };
-
-export interface AppendRecord {
-  readonly session: string;
-  readonly key: string;
-  readonly offset: number;
-}
-
-export interface ReaderStint {
-  readonly from: number;
-  /** Which gateway served it (for the report). */
-  readonly gateway?: number;
-  readonly items: ReadItem[];
-}
-
-export interface ReaderRecord {
-  readonly id: string;
-  readonly session: string;
-  readonly stints: ReaderStint[];
-}
-
-/**
- * One attempt of the second writer (workload.ts, second-writer.ts) to get into another producer's
- * generation without its token, and what the gateway answered.
- */
-export interface IntrusionRecord {
-  readonly session: string;
-  readonly generation: string;
-  /** What it tried, e.g. `open-no-token`, `open-forged-token`, `chunks-forged-token`, `finish-stale-token`. */
-  readonly attempt: string;
-  /** The seq a chunk/chunks/finish frame carried. */
-  readonly seq?: number;
-  /** An error code, the type of a frame that was not an error (`opened`, `ack`, `finished`), or `no-answer`. */
-  readonly answer: string;
-  /** The answering frame, when it was not a refusal. */
-  readonly frame?: unknown;
-}
-
-/** Everything a run observed; also the format of the checker's fixtures. */
-export interface RecordedHistory {
-  readonly scenario: string;
-  readonly seed: number;
-  /** Retention was configured low: gaps are legitimate where retention trimmed. Otherwise any gap is a violation. */
-  readonly retentionPressure: boolean;
-  readonly producers: ProducerRecord[];
-  readonly appends: AppendRecord[];
-  readonly readers: ReaderRecord[];
-  /** Each session's log read from offset 0 at the end. */
-  readonly logs: Record<string, ReadItem[]>;
-  /** The second writer's attempts (absent in histories recorded before issue 9). */
-  readonly intrusions?: IntrusionRecord[];
-}
-
-export type Rule =
-  | 'lost-ack'
-  | 'ack-mismatch'
-  | 'duplicate-stored'
-  | 'duplicate-delivery'
-  | 'order'
-  | 'silent-hole'
-  | 'gen-end-count'
-  | 'write-after-fence'
-  | 'ack-after-fence'
-  | 'fence-not-atomic'
-  | 'unexpected-gap'
-  | 'gap-over-retained'
-  | 'wrong-event'
-  | 'phantom-event'
-  | 'resume-seam'
-  | 'unresumed'
-  | 'finish-mismatch'
-  | 'content-mismatch'
-  | 'intruder-accepted';
-
-export interface Violation {
-  readonly rule: Rule;
-  readonly session: string;
-  /** 'log', 'producer <generation>' or 'reader <id>'. */
-  readonly where: string;
-  readonly message: string;
-  /** The first bad event (or gap, or ack) as recorded. */
-  readonly event: unknown;
-}
-
-export interface CheckStats {
-  sessions: number;
-  logEvents: number;
-  logGaps: number;
-  generations: number;
-  fenced: number;
-  acksChecked: number;
-  appendsChecked: number;
-  readers: number;
-  stints: number;
-  delivered: number;
-  deliveredGaps: number;
-  /** Chunks (stored and delivered) whose content was compared with what their producer wrote. */
-  contentChecked: number;
-  intrusions: number;
-}
-
-export interface CheckReport {
-  readonly ok: boolean;
-  readonly violations: Violation[];
-  readonly stats: CheckStats;
-}
+// The recorded history's format lives in records.ts (shared with incarnations.ts); importers keep using checker.
+export type * from './records';
 
 const MAX_VIOLATIONS = 200;
 
@@ -247,6 +133,9 @@ export function checkHistory(history: RecordedHistory): CheckReport {
     deliveredGaps: 0,
     contentChecked: 0,
     intrusions: 0,
+    incarnations: 0,
+    terminalAnswers: 0,
+    silentSwitches: 0,
   };
   const add = (rule: Rule, session: string, where: string, message: string, event: unknown): void => {
     if (violations.length < MAX_VIOLATIONS) violations.push({ rule, session, where, message, event });
@@ -254,28 +143,40 @@ export function checkHistory(history: RecordedHistory): CheckReport {
   const sessions = [...new Set([...Object.keys(history.logs), ...history.producers.map((p) => p.session), ...history.readers.map((r) => r.session)])].sort();
   for (const session of sessions) {
     stats.sessions += 1;
-    const resets = new Set<number>();
-    const starts = new Map<string, number>();
-    const seeAll = (items: readonly ReadItem[]): void => {
-      for (const item of items) {
-        if (item.type === 'session.reset') resets.add(item.offset);
-        else if (item.type === 'gen.start' && item.generationId !== undefined) starts.set(item.generationId, item.offset);
-      }
-    };
-    seeAll(history.logs[session] ?? []);
-    for (const reader of history.readers) if (reader.session === session) for (const stint of reader.stints) seeAll(stint.items);
-    const index = checkLog(session, history.logs[session] ?? [], history.retentionPressure, { resets, starts }, add, stats);
-    checkProducers(session, index, history.producers.filter((p) => p.session === session), add, stats);
-    checkAppends(session, index, history.appends.filter((a) => a.session === session), add, stats);
     const readers = history.readers.filter((r) => r.session === session);
-    for (const reader of readers) checkReader(reader, index, history.retentionPressure, add, stats);
+    stats.readers += readers.length;
+    // Offsets start again after a delete: each incarnation is a log of its own (incarnations.ts).
+    const incarnations = sliceIncarnations(session, history, add, stats);
+    const last = incarnations[incarnations.length - 1] as Incarnation;
+    const seen = seenIn([history.logs[session] ?? [], ...last.readers.flatMap((r) => r.stints.map((s) => s.items))]);
+    const index = checkLog(session, history.logs[session] ?? [], history.retentionPressure, seen, add, stats);
+    checkProducers(session, index, last.producers, add, stats);
+    checkAppends(session, index, last.appends, add, stats);
+    for (const reader of last.readers) checkReader(reader, index, history.retentionPressure, add, stats);
+    for (const deleted of incarnations.slice(0, -1)) {
+      const observed = checkDeletedIncarnation(session, deleted, add);
+      const { resets, starts } = seenIn(deleted.readers.flatMap((r) => r.stints.map((s) => s.items)));
+      const partial: SessionIndex = { events: observed.events, gaps: [], head: observed.head, resets, starts };
+      for (const reader of deleted.readers) checkReader(reader, partial, history.retentionPressure, add, stats, false);
+    }
     checkContent(session, index, history.producers.filter((p) => p.session === session), readers, add, stats);
     checkIntrusions(session, (history.intrusions ?? []).filter((i) => i.session === session), add, stats);
   }
   return { ok: violations.length === 0, violations, stats };
 }
 
-type Add = (rule: Rule, session: string, where: string, message: string, event: unknown) => void;
+/** The `session.reset` offsets and generation starts anyone saw in these item lists. */
+function seenIn(lists: ReadonlyArray<readonly ReadItem[]>): Pick<SessionIndex, 'resets' | 'starts'> {
+  const resets = new Set<number>();
+  const starts = new Map<string, number>();
+  for (const items of lists) {
+    for (const item of items) {
+      if (item.type === 'session.reset') resets.add(item.offset);
+      else if (item.type === 'gen.start' && item.generationId !== undefined) starts.set(item.generationId, item.offset);
+    }
+  }
+  return { resets, starts };
+}
 
 function checkLog(session: string, log: readonly ReadItem[], pressure: boolean, seen: Pick<SessionIndex, 'resets' | 'starts'>, add: Add, stats: CheckStats): SessionIndex {
   const resets = seen.resets;
@@ -469,10 +370,15 @@ function checkAppends(session: string, index: SessionIndex, appends: readonly Ap
   }
 }
 
-function checkReader(reader: ReaderRecord, index: SessionIndex, pressure: boolean, add: Add, stats: CheckStats): void {
+/**
+ * A reader's deliveries against the log. `complete` false: `index` is a deleted incarnation's,
+ * holding what its readers were given rather than a log (incarnations.ts): an offset it lacks is
+ * not a hole, a gap over an offset another reader got before a reset or trim is no fault, and no
+ * reader had to reach its head.
+ */
+function checkReader(reader: ReaderRecord, index: SessionIndex, pressure: boolean, add: Add, stats: CheckStats, complete = true): void {
   const session = reader.session;
   const where = `reader ${reader.id}`;
-  stats.readers += 1;
   let cursor = reader.stints[0]?.from ?? 0;
   let reported = 0;
   // One reader that goes wrong tends to go wrong many times; the first few tell the story.
@@ -491,7 +397,7 @@ function checkReader(reader: ReaderRecord, index: SessionIndex, pressure: boolea
         if (!pressure && !index.resets.has(item.to + 1)) note('unexpected-gap', `gap ${item.from}-${item.to} (${item.reason}) delivered but no retention pressure was configured`, item);
         if (item.from <= cursor) note('duplicate-delivery', `gap ${item.from}-${item.to} covers offsets up to ${cursor} the reader already had`, item);
         else if (item.from !== cursor + 1) note('silent-hole', `offsets ${cursor + 1}-${item.from - 1} skipped before gap ${item.from}-${item.to}`, item);
-        for (let o = Math.max(item.from, cursor + 1); o <= item.to; o++) {
+        for (let o = Math.max(item.from, cursor + 1); complete && o <= item.to; o++) {
           const kept = index.events.get(o);
           if (kept) {
             note('gap-over-retained', `gap ${item.from}-${item.to} covers offset ${o}, which the log still holds (${describe(kept)}): a hole that retention did not make`, item);
@@ -509,7 +415,9 @@ function checkReader(reader: ReaderRecord, index: SessionIndex, pressure: boolea
       if (item.offset !== cursor + 1) note('silent-hole', `offsets ${cursor + 1}-${item.offset - 1} skipped without a gap before ${describe(item)}`, item);
       cursor = item.offset;
       const logged = index.events.get(item.offset);
-      if (logged) {
+      if (!complete && item.offset > index.head) {
+        note('phantom-event', `delivered ${describe(item)}, past ${index.head}, where its incarnation was deleted`, item);
+      } else if (logged) {
         if (identity(logged) !== identity(item)) note('wrong-event', `delivered ${describe(item)} but the log holds ${describe(logged)} there`, item);
       } else if (item.offset > index.head) {
         note('phantom-event', `delivered ${describe(item)}, past the final head ${index.head}: an event that was never durable`, item);
@@ -518,7 +426,7 @@ function checkReader(reader: ReaderRecord, index: SessionIndex, pressure: boolea
       }
     }
   }
-  if (cursor < index.head) note('unresumed', `the reader ended at offset ${cursor}, short of the final head ${index.head}`, { at: cursor, head: index.head });
+  if (complete && cursor < index.head) note('unresumed', `the reader ended at offset ${cursor}, short of the final head ${index.head}`, { at: cursor, head: index.head });
 }
 
 /**

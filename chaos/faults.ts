@@ -226,16 +226,10 @@ export class FaultInjector {
         } else if (fault.secondWriter !== undefined) {
           if (this.workload.secondWriter(fault.secondWriter)) this.count(kinds, at);
           else this.skip(kinds, at, 'no producer streaming');
-        } else if (fault.sessionReset) {
-          const gateway = this.topology.gateways[0]?.inproc;
-          const session = this.workload.streamingSession();
-          if (gateway === undefined || session === undefined) {
-            this.skip(kinds, at, gateway === undefined ? 'no in-process gateway' : 'no producer streaming');
-            return;
-          }
-          this.count(kinds, at);
-          // Through the session's single writer, like an admin call; a store outage may refuse it.
-          gateway.resetSession(session).catch((error: unknown) => this.errors.push(`reset of ${session} failed: ${String(error)}`));
+        } else if (fault.sessionReset || fault.sessionDelete) {
+          // An operator's call to the admin API; the workload keeps it apart from the session's other faults.
+          if (this.workload.operate(fault.sessionDelete ? 'delete' : 'reset')) this.count(kinds, at);
+          else this.skip(kinds, at, 'no producer streaming');
         }
         return;
       }

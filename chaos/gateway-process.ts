@@ -29,6 +29,8 @@ export interface GatewayProcessOptions {
   readonly port: number;
   readonly data: string;
   readonly env?: Readonly<Record<string, string>>;
+  /** Serve the admin listener (health, /metrics, the admin API) on this port (`SPOOL_ADMIN_PORT`). */
+  readonly adminPort?: number;
   /** How long to wait for the "listening" line. @default 20000 */
   readonly startTimeoutMs?: number;
 }
@@ -43,6 +45,11 @@ export class GatewayProcess {
     return `ws://127.0.0.1:${this.options.port}/v1`;
   }
 
+  /** The admin listener's base URL, when it has one. */
+  get adminUrl(): string | undefined {
+    return this.options.adminPort === undefined ? undefined : `http://127.0.0.1:${this.options.adminPort}`;
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }
@@ -53,7 +60,11 @@ export class GatewayProcess {
     const child = spawn(
       process.execPath,
       [path.join(ROOT, 'chaos', 'run-ts.js'), path.join(ROOT, 'gateway', 'cli.ts'), 'serve', '--port', String(this.options.port), '--data', this.options.data],
-      { cwd: ROOT, env: { ...process.env, SPOOL_LOG_LEVEL: 'warn', ...this.options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        cwd: ROOT,
+        env: { ...process.env, SPOOL_LOG_LEVEL: 'warn', ...this.options.env, ...(this.options.adminPort === undefined ? {} : { SPOOL_ADMIN_PORT: String(this.options.adminPort) }) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     this.child = child;
     track(child);
@@ -106,9 +117,9 @@ export class GatewayProcess {
     return this.child !== null;
   }
 
-  /** The Prometheus text of GET /metrics. */
+  /** The Prometheus text of GET /metrics (on the admin listener when there is one: it moves there). */
   async metrics(): Promise<string> {
-    const response = await fetch(`http://127.0.0.1:${this.options.port}/metrics`, { signal: AbortSignal.timeout(2000) });
+    const response = await fetch(`${this.adminUrl ?? `http://127.0.0.1:${this.options.port}`}/metrics`, { signal: AbortSignal.timeout(2000) });
     return response.text();
   }
 

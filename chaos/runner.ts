@@ -19,6 +19,7 @@ import { FaultInjector } from './faults';
 import type { ProxyStats } from './fault-proxy';
 import { openResumes, WindowSampler, WINDOW_MS, type ServerCounters, type WindowRecord } from './gate';
 import { checkHttpStreams } from './http-check';
+import { wroteInDeletedIncarnation } from './incarnations';
 import { HttpStreams } from './http-streams';
 import { validateScenario, type Scenario } from './scenario';
 import { ChaosTopology, CHAOS_IDLE_TIMEOUT_MS } from './topology';
@@ -115,8 +116,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     const idleMs = scenario.gateway?.generationIdleTimeoutMs ?? CHAOS_IDLE_TIMEOUT_MS;
     const logs = await readLogs(topology, workload.sessionIds(), idleMs + 15_000, failures);
     phase('final-read');
-    const heads = new Map(Object.entries(logs).map(([s, items]) => [s, lastOffset(items)]));
-    const short = await workload.stopReaders(heads, 30_000);
+    const ends = new Map(Object.entries(logs).map(([s, items]) => [s, items[items.length - 1]]));
+    const short = await workload.stopReaders(ends, 30_000);
     failures.push(...short.map((s) => `unresumed: ${s}`));
     await http.finishReading(30_000);
     phase('readers');
@@ -132,6 +133,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       readers: workload.readerRecords,
       logs,
       intrusions: workload.intrusions,
+      deletes: workload.deletes,
     };
     const report = checkHistory(history);
     violations = [...report.violations, ...checkHttpStreams(http.producers, http.readers, httpLogs)];
@@ -143,7 +145,12 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       log(`  ${scenario.name}: HTTP streams: ${acked} batches acknowledged, ${retries} requests sent again, ${connections} SSE connections`);
     }
 
+    if (workload.deletes.length > 0) {
+      log(`  ${scenario.name}: ${workload.deletes.length} sessions deleted; ${report.stats.incarnations} incarnations checked, ${report.stats.terminalAnswers} terminal answers to readers, ${report.stats.silentSwitches} readers reconnected into the next incarnation`);
+    }
     for (const p of workload.producers) {
+      // One a delete caught is judged by the checker (delete-answer).
+      if (wroteInDeletedIncarnation(workload.deletes, p)) continue;
       if (p.via === 'sdk' && p.outcome !== 'finished' && p.outcome !== 'fenced') failures.push(`unresumed: producer ${p.generation} of ${p.session} ended ${p.outcome}${p.error ? ` (${p.error})` : ''}`);
     }
     failures.push(...workload.anomalies.map((a) => `anomaly: ${a}`));
@@ -222,11 +229,6 @@ function countAnswers(workload: ChaosWorkload): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const i of workload.intrusions) counts[i.answer] = (counts[i.answer] ?? 0) + 1;
   return counts;
-}
-
-function lastOffset(items: readonly ReadItem[]): number {
-  const last = items[items.length - 1];
-  return last === undefined ? 0 : last.type === 'gap' ? last.to : last.offset;
 }
 
 /** Reads every session's log from the store, retrying until every generation has ended (bounded). */

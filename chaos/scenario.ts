@@ -136,11 +136,21 @@ export type ClientFault = Timing & {
    */
   readonly secondWriter?: number;
   /**
-   * An operator resets a session while it streams (issue 13, PROTOCOL §10.5): through the session's
-   * single writer of the in-process gateway (mode 'inproc'). Its producer is fenced and opens the
-   * next generation; readers get the reset's gap and `session.reset` event.
+   * An operator resets a session while it streams (issue 13, PROTOCOL §10.5): `POST
+   * /admin/sessions/{id}/reset` on the admin listener of a gateway that is up, which runs it
+   * through the session's single writer. Its producer is fenced and opens the next generation;
+   * readers get the reset's gap and `session.reset` event.
    */
   readonly sessionReset?: boolean;
+  /**
+   * An operator deletes a session while it streams (issue 13, PROTOCOL §10.6): `DELETE
+   * /admin/sessions/{id}` on a gateway that is up (again on another one if that gateway dies
+   * before answering). The session's producer waits for the answer before it writes again, so
+   * everything it writes afterwards is the session's next incarnation (offsets from 1); readers
+   * get SESSION_DELETED (or SESSION_REWOUND, OFFSET_OUT_OF_RANGE where they missed it) and follow
+   * the new incarnation from the start (checker: incarnations).
+   */
+  readonly sessionDelete?: boolean;
 };
 
 export type ScheduledFault = ClientLinkFault | RedisLinkFault | RedisFault | GatewayFault | ClientFault;
@@ -198,6 +208,7 @@ export function faultKinds(fault: ScheduledFault): string[] {
       if (fault.duplicateStorm !== undefined) return ['clients:duplicate-storm'];
       if (fault.secondWriter !== undefined) return ['clients:second-writer'];
       if (fault.sessionReset) return ['clients:session-reset'];
+      if (fault.sessionDelete) return ['clients:session-delete'];
       return [];
   }
 }
@@ -224,6 +235,7 @@ export const REQUIRED_FAULT_KINDS: readonly string[] = [
   'clients:duplicate-storm',
   'clients:second-writer',
   'clients:session-reset',
+  'clients:session-delete',
 ];
 
 /** Throws with a message naming the field when a scenario cannot run as written. */
@@ -247,7 +259,6 @@ export function validateScenario(s: Scenario): void {
     if (f.every !== undefined && !(f.every >= 20)) fail('fault.every must be >= 20 ms');
     if ((f.on === 'redis' || f.on === 'redis-link') && s.topology.store !== 'redis') fail(`${f.on} faults need store 'redis'`);
     if (f.on === 'gateway' && mode !== 'child') fail("gateway faults need topology.mode 'child'");
-    if (f.on === 'clients' && f.sessionReset && mode !== 'inproc') fail("session resets need topology.mode 'inproc' (they go through the in-process gateway)");
     if ((f.on === 'client' || f.on === 'redis-link') && f.gateway !== undefined && f.gateway >= s.topology.gateways) fail('fault.gateway out of range');
     if (f.on === 'gateway' && f.index !== undefined && f.index >= s.topology.gateways) fail('fault.index out of range');
     if (f.on === 'clients' && f.secondWriter !== undefined && !(Number.isInteger(f.secondWriter) && f.secondWriter >= 1 && f.secondWriter <= 20)) fail('fault.secondWriter must be 1..20 generations');

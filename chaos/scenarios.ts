@@ -40,6 +40,9 @@ const SECOND_WRITER: ScheduledFault = { on: 'clients', after: 1200, every: 2500,
 /** An operator resetting a streaming session through the gateway's single writer (issue 13). */
 const SESSION_RESETS: ScheduledFault = { on: 'clients', after: 1700, every: 3000, sessionReset: true };
 
+/** An operator deleting a streaming session: producer and readers go on in its next incarnation (issue 13). */
+const SESSION_DELETES: ScheduledFault = { on: 'clients', after: 2400, every: 3000, sessionDelete: true };
+
 /** Takeovers during streaming, duplicate storms, disconnect storms and second writers. */
 function clientDriven(): ScheduledFault[] {
   return [
@@ -55,7 +58,7 @@ export const CI_BUDGET: readonly Scenario[] = [
     name: 'lmdb-ws-links',
     topology: { store: 'lmdb', transport: 'ws', gateways: 1, mode: 'inproc' },
     workload: STANDARD,
-    faults: [...clientLinkChurn(), ...clientDriven(), SESSION_RESETS],
+    faults: [...clientLinkChurn(), ...clientDriven(), SESSION_RESETS, SESSION_DELETES],
     durationMs: 11_000,
     seed: 101,
     expect: { resumeTelemetry: true },
@@ -211,6 +214,25 @@ export const CI_BUDGET: readonly Scenario[] = [
     ],
     durationMs: 11_000,
     seed: 208,
+  },
+  {
+    // Session lifecycle under process faults (issue 13): operators reset and delete sessions
+    // through the admin API of either gateway while producers stream, takeovers displace them and
+    // a gateway is killed with -9 (a delete asked of it then goes to the other one). Readers follow
+    // each session across its incarnations; the checker cuts the history at every delete.
+    name: 'redis-ws-lifecycle',
+    topology: { store: 'redis', transport: 'ws', gateways: 2, mode: 'child' },
+    workload: STANDARD,
+    faults: [
+      ...clientLinkChurn(),
+      { on: 'gateway', after: 1800, every: 2500, kill9DownMs: 300 },
+      { on: 'clients', after: 1200, every: 2000, takeover: true },
+      { on: 'clients', after: 1000, every: 1700, sessionReset: true },
+      { on: 'clients', after: 1500, every: 1300, sessionDelete: true },
+      SECOND_WRITER,
+    ],
+    durationMs: 8_000,
+    seed: 209,
   },
 ];
 

@@ -40,6 +40,8 @@ export interface GatewayNode {
   readonly process: GatewayProcess | undefined;
   /** Set in mode 'inproc'. */
   readonly inproc: Gateway | undefined;
+  /** Its admin listener (open: chaos gateways run without auth), for operators' resets and deletes. */
+  readonly adminUrl: string;
   /** A heavy fault (kill, stop) is running on it. */
   busy: boolean;
   /** False while killed or stopped. */
@@ -86,10 +88,12 @@ export class ChaosTopology {
         if (redisProxy) self.cleanups.push(() => redisProxy.close());
         const redisUrl = redisProxy ? `redis://127.0.0.1:${redisProxy.port}` : undefined;
         let port: number;
+        let adminPort: number;
         let child: GatewayProcess | undefined;
         let inproc: Gateway | undefined;
         if (mode === 'child') {
           port = await freePort();
+          adminPort = await freePort();
           const env: Record<string, string> = {
             SPOOL_TRANSPORT: topology.transport,
             SPOOL_HEARTBEAT_MS: String(heartbeatMs),
@@ -99,7 +103,7 @@ export class ChaosTopology {
           if (redisUrl) env['SPOOL_REDIS_URL'] = redisUrl;
           if (settings.retentionEvents !== undefined) env['SPOOL_RETENTION_EVENTS'] = String(settings.retentionEvents);
           if (settings.sessionTtlMs !== undefined) env['SPOOL_SESSION_TTL_MS'] = String(settings.sessionTtlMs);
-          const proc = new GatewayProcess({ port, data: path.join(dataDir, `gw${index}`), env });
+          const proc = new GatewayProcess({ port, adminPort, data: path.join(dataDir, `gw${index}`), env });
           self.cleanups.push(() => proc.kill9());
           await proc.start();
           child = proc;
@@ -109,6 +113,7 @@ export class ChaosTopology {
             data: path.join(dataDir, `gw${index}`),
             ...(redisUrl ? { redis: redisUrl } : {}),
             transport: topology.transport,
+            adminPort: 0,
             heartbeatMs,
             generationIdleTimeoutMs: idleMs,
             ...(settings.retentionEvents !== undefined ? { retention: { maxEvents: settings.retentionEvents } } : {}),
@@ -123,6 +128,7 @@ export class ChaosTopology {
           });
           self.cleanups.push(() => gw.close());
           port = gw.port;
+          adminPort = gw.adminPort as number;
           inproc = gw;
         }
         const producerProxy = await FaultProxy.start(port, { rand });
@@ -140,6 +146,7 @@ export class ChaosTopology {
           readerUrl: `ws://127.0.0.1:${readerProxy.port}/v1`,
           process: child,
           inproc,
+          adminUrl: `http://127.0.0.1:${adminPort}`,
           busy: false,
           up: true,
         });

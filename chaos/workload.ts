@@ -8,7 +8,9 @@
  */
 import { SpoolClient, type Generation, type Subscription } from '../client';
 import type { ReadItem } from '../protocol/types';
-import { chunkData, chunkDigest, type AppendRecord, type IntrusionRecord, type LiveProducerRecord, type ReaderRecord, type ReaderStint } from './checker';
+import { chunkData, chunkDigest, type AppendRecord, type DeleteRecord, type IntrusionRecord, type LiveProducerRecord, type ReaderRecord, type ReaderStint } from './checker';
+import { TERMINAL_ANSWERS } from './incarnations';
+import { adminCall } from './operator';
 import type { Scenario } from './scenario';
 import { RawStorm } from './raw-storm';
 import { SecondWriter, type IntrusionTarget, type StaleToken } from './second-writer';
@@ -37,6 +39,12 @@ interface SessionState {
   current: { gen: Generation; record: LiveProducerRecord } | undefined;
   takeover: Promise<void> | undefined;
   loop: Promise<void> | undefined;
+  /** Deletes answered so far: what the producer writes now is this incarnation of the session. */
+  incarnation: number;
+  /** An operator's reset or delete under way (one at a time per session). A delete holds the producer back. */
+  operation: { readonly kind: 'reset' | 'delete'; readonly done: Promise<void> } | undefined;
+  /** Second writers naming one of its generations right now (no delete meanwhile: one would let them create it). */
+  intruders: number;
 }
 
 export class ChaosWorkload {
@@ -46,6 +54,8 @@ export class ChaosWorkload {
   readonly intrusions: IntrusionRecord[] = [];
   readonly readerRecords: ReaderRecord[] = [];
   readonly resumes: ResumeRecord[] = [];
+  /** Sessions deleted by the operator fault, in order. */
+  readonly deletes: DeleteRecord[] = [];
   /** Things that went wrong outside the checker's records (failed appends, raw storm trouble). */
   readonly anomalies: string[] = [];
   clientReconnects = 0;
@@ -61,6 +71,8 @@ export class ChaosWorkload {
   private readonly staleTokens: StaleToken[] = [];
   /** The second writer's own choices, so adding it leaves the rest of a seed's choices as they were. */
   private readonly intruderRand: () => number;
+  /** The operator's choices of gateway (resets, deletes). */
+  private readonly operatorRand: () => number;
   private monitor: NodeJS.Timeout | undefined;
 
   constructor(
@@ -69,6 +81,7 @@ export class ChaosWorkload {
     private readonly rand: () => number,
   ) {
     this.intruderRand = mulberry32(scenario.seed ^ 0x2d3a11);
+    this.operatorRand = mulberry32(scenario.seed ^ 0x0de1e7e);
   }
 
   /** Starts readers first (so they follow from the very beginning), then producers. */
@@ -88,7 +101,7 @@ export class ChaosWorkload {
     for (let i = 0; i < workload.sessions; i++) {
       const id = `s${i}`;
       const client = this.client((this.topology.gateways[i % n] as GatewayNode).producerUrl);
-      const state: SessionState = { id, index: i, client, generations: 0, current: undefined, takeover: undefined, loop: undefined };
+      const state: SessionState = { id, index: i, client, generations: 0, current: undefined, takeover: undefined, loop: undefined, incarnation: 0, operation: undefined, intruders: 0 };
       this.sessions.push(state);
       state.loop = this.produce(state);
     }
@@ -122,7 +135,11 @@ export class ChaosWorkload {
     const [minBytes, maxBytes] = workload.chunkBytes ?? [8, 64];
     const lowShare = workload.lowPriorityShare ?? 0.2;
     while (Date.now() < this.endAt) {
-      while (state.takeover) await state.takeover;
+      for (;;) {
+        if (state.takeover) await state.takeover;
+        else if (state.operation?.kind === 'delete') await state.operation.done;
+        else break;
+      }
       const n = state.generations++;
       await this.userMessages(state, n);
       const id = `${state.id}-g${n}`;
@@ -159,7 +176,8 @@ export class ChaosWorkload {
   }
 
   private producerRecord(session: string, generation: string, via: 'sdk' | 'raw', takeover: boolean): LiveProducerRecord {
-    const record: LiveProducerRecord = { session, generation, via, takeover, acks: [], written: [], outcome: 'running' };
+    const incarnation = this.sessions.find((s) => s.id === session)?.incarnation ?? 0;
+    const record: LiveProducerRecord = { session, generation, via, takeover, acks: [], written: [], outcome: 'running', ...(incarnation > 0 ? { incarnation } : {}) };
     this.producers.push(record);
     return record;
   }
@@ -168,6 +186,7 @@ export class ChaosWorkload {
     const code = errorCode(error);
     record.outcome = code === 'FENCED' ? 'fenced' : 'failed';
     record.error = code === 'FENCED' ? code : `${code}: ${error instanceof Error ? error.message : ''}`;
+    record.errorCode = code;
   }
 
   /** Idempotent user messages before a generation: each sent twice at once, stored once (G2). */
@@ -178,8 +197,9 @@ export class ChaosWorkload {
       const input = { key, kind: 'user', data: { text: `question ${n}.${k}` } };
       try {
         const [a, b] = await withTimeout(Promise.all([state.client.append(state.id, input), state.client.append(state.id, input)]), 30_000, `append ${key}`);
-        this.appends.push({ session: state.id, key, offset: a.offset });
-        if (b.offset !== a.offset) this.appends.push({ session: state.id, key, offset: b.offset });
+        const incarnation = state.incarnation > 0 ? { incarnation: state.incarnation } : {};
+        this.appends.push({ session: state.id, key, offset: a.offset, ...incarnation });
+        if (b.offset !== a.offset) this.appends.push({ session: state.id, key, offset: b.offset, ...incarnation });
       } catch (error) {
         this.anomalies.push(`append ${key} in ${state.id} failed: ${errorCode(error)}`);
       }
@@ -193,7 +213,7 @@ export class ChaosWorkload {
    * through another gateway when there is one. Returns false when no producer is streaming.
    */
   takeover(): boolean {
-    const candidates = this.sessions.filter((s) => s.current && !s.takeover && s.current.gen.state === 'open' && s.current.record.acks.length > 0);
+    const candidates = this.sessions.filter((s) => s.current && !s.takeover && s.operation?.kind !== 'delete' && s.current.gen.state === 'open' && s.current.record.acks.length > 0);
     if (candidates.length === 0 || Date.now() > this.endAt - 500) return false;
     const state = pick(this.rand, candidates);
     const k = this.takeovers++;
@@ -251,7 +271,12 @@ export class ChaosWorkload {
    * (see SecondWriter). Returns false when no producer is streaming.
    */
   secondWriter(count: number): boolean {
-    const streaming = this.producers.filter((p) => p.outcome === 'running' && p.acks.length > 0 && p.finished === undefined);
+    // A generation of a deleted incarnation is forgotten (PROTOCOL §10.6): naming it would create it.
+    const current = (p: LiveProducerRecord): boolean => {
+      const state = this.sessions.find((s) => s.id === p.session);
+      return state === undefined || (state.operation?.kind !== 'delete' && state.incarnation === (p.incarnation ?? 0));
+    };
+    const streaming = this.producers.filter((p) => p.outcome === 'running' && p.acks.length > 0 && p.finished === undefined && current(p));
     const gateways = this.topology.gateways.filter((g) => g.up);
     if (streaming.length === 0 || gateways.length === 0 || Date.now() > this.endAt - 500) return false;
     const rand = this.intruderRand;
@@ -261,7 +286,14 @@ export class ChaosWorkload {
       targets.push({ session: p.session, generation: p.generation, written: p.written.length, acked: Math.max(-1, ...p.acks.map((a) => a.seq)) });
     }
     const stale = this.staleTokens.length > 0 ? pick(rand, this.staleTokens) : undefined;
-    this.track(new SecondWriter(this, pick(rand, gateways), rand, targets, stale).run());
+    const named = this.sessions.filter((s) => targets.some((t) => t.session === s.id) || s.id === stale?.session);
+    for (const s of named) s.intruders += 1;
+    const run = new SecondWriter(this, pick(rand, gateways), rand, targets, stale).run();
+    this.track(
+      run.finally(() => {
+        for (const s of named) s.intruders -= 1;
+      }),
+    );
     return true;
   }
 
@@ -279,11 +311,66 @@ export class ChaosWorkload {
     void tracked.finally(() => this.background.delete(tracked));
   }
 
-  /** @internal */
-  /** A session whose producer is streaming and has been acked (seeded choice), for an operator's reset. */
-  streamingSession(): string | undefined {
-    const candidates = this.sessions.filter((s) => s.current && !s.takeover && s.current.gen.state === 'open' && s.current.record.acks.length > 0);
-    return candidates.length === 0 ? undefined : pick(this.rand, candidates).id;
+  /**
+   * An operator resets or deletes a session whose producer is streaming and has been acked (seeded
+   * choice), through the admin API of a gateway that is up (PROTOCOL §10.5, §10.6). One operation
+   * per session at a time, none while a takeover or a second writer is at it. A delete holds the
+   * session's producer back until it is answered, so what it writes next is the next incarnation.
+   * Returns false when no session qualifies.
+   */
+  operate(kind: 'reset' | 'delete'): boolean {
+    const candidates = this.sessions.filter(
+      (s) =>
+        s.current &&
+        !s.takeover &&
+        !s.operation &&
+        s.intruders === 0 &&
+        s.current.gen.state === 'open' &&
+        s.current.record.acks.length > 0 &&
+        // Not yet told its incarnation was deleted: the session may be empty.
+        (s.current.record.incarnation ?? 0) === s.incarnation,
+    );
+    if (candidates.length === 0 || Date.now() > this.endAt - 500) return false;
+    const state = pick(this.rand, candidates);
+    const done = (kind === 'reset' ? this.reset(state) : this.delete(state)).finally(() => {
+      if (state.operation?.done === done) state.operation = undefined;
+    });
+    state.operation = { kind, done };
+    this.track(done);
+    return true;
+  }
+
+  private async reset(state: SessionState): Promise<void> {
+    const answer = await adminCall(this.topology.gateways, this.operatorRand, 'POST', `/admin/sessions/${state.id}/reset`);
+    // No answer: the gateway died under it (it may or may not have reset; either is a legal history).
+    if (answer !== undefined && answer.status !== 200) this.anomalies.push(`reset of ${state.id} answered ${answer.status} ${JSON.stringify(answer.body)}`);
+  }
+
+  /**
+   * Deletes until some gateway answers: a gateway killed under the request may or may not have
+   * deleted (one atomic store step); asking another one then answers 200 or, if it had, 404.
+   * Nothing else writes the session meanwhile, so neither deletes anything of the next incarnation.
+   */
+  private async delete(state: SessionState): Promise<void> {
+    const incarnation = state.incarnation;
+    const deadline = Date.now() + 30_000;
+    let record: DeleteRecord | undefined;
+    while (record === undefined) {
+      const answer = await adminCall(this.topology.gateways, this.operatorRand, 'DELETE', `/admin/sessions/${state.id}`);
+      if (answer?.status === 200) {
+        const body = answer.body as { head: number; fenced: string | null };
+        record = { session: state.id, incarnation, head: body.head, fenced: body.fenced };
+      } else if (answer?.status === 404) {
+        record = { session: state.id, incarnation };
+      } else if (Date.now() > deadline) {
+        this.anomalies.push(`delete of ${state.id} got no answer in 30 s (last: ${answer === undefined ? 'no gateway answered' : `${answer.status} ${JSON.stringify(answer.body)}`})`);
+        record = { session: state.id, incarnation };
+      } else {
+        await sleep(200);
+      }
+    }
+    this.deletes.push(record);
+    state.incarnation = incarnation + 1;
   }
 
   recordProducer(session: string, generation: string, takeover: boolean): LiveProducerRecord {
@@ -315,10 +402,13 @@ export class ChaosWorkload {
     return [...new Set([...this.sessions.map((s) => s.id), ...this.producers.map((p) => p.session)])];
   }
 
-  /** Tells readers where the final head is; resolves with the readers that did not reach it in time. */
-  async stopReaders(heads: ReadonlyMap<string, number>, timeoutMs: number): Promise<string[]> {
-    await Promise.all(this.readers.map((r) => r.stopAt(heads.get(r.session) ?? 0, timeoutMs)));
-    return this.readers.filter((r) => !r.reached).map((r) => `reader ${r.id} stopped at ${r.position} of ${heads.get(r.session) ?? 0}`);
+  /**
+   * Tells readers where each session's final log ends (its last item); resolves with the readers
+   * that did not reach it in time.
+   */
+  async stopReaders(ends: ReadonlyMap<string, ReadItem | undefined>, timeoutMs: number): Promise<string[]> {
+    await Promise.all(this.readers.map((r) => r.stopAt(ends.get(r.session), timeoutMs)));
+    return this.readers.filter((r) => !r.reached).map((r) => `reader ${r.id} stopped at ${r.position} of ${endOffset(ends.get(r.session))}`);
   }
 
   async close(): Promise<void> {
@@ -330,12 +420,29 @@ export class ChaosWorkload {
 }
 
 /** One reader of one session across stints; records everything it was given. */
+/** The offset an item ends at (a gap's last offset); 0 for none. */
+function endOffset(item: ReadItem | undefined): number {
+  if (item === undefined) return 0;
+  return item.type === 'gap' ? item.to : item.offset;
+}
+
+/** Whether a reader's last item is the final log's last one (its offset alone is not enough: a delete reuses offsets). */
+function sameEnd(a: ReadItem | undefined, b: ReadItem | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.type === 'gap' || b.type === 'gap') return a.type === b.type && endOffset(a) === endOffset(b);
+  return a.offset === b.offset && a.type === b.type && a.generationId === b.generationId && a.seq === b.seq && a.key === b.key;
+}
+
 class ChaosReader {
   readonly record: ReaderRecord;
   private client: SpoolClient | undefined;
   private sub: Subscription | undefined;
   private resume: ResumeRecord | undefined;
-  private target: number | undefined;
+  /** The final log's last item, once the run is draining; undefined before (and for an empty log: see `stopping`). */
+  private target: ReadItem | undefined;
+  private stopping = false;
+  /** The last item delivered in this incarnation (across stints; cleared by a terminal answer). */
+  private last: ReadItem | undefined;
   private finished = false;
   private onFinished: (() => void) | undefined;
   private restarts = 0;
@@ -359,11 +466,14 @@ class ChaosReader {
   startStint(from: number): void {
     const node = this.gateways[this.gateway] as GatewayNode;
     const client = this.workload.client(node.readerUrl);
+    const stint: ReaderStint = { from, gateway: this.gateway, items: [], breaks: [] };
     client.on('state', ({ previous, state }) => {
-      if (previous === 'open' && state !== 'open' && !this.finished && client === this.client) this.beginResume('reconnect');
+      if (previous !== 'open' || state === 'open' || this.finished || client !== this.client) return;
+      // Items the subscription already holds came over the lost connection; what follows them, over the next.
+      stint.breaks?.push(stint.items.length + sub.buffered);
+      this.beginResume('reconnect');
     });
     const sub = client.subscribe(this.session, { from });
-    const stint: ReaderStint = { from, gateway: this.gateway, items: [] };
     this.record.stints.push(stint);
     this.client = client;
     this.sub = sub;
@@ -374,27 +484,41 @@ class ChaosReader {
     try {
       for await (const item of sub) {
         stint.items.push(item as ReadItem);
-        if (this.target !== undefined && sub.offset >= this.target) {
+        this.last = item as ReadItem;
+        if (this.atTarget()) {
           this.finish();
           return;
         }
       }
     } catch (error) {
       if (this.finished || sub !== this.sub) return;
-      // A non-retryable subscription error: note it and resume on a new client (bounded).
-      this.workload.anomalies.push(`reader ${this.id}: subscription failed with ${errorCode(error)} at ${sub.offset}`);
-      if (this.restarts < 20) {
-        await sleep(100);
-        this.restart(this.gateway);
+      const code = errorCode(error);
+      stint.end = code;
+      if (this.restarts >= 20) return;
+      if (TERMINAL_ANSWERS.has(code)) {
+        // The session was deleted (PROTOCOL §10.6; the operator's answer may not be in yet):
+        // subscribe again from the start, as apps that reuse session ids must. The checker holds
+        // the next subscription to the next incarnation, and a terminal answer to a delete.
+        this.last = undefined;
+        this.restart(this.gateway, 0);
+        return;
       }
+      // A non-retryable subscription error: note it and resume on a new client (bounded).
+      this.workload.anomalies.push(`reader ${this.id}: subscription failed with ${code} at ${sub.offset}`);
+      await sleep(100);
+      this.restart(this.gateway);
     }
   }
 
-  /** Closes the client and resumes from the saved offset on a new one (disconnect storm). */
-  restart(gateway: number): boolean {
+  /** At the final log's end: the same last item (a delete reuses offsets, so an offset alone could be another incarnation's). */
+  private atTarget(): boolean {
+    return this.stopping && this.position === endOffset(this.target) && sameEnd(this.last, this.target);
+  }
+
+  /** Closes the client and resumes from the saved offset (or `from`) on a new one (disconnect storm, terminal answer). */
+  restart(gateway: number, from = this.sub?.offset ?? 0): boolean {
     if (this.finished || !this.sub || !this.client) return false;
     this.restarts += 1;
-    const from = this.sub.offset;
     this.beginResume('restart');
     this.sub.close();
     this.workload.forget(this.client);
@@ -417,10 +541,11 @@ class ChaosReader {
     }
   }
 
-  stopAt(target: number, timeoutMs: number): Promise<void> {
+  stopAt(target: ReadItem | undefined, timeoutMs: number): Promise<void> {
     this.target = target;
+    this.stopping = true;
     if (this.finished) return Promise.resolve();
-    if (this.position >= target) {
+    if (this.atTarget()) {
       this.finish();
       return Promise.resolve();
     }
