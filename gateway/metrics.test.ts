@@ -200,3 +200,84 @@ describe('OTEL_SDK_DISABLED=true (observability.disabled)', () => {
     expect(m.text).toBe('# OpenTelemetry is disabled (OTEL_SDK_DISABLED=true): no metrics are recorded\n');
   });
 });
+
+describe('GET /metrics under pressure', () => {
+  /** A store whose appends wait until `release()`, retaining `maxEvents` events. */
+  function gatedStore(maxEvents: number): { store: MemoryStore; release: () => void } {
+    const inner = new MemoryStore({ retention: { maxEvents, maxBytes: 1 << 20, criticalFactor: 2 } });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const store = Object.assign(Object.create(inner) as MemoryStore, {
+      append: async (session: string, items: readonly WriteItem[]) => {
+        await gate;
+        return inner.append(session, items);
+      },
+    });
+    return { store, release };
+  }
+
+  it('shows the queue while the store holds it, then debug drops past the degrade watermark, duplicates, fenced writes and trims by priority', async () => {
+    const { store, release } = gatedStore(6);
+    const gw = await gateway({ store, degradeWatermark: 4 });
+    cleanups.push(release); // before the gateway's close, which waits for queued writes
+    const producer = await client(gw);
+    const { token } = await producer.open('pressure', 'g');
+    // The first chunk goes to the (held) store; the rest queue behind it, debug ones past the watermark dropped.
+    const priorities = [2, 2, 2, 2, 2, 0, 1, 0, 2, 0];
+    producer.send({ type: 'chunks', token, seq: 0, items: priorities.map((priority, i) => ({ priority, data: `p${priority}-${i}` })) });
+    producer.send({ type: 'ping', id: 1 });
+    await producer.next((f) => f.type === 'pong');
+    // That frame is one store call, in flight; the next write waits in the queue behind it.
+    producer.send({ type: 'chunk', token, seq: 10, priority: 2, data: 'queued' });
+    producer.send({ type: 'ping', id: 2 });
+    await producer.next((f) => f.type === 'pong' && f.id === 2);
+    const held = await scrape(gw);
+    expect(held.value('spool_persistence_queue_depth')).toBe(1);
+    expect(held.value('spool_degraded_dropped_total')).toBe(3);
+    release();
+    await producer.next((f) => f.type === 'ack' && f['seq'] === 10);
+
+    // The same append key twice: stored once, the second answered as a duplicate.
+    for (const id of [11, 12]) {
+      producer.send({ type: 'append', id, session: 'pressure', key: 'user-1', kind: 'user', data: 'hi' });
+      await producer.next((f) => f.id === id && f.type === 'appended');
+    }
+    // A takeover fences the first producer: its next write is refused and counted.
+    const taker = await client(gw);
+    expect(await taker.open('pressure', 'g2', { takeover: true })).toMatchObject({ type: 'opened' });
+    producer.send({ type: 'chunk', token, seq: 11, data: 'late' });
+    await producer.next((f) => f.type === 'error' && f['code'] === 'FENCED');
+
+    const after = await scrape(gw);
+    expect(after.value('spool_persistence_queue_depth')).toBe(0);
+    expect(after.value('spool_duplicate_writes_total')).toBe(1);
+    expect(after.value('spool_fenced_writes_total')).toBe(1);
+    expect(after.value('spool_generations_ended_total{status="fenced"}')).toBe(1);
+    // 8 chunks, gen.start, the append, gen.end fenced and gen.start again in 6 retained events:
+    // the priority-1 chunk goes first, then priority-2 ones; critical events stay.
+    expect(after.value('spool_buffer_trimmed_total{priority="1"}')).toBe(1);
+    expect(after.value('spool_buffer_trimmed_total{priority="2"}')).toBeGreaterThan(0);
+    expect(after.value('spool_buffer_trimmed_total{priority="3"}')).toBeUndefined();
+  });
+
+  it('counts a reader paused past maxReaderBufferedBytes and its close as a slow consumer', async () => {
+    const gw = await gateway({ maxReaderBufferedBytes: 64 * 1024, slowReaderTimeoutMs: 200, credit: { frames: 4096, bytes: 8 << 20 } });
+    const producer = await client(gw);
+    const reader = await client(gw);
+    const { token } = await producer.open('slow', 'g');
+    reader.send({ type: 'subscribe', session: 'slow', from: 0 });
+    await reader.next((f) => f.type === 'live');
+    // The reader stops reading at the TCP level; kernel buffers absorb megabytes before the gateway's bound is reached.
+    (reader.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const chunk = 'y'.repeat(1000);
+    let slow = 0;
+    for (let seq = 0; slow === 0 && seq < 200_000; seq += 100) {
+      producer.send({ type: 'chunks', token, seq, items: Array.from({ length: 100 }, (_, i) => ({ data: `${seq + i}:${chunk}` })) });
+      await producer.next((f) => f.type === 'ack' && f['seq'] === seq + 99);
+      slow = (await scrape(gw)).value('spool_errors_total{code="SLOW_CONSUMER"}') ?? 0;
+    }
+    const m = await scrape(gw);
+    expect(m.value('spool_errors_total{code="SLOW_CONSUMER"}')).toBe(1);
+    expect(m.value('spool_reader_pauses_total')).toBeGreaterThanOrEqual(1);
+  });
+});
