@@ -5,7 +5,7 @@
  */
 import { DEFAULT_LIMITS, SpoolError, type AppendFrame, type Offset, type Priority, type ServerFrame, type SessionId } from '../protocol';
 import type { Connection } from './connection';
-import { deferred, jitteredDelay, log, type Backoff, type Deferred, type Logger, type Timer } from './util';
+import { deferred, log, retryDelay, type Backoff, type Deferred, type Logger, type Timer } from './util';
 
 /** What `SpoolClient.append()` stores. */
 export interface AppendInput {
@@ -131,7 +131,7 @@ export class Appender {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.onOpen();
-    }, jitteredDelay(this.retryFailures++, this.retry));
+    }, retryDelay(this.retryFailures++, this.retry, error));
   }
 
   private notifyIdle(): void {

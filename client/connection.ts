@@ -141,8 +141,11 @@ const AUTH_CODES: ReadonlySet<string> = new Set(['UNAUTHORIZED', 'TOKEN_EXPIRED'
 
 /** Turns an `error` frame into the SpoolError it stands for (unknown codes become INTERNAL). */
 export function errorFromFrame(frame: ErrorFrame): SpoolError {
-  const code = isErrorCode(frame.code) ? frame.code : 'INTERNAL';
-  return new SpoolError(code, typeof frame.message === 'string' ? frame.message : String(frame.code), frame.details ?? {});
+  const message = typeof frame.message === 'string' ? frame.message : String(frame.code);
+  if (isErrorCode(frame.code)) return new SpoolError(frame.code, message, frame.details ?? {});
+  // A code from a newer gateway: INTERNAL, named in the message, retried only if the gateway says so
+  // (a non-retryable refusal such as a per-session quota must not be retried forever).
+  return new SpoolError('INTERNAL', `${String(frame.code)}: ${message}`, frame.details ?? {}, frame.retryable === true);
 }
 
 function isServerFrame(value: unknown): value is ServerFrame {

@@ -54,10 +54,10 @@ import { GenerationBacklog, type BacklogOptions } from './generation-backlog';
 import { GenerationWaiters } from './generation-waiters';
 import {
   Emitter,
-  jitteredDelay,
   log,
   randomSecret,
   reasonText,
+  retryDelay,
   wireText,
   type AbortSignalLike,
   type Backoff,
@@ -450,16 +450,16 @@ export class Generation {
     }
     if (error.retryable) {
       log(this.context.logger, 'warn', `spool generation ${this.idValue}: ${error.code}, resending unacknowledged chunks after backoff`, { message: error.message });
-      this.scheduleRetry();
+      this.scheduleRetry(error);
       return;
     }
     this.fail(error);
   }
 
-  /** One backoff timer for the whole generation, however many errors arrive meanwhile. */
-  private scheduleRetry(): void {
+  /** One backoff timer for the whole generation, however many errors arrive meanwhile (not before the error's retryAfterMs). */
+  private scheduleRetry(error?: SpoolError): void {
     if (this.retryTimer !== undefined || this.isSettled()) return;
-    const delay = jitteredDelay(this.retryFailures++, this.context.retry);
+    const delay = retryDelay(this.retryFailures++, this.context.retry, error);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (this.isSettled()) return;

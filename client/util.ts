@@ -63,6 +63,16 @@ export function jitteredDelay(failures: number, backoff: Backoff, random: () => 
 }
 
 /**
+ * The wait before retrying after a retryable `error`: full jitter (jitteredDelay), but never
+ * before the error's `details.retryAfterMs` (a rate quota says when it has room again, PROTOCOL §12.2).
+ */
+export function retryDelay(failures: number, backoff: Backoff, error?: { readonly details: { readonly retryAfterMs?: number } }, random: () => number = Math.random): number {
+  const jittered = jitteredDelay(failures, backoff, random);
+  const after = error?.details.retryAfterMs;
+  return typeof after === 'number' && after > 0 ? Math.max(after, jittered) : jittered;
+}
+
+/**
  * The wait before the next reconnect attempt of a connection that has been down for `downForMs`:
  * uniform in [0, ceiling) (full jitter), where the ceiling follows the outage's length rather
  * than the number of failed attempts: max(initial, downForMs / 2), at most max.

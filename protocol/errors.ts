@@ -76,11 +76,15 @@ export class SpoolError extends Error {
   readonly retryable: boolean;
   readonly details: ErrorDetails;
 
-  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+  /**
+   * @param retryable the registry's word for `code`, unless given: only for an error frame whose
+   *   code this build does not know (read as INTERNAL), where the gateway's own `retryable` decides.
+   */
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, retryable: boolean = ERROR_REGISTRY[code].retryable) {
     super(message);
     this.name = 'SpoolError';
     this.code = code;
-    this.retryable = ERROR_REGISTRY[code].retryable;
+    this.retryable = retryable;
     this.details = details;
   }
 }
