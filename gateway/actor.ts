@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { SpoolError } from '../protocol/errors';
 import type { TokenParts } from '../protocol/token';
 import type { AppendFrame, AppendedFrame, ChunkItem, FinishedFrame, OpenedFrame, Offset, SessionId } from '../protocol/types';
-import type { OpenRequest, SessionStore, WriteItem } from '../store/types';
+import type { OpenRequest, SessionStore, WriteItem, WriteResult } from '../store/types';
 import type { GatewayConfig } from './config';
 import { newTag, secretDigest } from './credentials';
 import { Flusher, type FlushHandler, type FlusherOptions } from './flusher';
@@ -257,6 +257,31 @@ export class SessionActor implements FlushHandler<Op> {
   }
 
   /**
+   * Appends `frames` in one store call of their own, stored only while the session's head is
+   * still `head` (compare-and-append, PROTOCOL §16.11): the first at `head + 1`, the next after
+   * it, and so on; once one is not stored, none after it is. Answers each item's store result:
+   * ok, duplicate (its key was stored before) or conflict (someone else wrote: read and check
+   * again); SESSION_FULL when the hard cap refused one.
+   */
+  appendIf(frames: readonly AppendFrame[], head: Offset): Promise<readonly WriteResult[]> {
+    const now = this.touch();
+    return new Promise<readonly WriteResult[]>((resolve, reject) => {
+      if (this.rejectIfUnavailable(reject)) return;
+      const refused = this.deps.toggles.refuseNew(`append ${frames[0]?.key ?? ''}`);
+      if (refused !== null) {
+        reject(refused);
+        return;
+      }
+      if (this.flusher.depth >= this.deps.config.maxQueuedWrites) {
+        reject(new SpoolError('RATE_LIMITED', `session ${this.session} has ${this.flusher.depth} writes waiting for the store; retry shortly`, { limit: this.deps.config.maxQueuedWrites }));
+        return;
+      }
+      const items = frames.map((frame, i): WriteItem => ({ op: 'append', key: frame.key, kind: frame.kind, priority: frame.priority ?? 3, ts: now, data: frame.data, size: dataSize(frame.data), ifHead: head + i }));
+      this.flusher.enqueue({ kind: 'conditional', items, reply: { resolve, reject } });
+    });
+  }
+
+  /**
    * Empties the session's log (PROTOCOL §10.5): runs after every write already queued and before
    * any queued after it; fences the active generation; offsets continue after a `session.reset` event.
    */
@@ -434,7 +459,7 @@ export class SessionActor implements FlushHandler<Op> {
       this.results.reset(first, result);
       return;
     }
-    const items = batch.map((op) => (op as Extract<Op, { item: WriteItem }>).item);
+    const items = first.kind === 'conditional' ? first.items : batch.map((op) => (op as Extract<Op, { item: WriteItem }>).item);
     const result = await store.append(this.session, items);
     metrics.persistenceLatency.observe((performance.now() - started) / 1000);
     metrics.persistenceBatchSize.observe(items.length);
@@ -445,7 +470,8 @@ export class SessionActor implements FlushHandler<Op> {
     const before = result.events[0] ? result.events[0].offset - 1 : result.head;
     if (before < headBefore) await this.checkRewind(before, headBefore);
     await this.log.readUpTo(before);
-    this.results.appended(batch, result);
+    if (first.kind === 'conditional') this.results.conditional(first, result);
+    else this.results.appended(batch, result);
   }
 
   /** Counts, logs and describes a rewind: the store has less of this session than it had (G9). */
@@ -544,6 +570,7 @@ export class SessionActor implements FlushHandler<Op> {
           op.reply?.reject(spoolError);
           break;
         case 'append':
+        case 'conditional':
         case 'open':
         case 'reset':
         case 'delete':

@@ -7,7 +7,7 @@
 import { SpoolError, type ErrorCode, type ErrorDetails } from '../protocol/errors';
 import { encodeToken, type TokenParts } from '../protocol/token';
 import type { AppendedFrame, FinishedFrame, GenerationId, OpenedFrame, Offset, SessionId } from '../protocol/types';
-import type { AppendResult, DeleteResult, OpenResult, ResetResult, WriteItem } from '../store/types';
+import type { AppendResult, DeleteResult, OpenResult, ResetResult, WriteItem, WriteResult } from '../store/types';
 import type { GatewayConfig } from './config';
 import type { GenState, Generations } from './generations';
 import type { Link } from './link';
@@ -24,6 +24,11 @@ export type Op =
   | { readonly kind: 'chunk'; readonly item: WriteItem & { op: 'chunk' }; readonly gen: GenState; readonly counted: boolean }
   | { readonly kind: 'end'; readonly item: WriteItem & { op: 'end' }; readonly gen: GenState | null; readonly reply: Reply<FinishedFrame> | null }
   | { readonly kind: 'append'; readonly item: WriteItem; readonly reply: Reply<AppendedFrame>; readonly requestId: number | undefined }
+  /**
+   * Appends on one condition (compare-and-append, PROTOCOL §16.11): the items carry `ifHead`, so
+   * they travel in a store call of their own, together (they hold together in it).
+   */
+  | { readonly kind: 'conditional'; readonly items: readonly WriteItem[]; readonly reply: Reply<readonly WriteResult[]> }
   /**
    * Another process stored up to `head`: read what this actor has not seen and fan it out.
    * `verify`: a notice reported a head below one the store had before; look at the store's meta
@@ -282,6 +287,21 @@ export class WriteResults {
         gen.link.send({ type: 'ack', generation: gen.id as GenerationId, seq: gen.ackSeq, offset: gen.ackOffset, ...(dropped > 0 ? { dropped } : {}) });
       }
       gen.ackSeq = -1;
+    }
+    this.deps.log.publish(result.events, result.trimmed, result.head, result.encoded);
+  }
+
+  /**
+   * A conditional append's answer from the store: each item's result (ok, duplicate, conflict)
+   * goes back to the caller, who re-reads and checks again after a conflict; SESSION_FULL when the
+   * hard cap refused one. What was stored goes to the session's log.
+   */
+  conditional(op: Extract<Op, { kind: 'conditional' }>, result: AppendResult): void {
+    for (const r of result.results) if (r.status === 'duplicate') this.deps.metrics.duplicateWrites.inc();
+    if (result.results.some((r) => r.status === 'full')) {
+      op.reply.reject(new SpoolError('SESSION_FULL', `session ${this.session} is full of critical events`, { session: this.session }));
+    } else {
+      op.reply.resolve(result.results);
     }
     this.deps.log.publish(result.events, result.trimmed, result.head, result.encoded);
   }

@@ -8,15 +8,16 @@
  * it last looked (one store read when nothing changed), so writes of other gateway processes and
  * of the WebSocket door are seen. Writes of the door are serialised per session in this process
  * (validate, then append, then apply) — protocol §5.2.1 asks for per-producer serialisation;
- * per session is stricter and keeps Stream-Seq and closure checks exact too. Across processes
- * see PROTOCOL §16.9.
+ * per session is stricter and keeps Stream-Seq and closure checks exact too. Across processes the
+ * writes are compare-and-appends on the session's head (writeIf, PROTOCOL §16.11): a write stored
+ * only if nothing came since the checks read the stream.
  *
  * Fork references (who still reads a deleted stream's data) live in a registry session per
  * source incarnation (records.ts refsSession): `ds.fork` / `ds.unfork` appends keyed by the fork.
  */
 import type { Logger } from 'pino';
-import type { AppendedFrame, Offset, SessionId } from '../../protocol/types';
-import type { SessionStore } from '../../store/types';
+import type { AppendFrame, AppendedFrame, Offset, SessionId } from '../../protocol/types';
+import type { SessionStore, WriteResult } from '../../store/types';
 import type { GatewayConfig } from '../config';
 import type { ActorRegistry } from '../registry';
 import { encodeKey, KIND_DELETE, KIND_FORK, KIND_UNFORK, PRIORITY_STRUCTURE, refKey, refsSession, type DeleteRecord, type ForkRef } from './records';
@@ -155,6 +156,37 @@ export class StreamCatalog {
     // Anything else (a duplicate, another writer in between) is read back from the store.
     await this.catchUp(entry);
     return results;
+  }
+
+  /**
+   * Like write, on condition that nothing was stored in the session since the entry was brought up
+   * to date (compare-and-append on its head, PROTOCOL §16.11): the checks the caller made against
+   * the entry hold for the writes, across processes too. Null when something was (a conflict):
+   * the entry is brought up to date again, and the caller checks again and retries or refuses.
+   */
+  async writeIf(entry: StreamEntry, writes: readonly DoorWrite[]): Promise<AppendedFrame[] | null> {
+    const session = entry.session;
+    const head = entry.log.scanned;
+    const frames = writes.map((w): AppendFrame => ({ type: 'append', session, key: w.key, kind: w.kind, priority: w.priority, data: w.data }));
+    const results = await new Promise<readonly WriteResult[]>((resolve, reject) => {
+      this.deps.registry.with(session, (actor) => actor.appendIf(frames, head).then(resolve, reject), reject);
+    });
+    if (results.some((r) => r.status === 'conflict')) {
+      await this.catchUp(entry);
+      return null;
+    }
+    const appended: AppendedFrame[] = [];
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i] as WriteResult;
+      if (r.status !== 'ok' && r.status !== 'duplicate') throw new Error(`durable streams: a conditional append answered ${r.status}`);
+      const w = writes[i] as DoorWrite;
+      appended.push({ type: 'appended', session, key: w.key, offset: r.offset, duplicate: r.status === 'duplicate' });
+      if (r.status === 'ok' && r.offset === entry.log.scanned + 1) {
+        entry.log.applyEvent({ offset: r.offset, type: 'append', key: w.key, kind: w.kind, priority: w.priority, ts: this.deps.config.clock(), data: w.data });
+      }
+    }
+    await this.catchUp(entry);
+    return appended;
   }
 
   // ------------------------------------------------------------------ TTL (protocol §4, §5.1)

@@ -1,8 +1,14 @@
 /**
  * Creating and appending (protocol §5.1–5.3, §4.2): PUT creates a stream (or a fork), POST
  * appends, closes, or both atomically. Each validates its headers and body first, then runs
- * under the session's lock: the checks against the stream (closed, content type, producer epoch
- * and seq, Stream-Seq) and the append that follows them are one step for this process.
+ * under the session's lock (one writer of the stream at a time in this process), and, across
+ * processes, as a compare-and-append (PROTOCOL §16.11):
+ *
+ *   read the stream up to head h ──▶ check (closed, content type, producer, Stream-Seq)
+ *          ▲                                │ passes
+ *          │ conflict: someone wrote        ▼
+ *          └──────────────────────── append if head is still h ──ok──▶ answer
+ *                                     (16 conflicts in a row: 503, nothing stored)
  *
  * Producer fencing follows the rule of spool's generation tokens: an older Producer-Epoch is
  * refused (403, the door's FENCED) and nothing is stored; a seq that skips ahead is refused (409,
@@ -13,7 +19,8 @@
 import type { SessionId } from '../../protocol/types';
 import type { HttpExchange } from '../http-exchange';
 import { expireLocked, requireStream, type DoorContext } from './context';
-import { H, isTrue, parseCanonicalInt, producerHeaders } from './headers';
+import type { StreamEntry } from './catalog';
+import { H, isTrue, parseCanonicalInt, producerHeaders, type ProducerHeaders } from './headers';
 import { parseOffset, renderOffset } from './offsets';
 import { forkSourceName, sessionOf } from './paths';
 import { BadBody, isMediaType, modeOf, payloadOf, payloadPrefix, type Mode } from './payloads';
@@ -120,59 +127,84 @@ export async function create(ctx: DoorContext, x: HttpExchange, name: string, se
   if (body === null) fail(413, `body larger than ${ctx.limits.maxBodyBytes} bytes`);
   if (req.fork?.session === session) fail(400, 'a stream cannot fork itself');
   await ctx.catalog.locked(session, async (entry) => {
-    const found = await expireLocked(ctx, entry);
-    if (found.state === 'soft-deleted') fail(409, 'a stream deleted while forks still read it keeps its path until they are gone');
-    if (found.state === 'native') fail(409, 'the session exists (written through the WebSocket door) and is not a stream of this door');
-    if (found.state === 'stream') {
-      if (!sameConfig(found.inc, req)) fail(409, 'a stream exists here with another configuration');
-      reply(x, 200, streamHeaders(found.inc, entry.log.scanned));
-      return;
-    }
-    const inc = String(entry.log.scanned + 1);
-    let meta: StreamMeta;
-    let prefix: Payload | null = null;
-    let origin: ForkOrigin | null = null;
-    if (req.fork === null) {
-      meta = withOptional({ v: 1, path: name, contentType: req.contentType ?? DEFAULT_CONTENT_TYPE }, { ttlSeconds: req.ttlSeconds, expiresAt: req.expiresAt });
-    } else {
-      const forked = await takeFork(ctx, req, session, inc);
-      meta = forked.meta;
-      prefix = forked.prefix;
-      origin = forked.origin;
-    }
-    const mode = modeOf(meta.contentType);
-    let payload: Payload | null = null;
-    try {
-      payload = body.byteLength > 0 ? payloadOf(body, mode, ctx.config.limits.maxDataDepth) : null;
-    } catch (error) {
-      await undoFork(ctx, origin, session, inc);
-      if (error instanceof BadBody) fail(400, error.message);
-      throw error;
-    }
-    const writes: DoorWrite[] = [{ key: encodeKey({ type: 'meta', inc }), kind: KIND_META, priority: PRIORITY_STRUCTURE, data: meta }];
-    if (prefix) writes.push(dataWrite(plainKey(inc, null), prefix));
-    if (req.closed) writes.push(closeWrite({ type: 'close', inc }, payload));
-    else if (payload) writes.push(dataWrite(plainKey(inc, null), payload));
-    let results;
-    try {
-      results = await ctx.catalog.write(entry, writes);
-    } catch (error) {
-      await undoFork(ctx, origin, session, inc);
-      throw error;
-    }
-    const created = entry.log.current;
-    if (results[0]?.duplicate || created === null || created.inc !== inc) {
-      // Another process created it first (the same ds.meta key): as an idempotent PUT.
-      const now = entry.log.current;
-      if (now && !now.deleted && sameConfig(now, req)) {
-        reply(x, 200, streamHeaders(now, entry.log.scanned));
-        return;
-      }
-      fail(409, 'a stream was created here concurrently with another configuration');
-    }
-    ctx.catalog.touch(entry, created);
-    reply(x, 201, { ...streamHeaders(created, entry.log.scanned), location: locationOf(x) });
+    for (let attempt = 1; !(await createOnce(ctx, x, req, body, entry)); attempt++) checkAttempts(attempt);
   });
+}
+
+/**
+ * One attempt of a PUT against the stream as the entry has it; false when the store had moved on
+ * meanwhile (another process wrote: the entry was read again, and the caller tries again).
+ */
+async function createOnce(ctx: DoorContext, x: HttpExchange, req: CreateRequest, body: Uint8Array, entry: StreamEntry): Promise<boolean> {
+  const { name } = req;
+  const session = entry.session;
+  const found = await expireLocked(ctx, entry);
+  if (found.state === 'soft-deleted') fail(409, 'a stream deleted while forks still read it keeps its path until they are gone');
+  if (found.state === 'native') fail(409, 'the session exists (written through the WebSocket door) and is not a stream of this door');
+  if (found.state === 'stream') {
+    if (!sameConfig(found.inc, req)) fail(409, 'a stream exists here with another configuration');
+    reply(x, 200, streamHeaders(found.inc, entry.log.scanned));
+    return true;
+  }
+  const inc = String(entry.log.scanned + 1);
+  let meta: StreamMeta;
+  let prefix: Payload | null = null;
+  let origin: ForkOrigin | null = null;
+  if (req.fork === null) {
+    meta = withOptional({ v: 1, path: name, contentType: req.contentType ?? DEFAULT_CONTENT_TYPE }, { ttlSeconds: req.ttlSeconds, expiresAt: req.expiresAt });
+  } else {
+    const forked = await takeFork(ctx, req, session, inc);
+    meta = forked.meta;
+    prefix = forked.prefix;
+    origin = forked.origin;
+  }
+  const mode = modeOf(meta.contentType);
+  let payload: Payload | null = null;
+  try {
+    payload = body.byteLength > 0 ? payloadOf(body, mode, ctx.config.limits.maxDataDepth) : null;
+  } catch (error) {
+    await undoFork(ctx, origin, session, inc);
+    if (error instanceof BadBody) fail(400, error.message);
+    throw error;
+  }
+  const writes: DoorWrite[] = [{ key: encodeKey({ type: 'meta', inc }), kind: KIND_META, priority: PRIORITY_STRUCTURE, data: meta }];
+  if (prefix) writes.push(dataWrite(plainKey(inc, null), prefix));
+  if (req.closed) writes.push(closeWrite({ type: 'close', inc }, payload));
+  else if (payload) writes.push(dataWrite(plainKey(inc, null), payload));
+  let results;
+  try {
+    results = await ctx.catalog.writeIf(entry, writes);
+  } catch (error) {
+    await undoFork(ctx, origin, session, inc);
+    throw error;
+  }
+  if (results === null) {
+    await undoFork(ctx, origin, session, inc);
+    return false;
+  }
+  const created = entry.log.current;
+  if (results[0]?.duplicate || created === null || created.inc !== inc) {
+    // Another process created it first (the same ds.meta key): as an idempotent PUT.
+    const now = entry.log.current;
+    if (now && !now.deleted && sameConfig(now, req)) {
+      reply(x, 200, streamHeaders(now, entry.log.scanned));
+      return true;
+    }
+    fail(409, 'a stream was created here concurrently with another configuration');
+  }
+  ctx.catalog.touch(entry, created);
+  reply(x, 201, { ...streamHeaders(created, entry.log.scanned), location: locationOf(x) });
+  return true;
+}
+
+/**
+ * Attempts of one write that found the store moved on (PROTOCOL §16.11): each is a store read and
+ * a conditional append; past the bound (a session other writers keep busy) the client retries.
+ */
+const MAX_WRITE_ATTEMPTS = 16;
+
+function checkAttempts(attempt: number): void {
+  if (attempt >= MAX_WRITE_ATTEMPTS) fail(503, `the stream changed under ${attempt} attempts of this write (other writers); retry`, { 'retry-after': '1' });
 }
 
 /**
@@ -266,71 +298,94 @@ export async function append(ctx: DoorContext, x: HttpExchange, session: Session
   if (body.byteLength === 0 && !closing) fail(400, 'empty body: an append needs data (or Stream-Closed: true to close)');
   if (body.byteLength > 0 && (contentType === undefined || !isMediaType(contentType))) fail(400, 'Content-Type is required with a body');
   if (ctx.catalog.pending(session) >= ctx.limits.maxPendingWrites) fail(429, `${ctx.limits.maxPendingWrites} writes to this stream are already waiting; retry`, { 'retry-after': '1' });
+  const req: PostRequest = { closing, producer, streamSeq, contentType, body };
   await ctx.catalog.locked(session, async (entry) => {
-    const found = requireStream(await expireLocked(ctx, entry));
-    if (found.state === 'native') fail(405, 'this session was written through the WebSocket door; create a stream with PUT to append over HTTP');
-    const inc = found.inc;
-    const pk = producer ? producerKey(producer.id) : undefined;
-    const producerEcho = (seq: number): Record<string, string> => (producer ? { [H.producerEpoch]: String(producer.epoch), [H.producerSeq]: String(seq) } : {});
-    const tail = (): string => renderOffset(tailOf(inc, entry.log.scanned));
-    if (inc.closed) {
-      const by = inc.closed.by;
-      if (producer && by && by[0] === pk && by[1] === producer.epoch && by[2] === producer.seq) {
-        reply(x, 204, { [H.nextOffset]: tail(), [H.closed]: 'true', ...producerEcho(producer.seq) });
-        return;
-      }
-      if (!producer && closing && body.byteLength === 0) {
-        reply(x, 204, { [H.nextOffset]: tail(), [H.closed]: 'true' });
-        return;
-      }
-      fail(409, 'stream is closed', { [H.closed]: 'true', [H.nextOffset]: tail() });
-    }
-    if (body.byteLength > 0 && !sameMediaType(contentType as string, inc.meta.contentType)) fail(409, `Content-Type differs from the stream's (${inc.meta.contentType})`);
-    if (producer) {
-      const verdict = checkProducer(inc.producers.get(pk as string), producer.epoch, producer.seq);
-      switch (verdict.status) {
-        case 'stale':
-          ctx.metrics.fencedWrites.inc();
-          fail(403, `Producer-Epoch ${producer.epoch} is fenced: the producer is at epoch ${verdict.epoch}`, { [H.producerEpoch]: String(verdict.epoch) });
-        case 'bad-epoch-seq':
-          fail(400, `a new Producer-Epoch starts at Producer-Seq 0, not ${producer.seq}`);
-        case 'gap':
-          fail(409, `Producer-Seq ${producer.seq} skips ahead; expected ${verdict.expected}`, {
-            [H.producerExpectedSeq]: String(verdict.expected),
-            [H.producerReceivedSeq]: String(verdict.received),
-          });
-        case 'duplicate':
-          ctx.metrics.duplicateWrites.inc();
-          reply(x, 204, { [H.nextOffset]: tail(), ...producerEcho(verdict.lastSeq) });
-          return;
-        case 'accept':
-          break;
-      }
-    }
-    if (streamSeq !== undefined && inc.streamSeq !== undefined && streamSeq <= inc.streamSeq) fail(409, `Stream-Seq ${JSON.stringify(streamSeq)} is not above the last one (${JSON.stringify(inc.streamSeq)})`);
-    let payload: Payload | null = null;
-    if (body.byteLength > 0) {
-      try {
-        payload = payloadOf(body, inc.mode, ctx.config.limits.maxDataDepth);
-      } catch (error) {
-        if (error instanceof BadBody) fail(400, error.message);
-        throw error;
-      }
-      if (payload === null) fail(400, 'an empty JSON array appends nothing');
-    }
-    const key: WriteKey = producer
-      ? { type: 'producer', inc: inc.inc, producer: pk as string, epoch: producer.epoch, seq: producer.seq, streamSeq: streamSeq ?? null }
-      : closing && payload === null
-        ? { type: 'close', inc: inc.inc }
-        : plainKey(inc.inc, streamSeq ?? null);
-    const write = closing ? closeWrite(key, payload) : dataWrite(key, payload as Payload);
-    const [result] = await ctx.catalog.write(entry, [write]);
-    ctx.catalog.touch(entry, inc);
-    const headers: Record<string, string> = { [H.nextOffset]: result ? renderOffset(renderOwn(inc, result.offset)) : tail(), ...(producer ? producerEcho(producer.seq) : {}) };
-    if (closing || inc.closed) headers[H.closed] = 'true';
-    // A new write by an idempotent producer is 200; a duplicate (the store had its key), a
-    // close-only, and any write without producer headers are 204 (protocol §5.2, §5.2.1).
-    const status = producer && payload !== null && !result?.duplicate ? 200 : 204;
-    reply(x, status, headers);
+    for (let attempt = 1; !(await appendOnce(ctx, x, req, entry)); attempt++) checkAttempts(attempt);
   });
+}
+
+/** What a POST asks for, validated. */
+interface PostRequest {
+  readonly closing: boolean;
+  readonly producer: Extract<ProducerHeaders, { ok: true }>['producer'];
+  readonly streamSeq: string | undefined;
+  readonly contentType: string | undefined;
+  readonly body: Uint8Array;
+}
+
+/**
+ * One attempt of a POST: the checks against the stream as the entry has it, then the write on
+ * condition that the session's head is still the entry's (PROTOCOL §16.11). False when it was not
+ * (another process wrote meanwhile: the entry was read again, and the caller checks again).
+ */
+async function appendOnce(ctx: DoorContext, x: HttpExchange, req: PostRequest, entry: StreamEntry): Promise<boolean> {
+  const { closing, producer, streamSeq, contentType, body } = req;
+  const found = requireStream(await expireLocked(ctx, entry));
+  if (found.state === 'native') fail(405, 'this session was written through the WebSocket door; create a stream with PUT to append over HTTP');
+  const inc = found.inc;
+  const pk = producer ? producerKey(producer.id) : undefined;
+  const producerEcho = (seq: number): Record<string, string> => (producer ? { [H.producerEpoch]: String(producer.epoch), [H.producerSeq]: String(seq) } : {});
+  const tail = (): string => renderOffset(tailOf(inc, entry.log.scanned));
+  if (inc.closed) {
+    const by = inc.closed.by;
+    if (producer && by && by[0] === pk && by[1] === producer.epoch && by[2] === producer.seq) {
+      reply(x, 204, { [H.nextOffset]: tail(), [H.closed]: 'true', ...producerEcho(producer.seq) });
+      return true;
+    }
+    if (!producer && closing && body.byteLength === 0) {
+      reply(x, 204, { [H.nextOffset]: tail(), [H.closed]: 'true' });
+      return true;
+    }
+    fail(409, 'stream is closed', { [H.closed]: 'true', [H.nextOffset]: tail() });
+  }
+  if (body.byteLength > 0 && !sameMediaType(contentType as string, inc.meta.contentType)) fail(409, `Content-Type differs from the stream's (${inc.meta.contentType})`);
+  if (producer) {
+    const verdict = checkProducer(inc.producers.get(pk as string), producer.epoch, producer.seq);
+    switch (verdict.status) {
+      case 'stale':
+        ctx.metrics.fencedWrites.inc();
+        fail(403, `Producer-Epoch ${producer.epoch} is fenced: the producer is at epoch ${verdict.epoch}`, { [H.producerEpoch]: String(verdict.epoch) });
+      case 'bad-epoch-seq':
+        fail(400, `a new Producer-Epoch starts at Producer-Seq 0, not ${producer.seq}`);
+      case 'gap':
+        fail(409, `Producer-Seq ${producer.seq} skips ahead; expected ${verdict.expected}`, {
+          [H.producerExpectedSeq]: String(verdict.expected),
+          [H.producerReceivedSeq]: String(verdict.received),
+        });
+      case 'duplicate':
+        ctx.metrics.duplicateWrites.inc();
+        reply(x, 204, { [H.nextOffset]: tail(), ...producerEcho(verdict.lastSeq) });
+        return true;
+      case 'accept':
+        break;
+    }
+  }
+  if (streamSeq !== undefined && inc.streamSeq !== undefined && streamSeq <= inc.streamSeq) fail(409, `Stream-Seq ${JSON.stringify(streamSeq)} is not above the last one (${JSON.stringify(inc.streamSeq)})`);
+  let payload: Payload | null = null;
+  if (body.byteLength > 0) {
+    try {
+      payload = payloadOf(body, inc.mode, ctx.config.limits.maxDataDepth);
+    } catch (error) {
+      if (error instanceof BadBody) fail(400, error.message);
+      throw error;
+    }
+    if (payload === null) fail(400, 'an empty JSON array appends nothing');
+  }
+  const key: WriteKey = producer
+    ? { type: 'producer', inc: inc.inc, producer: pk as string, epoch: producer.epoch, seq: producer.seq, streamSeq: streamSeq ?? null }
+    : closing && payload === null
+      ? { type: 'close', inc: inc.inc }
+      : plainKey(inc.inc, streamSeq ?? null);
+  const write = closing ? closeWrite(key, payload) : dataWrite(key, payload as Payload);
+  const written = await ctx.catalog.writeIf(entry, [write]);
+  if (written === null) return false;
+  const [result] = written;
+  ctx.catalog.touch(entry, inc);
+  const headers: Record<string, string> = { [H.nextOffset]: result ? renderOffset(renderOwn(inc, result.offset)) : tail(), ...(producer ? producerEcho(producer.seq) : {}) };
+  if (closing || inc.closed) headers[H.closed] = 'true';
+  // A new write by an idempotent producer is 200; a duplicate (the store had its key), a
+  // close-only, and any write without producer headers are 204 (protocol §5.2, §5.2.1).
+  const status = producer && payload !== null && !result?.duplicate ? 200 : 204;
+  reply(x, status, headers);
+  return true;
 }
