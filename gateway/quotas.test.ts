@@ -168,4 +168,30 @@ describe.each(TRANSPORT_NAMES)('over %s', (transport) => {
     // Another session has its own room.
     expect((await fetch(`${base}/shared:http2`, { method: 'PUT', headers })).status).toBe(201);
   });
+
+  it('HTTP writes without identities count per client address, read from X-Forwarded-For behind a trusted proxy', async () => {
+    const gw = await h.gateway(transport, { quotaBytesPerMinute: 1000, trustProxy: ['127.0.0.1'] });
+    const url = `http://127.0.0.1:${gw.port}/v1/stream/open-http`;
+    const from = (client: string): Record<string, string> => ({ 'content-type': 'text/plain', 'x-forwarded-for': client });
+    expect((await fetch(url, { method: 'PUT', headers: from('198.51.100.1') })).status).toBe(201);
+    expect((await fetch(url, { method: 'POST', headers: from('198.51.100.1'), body: 'a'.repeat(900) })).status).toBe(204);
+    expect((await fetch(url, { method: 'POST', headers: from('198.51.100.1'), body: 'a'.repeat(900) })).status).toBe(429);
+    expect((await fetch(url, { method: 'POST', headers: from('198.51.100.2'), body: 'a'.repeat(900) })).status).toBe(204);
+  });
+
+  it('a chunk resent on the connection that sent it counts once', async () => {
+    // A clock that stands still: nothing refills, so a resend counted again would pass 3000 bytes.
+    const now = Date.now();
+    const gw = await h.gateway(transport, { jwtSecret: h.keys.secret, clock: () => now });
+    const c = await writer(gw, 'resender', { bytesPerMinute: 3000 });
+    const opened = await ask(c, { type: 'open', session: 'shared:resend', generation: 'g' }, 2);
+    const frame = { type: 'chunks', token: opened['token'], seq: 0, items: [{ data: 'r'.repeat(1000) }] };
+    for (let i = 0; i < 3; i++) {
+      c.send(frame);
+      expect(await c.next((f) => f.type === 'ack' || f.type === 'error')).toMatchObject({ type: 'ack', seq: 0 });
+    }
+    c.send({ ...frame, seq: 1 });
+    expect(await c.next((f) => f.type === 'ack' || f.type === 'error')).toMatchObject({ type: 'ack', seq: 1 });
+  });
 });
+

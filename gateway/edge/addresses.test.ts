@@ -1,4 +1,6 @@
 /** Whose address a request is, behind trusted proxies or not (no socket). */
+import { configFromEnv } from '../config';
+import { validateOptions } from '../config-file';
 import { ClientAddresses, isCidr, normalizeAddress } from './addresses';
 
 describe('client addresses', () => {
@@ -41,5 +43,13 @@ describe('client addresses', () => {
     expect(isCidr('example.com')).toBe(false);
     expect(isCidr('1.2.3.4/8/9')).toBe(false);
     expect(normalizeAddress('::ffff:1.2.3.4')).toBe('1.2.3.4');
+  });
+});
+
+describe('configuration', () => {
+  it('trustProxy is a list of addresses and CIDR blocks in every source', () => {
+    expect(() => validateOptions({ trustProxy: ['10.0.0.0/8', '::1'] }, 'spool.yaml')).not.toThrow();
+    expect(() => validateOptions({ trustProxy: ['proxy.internal'] }, 'spool.yaml')).toThrow(/trustProxy.0 must be an IP address or CIDR block/);
+    expect(configFromEnv({ SPOOL_TRUST_PROXY: '10.0.0.0/8, 192.168.0.1' })).toMatchObject({ trustProxy: ['10.0.0.0/8', '192.168.0.1'] });
   });
 });

@@ -4,6 +4,8 @@
  */
 import { SpoolError } from '../../protocol/errors';
 import type { SessionId } from '../../protocol/types';
+import { configFromEnv } from '../config';
+import { validateOptions } from '../config-file';
 import { appendCharge, chunksCharge, QuotaAccount, QuotaClaimError, quotaFromClaim, Quotas, type QuotaLimits } from './quotas';
 
 const NONE: QuotaLimits = { bytesPerMinute: 0, criticalEventsPerMinute: 0, criticalBytesPerSession: 0, criticalEventsPerSession: 0 };
@@ -130,5 +132,14 @@ describe('the registry', () => {
     quotas.forgetSession(S);
     expect(c.charge(S, { bytes: 0, criticalEvents: 1, criticalBytes: 0 })).toBeUndefined();
     expect(quotas.size).toBe(3);
+  });
+});
+
+describe('configuration', () => {
+  it('the quota defaults are integers >= 0 in every source (0: no limit)', () => {
+    expect(() => validateOptions({ quotaBytesPerMinute: 0, quotaCriticalEventsPerMinute: 10, quotaCriticalBytesPerSession: 1024, quotaCriticalEventsPerSession: 5 }, 'spool.yaml')).not.toThrow();
+    expect(() => validateOptions({ quotaCriticalBytesPerSession: -1 }, 'spool.yaml')).toThrow(/quotaCriticalBytesPerSession must be >= 0/);
+    expect(() => validateOptions({ quotaBytesPerMinute: 1.5 }, 'spool.yaml')).toThrow(/quotaBytesPerMinute must be an integer/);
+    expect(configFromEnv({ SPOOL_QUOTA_CRITICAL_EVENTS_PER_SESSION: '7' })).toMatchObject({ quotaCriticalEventsPerSession: 7 });
   });
 });
