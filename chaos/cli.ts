@@ -7,6 +7,7 @@
  *   npm run chaos -- --soak MINUTES                 the catalogue again and again with fresh seeds, 3× longer each
  *   npm run chaos -- --list                         the catalogue
  *   --out DIR (default .chaos-out)   --window MS (gate window, default 10000)
+ *   --json   the run's summary (or the catalogue) as one JSON document on stdout; progress on stderr
  *
  * Exit status 0 only when every scenario passed the checker and the gate (and, for the CI
  * budget, every required fault kind was injected and there were at least 1,000 faults).
@@ -22,7 +23,7 @@ import { stopAllRedis } from '../store/test-helpers/redis-server';
 
 const MIN_FAULTS = 1000;
 
-const USAGE = `usage: npm run chaos -- [--scenario NAME [--seed N] | --file SCENARIO.json | --soak MINUTES | --list] [--out DIR] [--window MS]`;
+const USAGE = `usage: npm run chaos -- [--scenario NAME [--seed N] | --file SCENARIO.json | --soak MINUTES | --list] [--out DIR] [--window MS] [--json]`;
 
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -35,11 +36,17 @@ async function main(argv: string[]): Promise<number> {
       list: { type: 'boolean' },
       out: { type: 'string' },
       window: { type: 'string' },
+      json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const json = values.json === true;
+  if (values.list && json) {
+    process.stdout.write(`${JSON.stringify(CI_BUDGET.map((s) => ({ name: s.name, topology: s.topology, seed: s.seed, durationMs: s.durationMs, faults: s.faults.length })))}\n`);
     return 0;
   }
   if (values.list) {
@@ -53,8 +60,9 @@ async function main(argv: string[]): Promise<number> {
   const startedAt = new Date();
   const runDir = path.join(root, startedAt.toISOString().replace(/[:.]/g, '-'));
   const windowMs = values.window !== undefined ? Number(values.window) : undefined;
+  // With --json stdout carries the summary alone.
   const log = (line: string): void => {
-    process.stdout.write(`${line}\n`);
+    (json ? process.stderr : process.stdout).write(`${line}\n`);
   };
   const results: ScenarioResult[] = [];
   const run = async (scenario: Scenario): Promise<ScenarioResult> => {
@@ -110,6 +118,7 @@ async function main(argv: string[]): Promise<number> {
   log('');
   log(formatSummary(summary));
   log(`report: ${path.relative(process.cwd(), path.join(runDir, 'summary.txt'))} (time series: *.series.json beside it)`);
+  if (json) process.stdout.write(`${JSON.stringify({ ...summary, scenarios: summary.scenarios.map((r) => ({ ...r, windows: undefined })) })}\n`);
   return summary.ok ? 0 : 1;
 }
 

@@ -2,7 +2,6 @@
  * The operator commands of the `spool` CLI, run as real processes (`node … gateway/cli.ts`)
  * against a real gateway's admin listener (token-protected): output, JSON, exit codes.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,8 +10,8 @@ import { SUBPROTOCOL_MSGPACK } from '../protocol/types';
 import { openLmdbStore } from '../store/lmdb';
 import { startGateway, type Gateway } from './index';
 import { RawClient } from './test-helpers/raw-client';
+import { runSpool, type SpoolRun } from './test-helpers/spool-cli';
 
-const ROOT = path.resolve(__dirname, '..');
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
@@ -33,36 +32,8 @@ async function gatewayWithAdmin(): Promise<{ gw: Gateway; adminUrl: string }> {
   return { gw, adminUrl: `http://127.0.0.1:${gw.adminPort as number}` };
 }
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `spool ...args` from the sources; `until` (optional) lets a test act on its output and then stop it with SIGINT. */
-function spool(args: readonly string[], until?: (stdout: string) => boolean): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'chaos', 'run-ts.js'), path.join(ROOT, 'gateway', 'cli.ts'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SPOOL_ADMIN_TOKEN: ADMIN_TOKEN },
-    });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`spool ${args.join(' ')} did not end within 30 s; stdout: ${stdout}; stderr: ${stderr}`));
-    }, 30_000);
-    child.stdout.on('data', (data: Buffer) => {
-      stdout += data.toString();
-      if (until?.(stdout)) child.kill('SIGINT');
-    });
-    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** `spool ...args` with the admin token in its environment (SPOOL_ADMIN_TOKEN). */
+const spool = (args: readonly string[], until?: (stdout: string) => boolean): Promise<SpoolRun> => runSpool(args, { env: { SPOOL_ADMIN_TOKEN: ADMIN_TOKEN }, ...(until ? { until } : {}) });
 
 const appendItem = (key: string) => ({ op: 'append' as const, key, kind: 'user', priority: 3 as const, ts: 1, data: `text ${key}`, size: 1 });
 

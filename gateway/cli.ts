@@ -1,11 +1,17 @@
 #!/usr/bin/env node
 /**
  * The `spool` command. `spool serve [--host H] [--port P] [--data DIR] [--transport ws|uws]`;
- * flags win over the SPOOL_* environment variables, which win over the defaults.
+ * flags win over the SPOOL_* environment variables, which win over the defaults. The operator's
+ * commands are cli-admin.ts's, `bench` and `chaos` (from a checkout) cli-checkout.ts's.
+ *
+ * Exit codes, every command: 0 done; 1 failed (refused by the gateway, a failed run); 2 usage
+ * (a bad flag or value, a configuration the schema refuses, not a checkout); 3 the gateway could
+ * not be reached.
  */
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { ADMIN_COMMANDS, runAdminCommand } from './cli-admin';
+import { CHECKOUT_COMMANDS, runCheckoutCommand } from './cli-checkout';
 import { ConfigError, readConfigFile, redacted, validateOptions, type ConfigFile } from './config-file';
 import { configFromEnv, resolveConfig, type GatewayOptions } from './config';
 import { startGateway } from './gateway';
@@ -18,6 +24,10 @@ const USAGE = `usage: spool serve [options]                         run the gate
        spool sessions | inspect | tail | reset | delete | end-generation | toggles ...
                                                        operate a running gateway through its admin API
                                                        (spool <command> --help; protocol/ADMIN.md)
+       spool bench | chaos [options]                   from a checkout: the benchmark, the chaos suite
+                                                       (spool bench --help, spool chaos --help)
+every command takes --help and --json (serve logs JSON lines; config print is JSON; config check
+--json answers {"ok", "error"?}); exit codes: 0 done, 1 failed, 2 usage, 3 gateway unreachable
 
 spool serve [--config spool.yaml|spool.json] [--host 127.0.0.1] [--port 8080] [--data ./data] [--durability commit|fsync]
                    [--transport ws|uws] [--redis redis://host:port | --redis-cluster host:port,host:port]
@@ -95,6 +105,27 @@ const EDGE_FLAGS: Readonly<Record<string, { readonly option: string; readonly li
   'quota-critical-events-per-session': { option: 'quotaCriticalEventsPerSession' },
 };
 
+/** The flags of `spool serve` and `spool config`. */
+const SERVE_OPTIONS = {
+  config: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  data: { type: 'string' },
+  durability: { type: 'string' },
+  'auth-token': { type: 'string' },
+  'jwt-secret': { type: 'string' },
+  'jwt-public-key': { type: 'string' },
+  jwks: { type: 'string' },
+  'jwt-issuer': { type: 'string' },
+  'jwt-audience': { type: 'string' },
+  transport: { type: 'string' },
+  redis: { type: 'string' },
+  'redis-cluster': { type: 'string' },
+  ...Object.fromEntries(Object.keys(EDGE_FLAGS).map((flag) => [flag, { type: 'string' as const }])),
+  help: { type: 'boolean', short: 'h' },
+  json: { type: 'boolean' },
+} as const;
+
 async function main(argv: string[]): Promise<void> {
   if (ADMIN_COMMANDS.has(argv[0] ?? '')) {
     const stop = new AbortController();
@@ -107,35 +138,49 @@ async function main(argv: string[]): Promise<void> {
     });
     return;
   }
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      host: { type: 'string' },
-      port: { type: 'string' },
-      data: { type: 'string' },
-      durability: { type: 'string' },
-      'auth-token': { type: 'string' },
-      'jwt-secret': { type: 'string' },
-      'jwt-public-key': { type: 'string' },
-      jwks: { type: 'string' },
-      'jwt-issuer': { type: 'string' },
-      'jwt-audience': { type: 'string' },
-      transport: { type: 'string' },
-      redis: { type: 'string' },
-      'redis-cluster': { type: 'string' },
-      ...Object.fromEntries(Object.keys(EDGE_FLAGS).map((flag) => [flag, { type: 'string' as const }])),
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const command = positionals[0];
-  const configCommand = command === 'config' && (positionals[1] === 'print' || positionals[1] === 'check');
-  if (values.help || (command !== 'serve' && !configCommand)) {
-    process.stdout.write(USAGE + '\n');
-    process.exitCode = values.help ? 0 : 2;
+  if (CHECKOUT_COMMANDS.has(argv[0] ?? '')) {
+    process.exitCode = await runCheckoutCommand(argv, { out: (text) => void process.stdout.write(text), err: (text) => void process.stderr.write(text) });
     return;
   }
+  try {
+    await serveOrConfig(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`spool: ${error.message}\n${USAGE.split('\n')[0]}\n`);
+    process.exitCode = 2;
+  }
+}
+
+/** A flag or value the command line got wrong: exit code 2. */
+class UsageError extends Error {}
+
+/** `spool serve` and `spool config print|check`. */
+async function serveOrConfig(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: SERVE_OPTIONS });
+  } catch (error) {
+    // Unknown flags, a flag without its value.
+    throw new UsageError((error as Error).message);
+  }
+  const { positionals, values } = parsed;
+  const command = positionals[0];
+  const configCommand = command === 'config' && (positionals[1] === 'print' || positionals[1] === 'check');
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  if (command !== 'serve' && !configCommand) {
+    process.stderr.write(`${command === undefined ? 'spool: a command is needed' : `spool: unknown command ${[command, ...positionals.slice(1, command === 'config' ? 2 : 1)].join(' ')}`}\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  // `config check --json`: the verdict as JSON on stdout too (the message stays on stderr).
+  const refuse = (message: string): void => {
+    process.stderr.write(`spool: ${message}\n`);
+    if (values.json && command === 'config') process.stdout.write(`${JSON.stringify({ ok: false, error: message })}\n`);
+    process.exitCode = 2;
+  };
   // flags > environment > file > defaults; every source checked by one schema (config-file.ts).
   let file: ConfigFile | undefined;
   let options: Record<string, unknown>;
@@ -145,14 +190,41 @@ async function main(argv: string[]): Promise<void> {
     options = { ...file?.options, ...env, ...(file?.options.retention || env.retention ? { retention: { ...file?.options.retention, ...env.retention } } : {}) };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`spool: ${error.message}\n`);
-    process.exitCode = 2;
+    refuse(error.message);
     return;
   }
+  try {
+    applyFlags(values, options);
+  } catch (error) {
+    // A flag's value that cannot be read (a port, a number, a transport, a durability): usage.
+    throw new UsageError((error as Error).message);
+  }
+  try {
+    validateOptions(options, 'options');
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    refuse(error.message);
+    return;
+  }
+  if (configCommand) {
+    if (positionals[1] === 'check') {
+      if (values.json) process.stdout.write(`${JSON.stringify({ ok: true, config: values.config ?? null })}\n`);
+      else process.stdout.write(`spool: configuration ok${values.config === undefined ? '' : ` (${values.config})`}\n`);
+    } else {
+      const { limits, retention, credit, ...rest } = resolveConfig(options as GatewayOptions);
+      process.stdout.write(`${JSON.stringify({ ...redacted(rest), retention, credit, limits, toggles: { syncAppend: false, readOnly: false, ...file?.toggles } }, null, 2)}\n`);
+    }
+    return;
+  }
+  await serve(options, file, values.config);
+}
+
+/** The command line's flags over `options` (what the environment and the file gave). */
+function applyFlags(values: ReturnType<typeof parseArgs<{ options: typeof SERVE_OPTIONS; allowPositionals: true }>>['values'], options: Record<string, unknown>): void {
   if (values.host !== undefined) options['host'] = values.host;
   if (values.port !== undefined) {
     const port = Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port ${values.port} is not a port number`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${values.port} is not a port number`);
     options['port'] = port;
   }
   if (values.data !== undefined) options['data'] = values.data;
@@ -187,23 +259,10 @@ async function main(argv: string[]): Promise<void> {
   if (options['redis'] !== undefined && options['redisCluster'] !== undefined) {
     throw new Error('give either --redis (SPOOL_REDIS_URL) or --redis-cluster (SPOOL_REDIS_CLUSTER), not both');
   }
-  try {
-    validateOptions(options, 'options');
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`spool: ${error.message}\n`);
-    process.exitCode = 2;
-    return;
-  }
-  if (configCommand) {
-    if (positionals[1] === 'check') {
-      process.stdout.write(`spool: configuration ok${values.config === undefined ? '' : ` (${values.config})`}\n`);
-    } else {
-      const { limits, retention, credit, ...rest } = resolveConfig(options as GatewayOptions);
-      process.stdout.write(`${JSON.stringify({ ...redacted(rest), retention, credit, limits, toggles: { syncAppend: false, readOnly: false, ...file?.toggles } }, null, 2)}\n`);
-    }
-    return;
-  }
+}
+
+/** `spool serve` with the effective options: runs until SIGINT/SIGTERM. */
+async function serve(options: Record<string, unknown>, file: ConfigFile | undefined, configPath: string | undefined): Promise<void> {
   // One JSON log stream on stdout for the CLI and the gateway (pino; pipe it through pino-pretty
   // to read it). The CLI's own lines are logged at info whatever SPOOL_LOG_LEVEL says.
   const logger = pino({ level: process.env['SPOOL_LOG_LEVEL'] ?? 'info' });
@@ -224,7 +283,6 @@ async function main(argv: string[]): Promise<void> {
   });
   if (file !== undefined) gateway.toggles.update(file.toggles);
   // SIGHUP re-reads the config file's toggles (no restart); other options need one.
-  const configPath = values.config;
   process.on('SIGHUP', () => {
     if (configPath === undefined) return;
     try {

@@ -3,13 +3,12 @@
  * class of refused value, precedence flags > environment > file > defaults, `spool config
  * print|check`, and toggles from the file applied at start and again on SIGHUP.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, readConfigFile, validateOptions } from './config-file';
+import { runSpool, startSpool, type SpoolRun } from './test-helpers/spool-cli';
 
-const ROOT = path.resolve(__dirname, '..');
 const dirs: string[] = [];
 afterAll(() => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
@@ -71,32 +70,7 @@ describe('config files', () => {
   });
 });
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function spool(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'chaos', 'run-ts.js'), path.join(ROOT, 'gateway', 'cli.ts'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env['PATH'] ?? '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`spool ${args.join(' ')} did not end within 30 s: ${stderr}`));
-    }, 30_000);
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const spool = (args: readonly string[], env: Record<string, string> = {}): Promise<SpoolRun> => runSpool(args, { env });
 
 describe('spool config print|check, and the environment through the same schema', () => {
   it('check: 0 for a good file, 2 naming the option for a bad file or a bad SPOOL_* variable', async () => {
@@ -124,18 +98,15 @@ describe('spool config print|check, and the environment through the same schema'
     const data = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-config-data-'));
     dirs.push(data);
     const file = fileWith('spool.yaml', 'toggles:\n  readOnly: true\n');
-    const child = spawn(process.execPath, [path.join(ROOT, 'chaos', 'run-ts.js'), path.join(ROOT, 'gateway', 'cli.ts'), 'serve', '--port', '0', '--data', data, '--config', file], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env['PATH'] ?? '', SPOOL_LOG_LEVEL: 'warn' },
-    });
+    const child = startSpool(['serve', '--port', '0', '--data', data, '--config', file], { env: { SPOOL_LOG_LEVEL: 'warn' } });
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
     try {
       let out = '';
       let err = '';
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
       const url = await new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no listening line in 30 s: ${err}`)), 30_000);
-        child.stdout.on('data', (d: Buffer) => {
+        child.stdout?.on('data', (d: Buffer) => {
           out += d.toString();
           const match = /spool listening on ws:\/\/([^/\s]+)\/v1/.exec(out);
           if (match) {
@@ -149,7 +120,7 @@ describe('spool config print|check, and the environment through the same schema'
       fs.writeFileSync(file, 'toggles:\n  readOnly: false\n');
       const reloaded = new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no SIGHUP answer in 30 s: ${err}`)), 30_000);
-        child.stdout.on('data', () => {
+        child.stdout?.on('data', () => {
           if (out.includes('SIGHUP: toggles')) {
             clearTimeout(timer);
             resolve();
