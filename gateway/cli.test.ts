@@ -35,7 +35,7 @@ const COMMANDS: ReadonlyArray<readonly string[]> = [
 ];
 
 describe('spool: every command', () => {
-  it.each(COMMANDS.map((c) => [c.join(' '), c] as const))('%s --help prints its usage and exits 0', async (name, command) => {
+  it.each(COMMANDS.map((c) => [c.join(' '), c] as const))('%s --help prints its usage and exits 0', async (_name, command) => {
     const run = await runSpool([...command, '--help']);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`spool ${command[0]}`);
