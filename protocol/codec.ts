@@ -5,7 +5,7 @@
  */
 import { Packr } from 'msgpackr';
 import { SpoolError } from './errors';
-import { encodeChunksFrameBytes, encodeEventArray } from './event-encoding';
+import { encodeChunksFrameBytes, encodeEventArray, encodeEventValue, type EventFields } from './event-encoding';
 import { checkJsonMessage } from './json-check';
 import { readMsgpack } from './msgpack-read';
 import { checkMsgpack } from './msgpack-check';
@@ -22,8 +22,11 @@ export type Encoded = Uint8Array | string;
 
 export function encodeFrame(frame: Frame, protocol: Subprotocol): Encoded {
   if (protocol === SUBPROTOCOL_JSON) return JSON.stringify(frame);
-  // A producer's chunks, its most frequent frame, by the hand-written encoder (the same bytes).
-  return frame.type === 'chunks' ? encodeChunksFrameBytes(frame, packData) : packr.pack(frame);
+  // The two most frequent frames by the hand-written encoders (msgpackr's bytes for the same values):
+  // a producer's chunks, and events (a batch the store did not encode already: Redis, catch-up reads).
+  if (frame.type === 'chunks') return encodeChunksFrameBytes(frame, packData);
+  if (frame.type === 'events') return encodeEventsFrame(frame.session, encodeEvents(frame.events));
+  return packr.pack(frame);
 }
 
 /**
@@ -108,6 +111,11 @@ export function encodeEvents(events: readonly SessionEvent[]): Uint8Array {
 }
 
 const packData = (value: unknown): Uint8Array => packr.pack(value);
+
+/** The `spool.v1` bytes of one event's fields without its offset (the Redis store's stream entry body). */
+export function encodeEventFields(fields: EventFields): Uint8Array {
+  return encodeEventValue(fields, packData);
+}
 
 /** The events of `encodeEvents` bytes (read back from a store: trusted, so not checked). */
 export function decodeEvents(bytes: Uint8Array): SessionEvent[] {

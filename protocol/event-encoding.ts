@@ -12,6 +12,9 @@
  */
 import type { ChunkItem, ChunksFrame, SessionEvent } from './types';
 
+/** An event, or an event without its offset (as the Redis store keeps one: the stream entry id holds the offset). */
+export type EventFields = Omit<SessionEvent, 'offset'> & { readonly offset?: SessionEvent['offset'] };
+
 /** Encodes what this file does not (`data` that is not plain JSON-shaped), as the codec does. */
 export type FallbackEncoder = (value: unknown) => Uint8Array;
 
@@ -272,12 +275,13 @@ function writeData(data: unknown, fallback: FallbackEncoder): void {
   pos += bytes.length;
 }
 
-function writeEvent(event: SessionEvent, fallback: FallbackEncoder): void {
+function writeEvent(event: EventFields, fallback: FallbackEncoder): void {
   // Fields by name in one fixed order (no walk over the object's keys): offset, type,
   // generationId, seq, kind, priority, ts, data, status, error, key, those that are set.
-  const { generationId, seq, kind, data, status, error, key } = event;
+  const { offset, generationId, seq, kind, data, status, error, key } = event;
   const size =
-    4 +
+    3 +
+    (offset === undefined ? 0 : 1) +
     (generationId === undefined ? 0 : 1) +
     (seq === undefined ? 0 : 1) +
     (kind === undefined ? 0 : 1) +
@@ -286,8 +290,10 @@ function writeEvent(event: SessionEvent, fallback: FallbackEncoder): void {
     (error === undefined ? 0 : 1) +
     (key === undefined ? 0 : 1);
   writeMapHeader(size);
-  writeKey(K_OFFSET);
-  writeNumber(event.offset);
+  if (offset !== undefined) {
+    writeKey(K_OFFSET);
+    writeNumber(offset);
+  }
   writeKey(K_TYPE);
   writeString(event.type);
   if (generationId !== undefined) {
@@ -369,5 +375,12 @@ export function encodeChunksFrameBytes(frame: ChunksFrame, fallback: FallbackEnc
   const items = frame.items;
   writeArrayHeader(items.length);
   for (let i = 0; i < items.length; i++) writeItem(items[i] as ChunkItem, fallback);
+  return buffer.slice(0, pos);
+}
+
+/** The `spool.v1` bytes of one event (or of its fields without the offset), as encodeEventArray writes each. */
+export function encodeEventValue(event: EventFields, fallback: FallbackEncoder): Uint8Array {
+  pos = 0;
+  writeEvent(event, fallback);
   return buffer.slice(0, pos);
 }

@@ -47,6 +47,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { Packr } from 'msgpackr';
+import { encodeEventFields } from '../protocol/codec';
 import { SpoolError } from '../protocol/errors';
 import type { EndStatus, Offset, Priority, SessionEvent } from '../protocol/types';
 import { normalizeOptions } from './engine';
@@ -298,6 +299,12 @@ function storedFields(item: ChunkItem | KeyedItem): Omit<SessionEvent, 'offset'>
     : { type: 'chunk', generationId: item.generationId, seq: item.seq, kind: item.kind, priority: item.priority, ts: item.ts, data: item.data };
 }
 
+/** A stream entry's body: the hand-written spool.v1 encoder's bytes (msgpackr's, without its per-call generality). */
+function bodyOf(fields: Omit<SessionEvent, 'offset'>): Buffer {
+  const bytes = encodeEventFields(fields);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** The event `item` stored at `offset`, as a literal (see storedFields). */
 function storedEvent(offset: Offset, item: ChunkItem | KeyedItem | EndItem): SessionEvent {
   switch (item.op) {
@@ -512,12 +519,12 @@ export class RedisStore implements SessionStore {
           header.push([ITEM.chunk, item.generationId, item.epoch, item.seq, item.priority, item.ts, item.size, true]);
         } else if (item.op === 'chunk') {
           header.push([ITEM.chunk, item.generationId, item.epoch, item.seq, item.priority, item.ts, item.size, false]);
-          bodies.push(packr.pack(storedFields(item)));
+          bodies.push(bodyOf(storedFields(item)));
         } else if (item.op === 'end') {
           header.push([ITEM.end, item.generationId, item.epoch, item.seq, item.status, item.ts, item.error ?? false, item.ifIdleSince ?? false]);
         } else {
           header.push([ITEM.append, item.key, item.priority, item.ts, item.size, item.ifHead ?? false]);
-          bodies.push(packr.pack(storedFields(item)));
+          bodies.push(bodyOf(storedFields(item)));
         }
       }
       const [head, rawResults, trimmed] = (await this.evalScript('spoolAppend', session, [packr.pack(header), ...bodies])) as [Offset, unknown[][], unknown];
