@@ -14,6 +14,8 @@ import { correctness, figure, int, orUnknown, table } from './report';
 export const SPOOL_CONFIGS = {
   'lmdb-ws': { store: 'lmdb', transport: 'ws', durability: 'commit' },
   'lmdb-uws': { store: 'lmdb', transport: 'uws', durability: 'commit' },
+  /** The Durable Streams door (PROTOCOL §16): POST batches and SSE readers (http-workload.ts). */
+  'lmdb-http': { store: 'lmdb', transport: 'http', durability: 'commit' },
   'lmdb-ws-fsync': { store: 'lmdb', transport: 'ws', durability: 'fsync' },
   'redis-ws': { store: 'redis', transport: 'ws', durability: null },
 } as const;
@@ -21,7 +23,7 @@ export const SPOOL_CONFIGS = {
 export type SpoolConfigName = keyof typeof SPOOL_CONFIGS;
 /** Every run `--configs` may name. */
 export type BenchRunName = SpoolConfigName | 'raw-redis' | 'paced';
-export const BENCH_RUNS: readonly BenchRunName[] = ['raw-redis', 'lmdb-ws', 'lmdb-uws', 'lmdb-ws-fsync', 'redis-ws', 'paced'];
+export const BENCH_RUNS: readonly BenchRunName[] = ['raw-redis', 'lmdb-ws', 'lmdb-uws', 'lmdb-http', 'lmdb-ws-fsync', 'redis-ws', 'paced'];
 
 /** The paced run's configuration. */
 export const PACED_CONFIG: SpoolConfigName = 'lmdb-ws';
@@ -48,7 +50,7 @@ export const TARGETS = {
 export interface BenchRow {
   readonly name: SpoolConfigName | 'raw-redis';
   readonly store: 'lmdb' | 'redis';
-  readonly transport: 'ws' | 'uws' | 'ioredis';
+  readonly transport: 'ws' | 'uws' | 'http' | 'ioredis';
   /** LMDB's durability; null on Redis. */
   readonly durability: 'commit' | 'fsync' | null;
   /** The transport the gateway reported it listened with (a failed uws load falls back to ws). */

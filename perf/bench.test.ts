@@ -1,6 +1,7 @@
 /**
  * `npm run bench` at toy size (2 sessions × 200 chunks): the raw baseline, the default
- * configuration and the paced run, with --profile and --record into temp places. Asserts the
+ * configuration and the paced run, with --profile and --record into temp places; and the
+ * Durable Streams door's row (lmdb-http). Asserts the
  * report's shape and correctness only: every reader got every chunk, every figure is a finite
  * number >= 0, the JSON parses, the history line is written. Never a speed, not even that a
  * figure is positive: a toy run's latency or CPU may read 0 at the timer's or the tick's grain.
@@ -91,6 +92,18 @@ describe('npm run bench at toy size', () => {
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
+  });
+
+  it('lmdb-http, the Durable Streams door: every chunk exactly once through POST batches and SSE readers, the same finite figures', async () => {
+    const report = await runBench({ sessions: 2, perSession: 200, runs: ['lmdb-http'] });
+    expect(report.problems).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.configs.map((c) => c.name)).toEqual(['lmdb-http']);
+    const http = report.configs[0] as BenchRow;
+    expect(http).toMatchObject({ store: 'lmdb', transport: 'http', durability: 'commit', served: 'http', redisCpuUsPerChunk: null, ratioToRaw: null });
+    expect(http.chunks).toBe(400);
+    for (const value of [http.chunksPerSec, http.ackedPerSec, http.deliveryP50, http.deliveryP99, http.ackP50, http.ackP99, http.gatewayCpuUsPerChunk, http.gatewayRssMaxBytes]) finite(value);
+    expect(formatBenchReport(report)).toContain('lmdb-http (commit)');
   });
 
   it('targets are judged from the figures alone: met, missed, or not measured', () => {

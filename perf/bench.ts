@@ -16,6 +16,8 @@
  *                  per stream) and one XREAD BLOCK reader per stream (raw-redis.ts)
  *   lmdb-ws        the default: embedded LMDB, durability commit, ws transport
  *   lmdb-uws       the same on uWebSockets.js
+ *   lmdb-http      lmdb-ws's gateway, spoken to through the Durable Streams door: POST batches
+ *                  of ≤ window chunks (one request in flight) and SSE readers (http-workload.ts)
  *   lmdb-ws-fsync  LMDB with --durability fsync (SPOOL_DURABILITY=fsync)
  *   redis-ws       the Redis store
  *   paced          lmdb-ws again, producers paced to an aggregate `rate` chunks/s
@@ -64,6 +66,7 @@ import { topSelfTime } from './profile-top';
 import { formatOtelCost, runOtelCost } from './bench-otel';
 import { runRawRedis, type RawRedisResult } from './raw-redis';
 import { positiveInt, positiveNumber, progress, runMain } from './report';
+import { runHttpThroughput } from './http-workload';
 import { runThroughput, type ThroughputResult, type ThroughputStore } from './throughput';
 
 // ------------------------------------------------------------------ options
@@ -187,17 +190,11 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
     const redis = config.store === 'redis' ? await startRedis() : undefined;
     try {
       const store: ThroughputStore = redis === undefined ? { kind: 'lmdb', durability: config.durability ?? 'commit' } : { kind: 'redis', url: redis.url, pid: redis.pid };
-      const result = await runThroughput({
-        name: label,
-        transport: config.transport,
-        sessions: workload.sessions,
-        perSession: workload.perSession,
-        bytes: workload.bytes,
-        window: workload.window,
-        store,
-        ...(pace !== undefined ? { pace } : {}),
-        ...(profileDir !== undefined ? { cpuProfileDir: profileDir } : {}),
-      });
+      const common = { name: label, sessions: workload.sessions, perSession: workload.perSession, bytes: workload.bytes, window: workload.window, store, ...(profileDir !== undefined ? { cpuProfileDir: profileDir } : {}) };
+      const result =
+        config.transport === 'http'
+          ? await runHttpThroughput({ ...common, log: say })
+          : await runThroughput({ ...common, transport: config.transport, ...(pace !== undefined ? { pace } : {}) });
       problems.push(...result.problems.map((p) => `${label}: ${p}`));
       if (profileDir !== undefined) profiles.push(...readProfiles(label, profileDir, options.profileTop ?? 20));
       return result;
