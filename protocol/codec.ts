@@ -119,7 +119,12 @@ export function encodeEventFields(fields: EventFields): Uint8Array {
 
 /** The events of `encodeEvents` bytes (read back from a store: trusted, so not checked). */
 export function decodeEvents(bytes: Uint8Array): SessionEvent[] {
-  return packr.unpack(bytes) as SessionEvent[];
+  return (readMsgpack(bytes) ?? packr.unpack(bytes)) as SessionEvent[];
+}
+
+/** One event (or its fields without the offset: a Redis stream entry's body), read back from a store. */
+export function decodeEventValue(bytes: Uint8Array): unknown {
+  return readMsgpack(bytes) ?? packr.unpack(bytes);
 }
 
 const EVENTS_KEY = packr.pack('events');

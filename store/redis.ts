@@ -47,7 +47,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { Packr } from 'msgpackr';
-import { encodeEventFields } from '../protocol/codec';
+import { decodeEventValue, encodeEventFields } from '../protocol/codec';
 import { SpoolError } from '../protocol/errors';
 import type { EndStatus, Offset, Priority, SessionEvent } from '../protocol/types';
 import { normalizeOptions } from './engine';
@@ -559,7 +559,7 @@ export class RedisStore implements SessionStore {
       const events = rangeReply[1].map(([id, entryFields]) => {
         // The stored body has every field but the offset (the entry id): set it on the decoded
         // object rather than copying the object into a new one.
-        const event = packr.unpack(entryFields[1] as Buffer) as { offset: Offset } & Omit<SessionEvent, 'offset'>;
+        const event = decodeEventValue(entryFields[1] as Buffer) as { offset: Offset } & Omit<SessionEvent, 'offset'>;
         event.offset = Number.parseInt(id.toString('latin1'), 10);
         return event as SessionEvent;
       });
