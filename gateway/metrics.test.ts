@@ -122,22 +122,26 @@ describe('GET /metrics', () => {
       }
       return false;
     });
-    const gw = await gateway({ store, storeRetryBudgetMs: 300, storeProbeIntervalMs: 50 });
-    const c = await client(gw);
-    const before = await scrape(gw);
+    // A budget no stall of a loaded machine outlasts, so the one retry of 'flaky' succeeds.
+    const patient = await gateway({ store, storeRetryBudgetMs: 30_000, storeProbeIntervalMs: 50 });
+    const pc = await client(patient);
+    const before = await scrape(patient);
     expect(before.value('spool_persistence_failure_total')).toBe(0);
     expect(before.value('spool_writes_failed_total{code="STORE_UNAVAILABLE"}')).toBe(0);
 
     // One failure, retried within the budget: the chunk is acked, the failure counted.
-    const flaky = await c.open('flaky', 'g');
-    c.send({ type: 'chunk', token: flaky['token'], seq: 0, data: 'a' });
-    expect(await c.next((f) => f.type === 'ack')).toMatchObject({ generation: 'g', seq: 0 });
-    const during = await scrape(gw);
+    const flaky = await pc.open('flaky', 'g');
+    pc.send({ type: 'chunk', token: flaky['token'], seq: 0, data: 'a' });
+    expect(await pc.next((f) => f.type === 'ack')).toMatchObject({ generation: 'g', seq: 0 });
+    const during = await scrape(patient);
     expect(during.value('spool_persistence_failure_total')).toBe(1);
     expect(store.thrown).toBe(1);
     expect(during.value('spool_writes_failed_total{code="STORE_UNAVAILABLE"}')).toBe(0);
 
     // Failing past the budget: the writes fail, the producer is told, both are counted.
+    store.thrown = 0;
+    const gw = await gateway({ store, storeRetryBudgetMs: 300, storeProbeIntervalMs: 50 });
+    const c = await client(gw);
     const doomed = await c.open('doomed', 'g');
     c.send({ type: 'chunks', token: doomed['token'], seq: 0, items: [{ data: 'x' }, { data: 'y' }] });
     expect(await c.next((f) => f.type === 'error' && f['ref'] === 'g' && f.code === 'STORE_UNAVAILABLE')).toMatchObject({ retryable: true });

@@ -26,7 +26,8 @@ const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_ID = '00f067aa0ba902b7';
 const TRACEPARENT = `00-${TRACE_ID}-${PARENT_ID}-01`;
 
-async function tracedGateway(failing: (session: string) => boolean): Promise<{ gw: Gateway; spans: () => ReadableSpan[] }> {
+/** A traced gateway whose store's appends fail while `failing(session)`; writes fail for good after `retryBudgetMs`. */
+async function tracedGateway(failing: (session: string) => boolean, retryBudgetMs = 300): Promise<{ gw: Gateway; spans: () => ReadableSpan[] }> {
   const exporter = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
   cleanups.push(() => provider.shutdown());
@@ -41,7 +42,7 @@ async function tracedGateway(failing: (session: string) => boolean): Promise<{ g
     port: 0,
     store,
     logger: quiet,
-    storeRetryBudgetMs: 300,
+    storeRetryBudgetMs: retryBudgetMs,
     storeProbeIntervalMs: 50,
     observability: { metricReaders: [], resource: resourceFromAttributes({ 'service.name': 'spool-test' }), tracing: new Tracing(provider.getTracer('spool')) },
   });
@@ -54,7 +55,8 @@ const attribute = (span: ReadableSpan | undefined, key: string): unknown => span
 describe('spans', () => {
   it('records a batch retried after a store failure as one persist span with its retries, each attempt a store span under it', async () => {
     let failures = 1;
-    const { gw, spans } = await tracedGateway((session) => session === 'retried' && failures-- > 0);
+    // A budget no stall of a loaded machine outlasts: the one retry must succeed.
+    const { gw, spans } = await tracedGateway((session) => session === 'retried' && failures-- > 0, 30_000);
     const c = await RawClient.connect(gw.url);
     cleanups.push(() => c.close());
     const opened = await c.open('retried', 'g', { traceparent: TRACEPARENT });
