@@ -3,53 +3,18 @@
  * stored (PROTOCOL §3.3): through a real gateway on each store (memory, LMDB, a private
  * redis-server), written over either subprotocol and read over both.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import pino from 'pino';
 import { arr, map, mapOf, s, strOf, uint, type Bytes } from '../protocol/test-helpers/msgpack-spell';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Subprotocol } from '../protocol/types';
-import { openLmdbStore } from '../store/lmdb';
-import { MemoryStore } from '../store/memory';
-import { openRedisStore } from '../store/redis';
-import { startRedis, stopAllRedis, type RedisServer } from '../store/test-helpers/redis-server';
-import type { SessionStore } from '../store/types';
-import { startGateway, type Gateway } from './index';
-import { RawClient, type AnyFrame } from './test-helpers/raw-client';
-import { TRANSPORT_NAMES, type Transport, type TransportName } from './transport';
-import { loadUwsTransport } from './transport-uws';
-import { wsTransport } from './transport-ws';
+import type { Gateway } from './index';
+import { gatewayHarness, transportNamed, type StoreKind } from './test-helpers/gateway-harness';
+import type { AnyFrame, RawClient } from './test-helpers/raw-client';
+import { TRANSPORT_NAMES } from './transport';
 
-const quiet = pino({ level: 'silent' });
 const PROTOCOLS: readonly Subprotocol[] = [SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON];
 
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await startRedis();
-}, 30_000);
-afterAll(() => stopAllRedis());
-
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-const STORES: ReadonlyArray<readonly [string, () => Promise<SessionStore>]> = [
-  ['memory', async () => new MemoryStore()],
-  [
-    'lmdb',
-    async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-fidelity-'));
-      cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-      return openLmdbStore({ path: dir });
-    },
-  ],
-  [
-    'redis',
-    // One server for the file: every test writes sessions of its own (random names).
-    () => openRedisStore({ url: redis.url }),
-  ],
-];
+// One redis-server for the file: every test writes sessions of its own (random names).
+const h = gatewayHarness();
+const STORES: readonly StoreKind[] = ['memory', 'lmdb', 'redis'];
 
 /** Tricky-but-valid data any producer can write (both subprotocols), and a reader must get back as is. */
 const VALUES: ReadonlyArray<readonly [string, unknown]> = [
@@ -131,27 +96,19 @@ const appendedOrError = (f: AnyFrame): boolean => f.type === 'appended' || f.typ
 
 // Every store over both transports: uWebSockets.js hands the connection its own copy of each
 // message, ws a Buffer; the checks and the round trip must not depend on which.
-const TRANSPORTS: Record<TransportName, Transport> = { ws: wsTransport, uws: loadUwsTransport() };
-const CASES = STORES.flatMap(([storeName, openStore]) => TRANSPORT_NAMES.map((transportName) => [storeName, transportName, openStore] as const));
+const CASES = STORES.flatMap((storeName) => TRANSPORT_NAMES.map((transportName) => [storeName, transportName] as const));
 
-describe.each(CASES)('on the %s store over %s', (_storeName, transportName, openStore) => {
+describe.each(CASES)('on the %s store over %s', (storeName, transportName) => {
   let gw: Gateway;
   let session: (name: string) => string;
 
   beforeEach(async () => {
-    const store = await openStore();
-    cleanups.push(() => store.close());
-    gw = await startGateway({ port: 0, store, logger: quiet, transport: TRANSPORTS[transportName] });
-    cleanups.push(() => gw.close());
+    gw = await h.gateway({ store: await h.store(storeName), transport: transportNamed(transportName) });
     const prefix = `fid-${Math.random().toString(36).slice(2, 10)}`;
     session = (name) => `${prefix}-${name}`;
   });
 
-  async function client(protocol: Subprotocol): Promise<RawClient> {
-    const c = await RawClient.connect(gw.url, protocol);
-    cleanups.push(() => c.close());
-    return c;
-  }
+  const client = (protocol: Subprotocol): Promise<RawClient> => h.client(gw, protocol);
 
   /** The data of every chunk and append event of `id`, read over `protocol`. */
   async function readData(id: string, protocol: Subprotocol): Promise<{ chunks: unknown[]; appends: unknown[]; keys: string[] }> {

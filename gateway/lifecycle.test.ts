@@ -6,34 +6,15 @@
  * Delete: serialized the same way; producer and readers on every gateway get SESSION_DELETED
  * after everything they had; the session starts again from offset 1.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import pino from 'pino';
 import { SUBPROTOCOL_MSGPACK } from '../protocol/types';
-import { openLmdbStore } from '../store/lmdb';
-import { openRedisStore } from '../store/redis';
-import { startRedis, stopAllRedis, type RedisServer } from '../store/test-helpers/redis-server';
-import type { SessionStore } from '../store/types';
-import { startGateway, type Gateway } from './index';
-import { RawClient } from './test-helpers/raw-client';
-import { TRANSPORT_NAMES, type Transport, type TransportName } from './transport';
-import { loadUwsTransport } from './transport-uws';
-import { wsTransport } from './transport-ws';
+import { noticeChannel } from '../store/redis-notices';
+import { command } from '../store/test-helpers/redis-server';
+import type { Gateway } from './index';
+import { gatewayHarness, transportNamed, type StoreKind } from './test-helpers/gateway-harness';
+import type { RawClient } from './test-helpers/raw-client';
+import { TRANSPORT_NAMES, type TransportName } from './transport';
 
-const TRANSPORTS: Record<TransportName, Transport> = { ws: wsTransport, uws: loadUwsTransport() };
-const quiet = pino({ level: 'silent' });
-
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await startRedis();
-}, 30_000);
-afterAll(() => stopAllRedis());
-
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const h = gatewayHarness();
 
 type Frame = Awaited<ReturnType<RawClient['next']>>;
 interface Item {
@@ -45,32 +26,48 @@ interface Item {
   readonly to?: number;
 }
 
-/** Two gateways on one log: LMDB can only have one (one process owns the environment). */
-async function gatewaysOn(storeName: 'lmdb' | 'redis', transport: Transport): Promise<[Gateway, Gateway]> {
-  const stores: SessionStore[] = [];
-  if (storeName === 'lmdb') {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-reset-'));
-    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-    stores.push(openLmdbStore({ path: dir }));
-  } else {
-    stores.push(await openRedisStore({ url: redis.url }), await openRedisStore({ url: redis.url }));
-  }
-  const gateways: Gateway[] = [];
-  for (const store of stores) {
-    const gw = await startGateway({ port: 0, store, logger: quiet, transport });
-    cleanups.push(async () => {
-      await gw.close();
-      await store.close();
-    });
-    gateways.push(gw);
-  }
-  return [gateways[0] as Gateway, (gateways[1] ?? gateways[0]) as Gateway];
+/** Two gateways on one log: on Redis each with its own store connection (as two processes); LMDB can only have one. */
+async function gatewaysOn(store: StoreKind, transport: TransportName): Promise<[Gateway, Gateway]> {
+  const first = await h.gateway({ store: await h.store(store), transport: transportNamed(transport) });
+  const second = store === 'redis' ? await h.gateway({ store: await h.store('redis'), transport: transportNamed(transport) }) : first;
+  return [first, second];
 }
 
-async function client(gw: Gateway): Promise<RawClient> {
-  const c = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK);
-  cleanups.push(() => c.close());
-  return c;
+/** A reader of `session` on `gw`, live from the start. */
+async function follow(gw: Gateway, session: string): Promise<RawClient> {
+  const reader = await h.client(gw, SUBPROTOCOL_MSGPACK);
+  reader.send({ type: 'subscribe', id: 1, session, from: 'start' });
+  await reader.next((f) => f.type === 'live');
+  return reader;
+}
+
+interface Streaming {
+  readonly first: Gateway;
+  readonly second: Gateway;
+  readonly session: string;
+  readonly producer: RawClient;
+  readonly token: string;
+  /** Live from the start before anything was written: one on each gateway. */
+  readonly readers: readonly [RawClient, RawClient];
+}
+
+/**
+ * A session with a reader live on each gateway and generation g1 open on the first, its chunks
+ * `old 0`, `old 1`, … sent and a ping answered behind them: they are in the session's queue
+ * (frames are handled in order), maybe not durable yet. What comes next must not overtake them.
+ */
+async function streaming(label: string, store: StoreKind, transport: TransportName, chunks: number): Promise<Streaming> {
+  const [first, second] = await gatewaysOn(store, transport);
+  const session = `${label}-${transport}-${store}-${Math.random().toString(36).slice(2)}`;
+  const producer = await h.client(first);
+  const readers = [await follow(first, session), await follow(second, session)] as const;
+  const opened = await producer.open(session, 'g1');
+  expect(opened.type).toBe('opened');
+  const token = opened['token'] as string;
+  producer.send({ type: 'chunks', token, seq: 0, items: Array.from({ length: chunks }, (_, i) => ({ data: `old ${i}` })) });
+  producer.send({ type: 'ping', id: 77 });
+  await producer.next((f) => f.type === 'pong');
+  return { first, second, session, producer, token, readers };
 }
 
 /** Everything a reader got for the session, events and gaps, in arrival order, once `until` arrived. */
@@ -85,24 +82,31 @@ async function itemsUntil(reader: RawClient, until: (item: Item) => boolean): Pr
   }
 }
 
+/** What a reader got until its subscription ended with an error: the items, then that error frame. */
+async function itemsUntilError(reader: RawClient): Promise<{ items: Item[]; error: Frame }> {
+  const items: Item[] = [];
+  for (;;) {
+    const frame = await reader.next((f) => f.type === 'events' || f.type === 'gap' || f.type === 'error');
+    if (frame.type === 'error') return { items, error: frame };
+    items.push(...(frame.type === 'gap' ? [frame as unknown as Item] : (frame['events'] as Item[])));
+  }
+}
+
+/** Resolves once `count` processes watch the session's change notices (Redis PUBSUB NUMSUB: their notice links are subscribed). */
+async function watchers(session: string, count: number): Promise<void> {
+  const port = (await h.redis()).port;
+  const channel = noticeChannel(session);
+  for (let i = 0; i < 500; i++) {
+    const [, n] = (await command(port, 'PUBSUB', 'NUMSUB', channel)) as [string, number];
+    if (Number(n) === count) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`${channel} never had ${count} subscribers`);
+}
+
 describe.each(TRANSPORT_NAMES.flatMap((t) => (['lmdb', 'redis'] as const).map((s) => [t, s] as const)))('over %s on %s', (transportName, storeName) => {
   it('a reset runs after the writes queued before it, fences the producer, and readers everywhere get everything, then session.reset, then only the new log', async () => {
-    const [first, second] = await gatewaysOn(storeName, TRANSPORTS[transportName]);
-    const session = `reset-${transportName}-${storeName}-${Math.random().toString(36).slice(2)}`;
-    const producer = await client(first);
-    const readers = [await client(first), await client(second)];
-    for (const reader of readers) {
-      reader.send({ type: 'subscribe', id: 1, session, from: 'start' });
-      await reader.next((f) => f.type === 'live');
-    }
-    const opened = await producer.open(session, 'g1');
-    expect(opened.type).toBe('opened');
-    const token = opened['token'] as string;
-    // Not waited for: once the ping behind them is answered, the chunks are in the session's
-    // queue (frames are handled in order), maybe not durable yet. The reset must not overtake them.
-    producer.send({ type: 'chunks', token, seq: 0, items: Array.from({ length: 5 }, (_, i) => ({ data: `old ${i}` })) });
-    producer.send({ type: 'ping', id: 77 });
-    await producer.next((f) => f.type === 'pong');
+    const { first, second, session, producer, token, readers } = await streaming('reset', storeName, transportName, 5);
     const reset = await first.resetSession(session);
     expect(reset).toEqual({ status: 'reset', head: 7, cleared: 6, epoch: 2, fenced: 'g1' });
     // The chunks were durable (and acked) before the reset; then the producer is fenced.
@@ -112,7 +116,7 @@ describe.each(TRANSPORT_NAMES.flatMap((t) => (['lmdb', 'redis'] as const).map((s
     producer.send({ type: 'chunks', token, seq: 5, items: [{ data: 'after' }] });
     expect(await producer.next((f) => f.type === 'error')).toMatchObject({ code: 'FENCED' });
 
-    const writer = await client(second);
+    const writer = await h.client(second);
     const g2 = await writer.open(session, 'g2');
     expect(g2).toMatchObject({ type: 'opened', offset: 8 });
     writer.send({ type: 'chunks', token: g2['token'], seq: 0, items: [{ data: 'new 0' }] });
@@ -150,7 +154,7 @@ describe.each(TRANSPORT_NAMES.flatMap((t) => (['lmdb', 'redis'] as const).map((s
     }
     // A reader arriving after the reset, on either gateway, never sees the old log.
     for (const gw of [first, second]) {
-      const late = await client(gw);
+      const late = await h.client(gw);
       late.send({ type: 'subscribe', id: 2, session, from: 'start' });
       const items = await itemsUntil(late, (item) => item.type === 'chunk' && item.data === 'new 0');
       expect(items.map((item) => (item.type === 'gap' ? ['gap', item.from, item.to] : [item.offset, item.type]))).toEqual([
@@ -163,59 +167,64 @@ describe.each(TRANSPORT_NAMES.flatMap((t) => (['lmdb', 'redis'] as const).map((s
   }, 60_000);
 
   it('resetting a session that holds nothing answers unknown and creates nothing', async () => {
-    const [gw] = await gatewaysOn(storeName, TRANSPORTS[transportName]);
+    const [gw] = await gatewaysOn(storeName, transportName);
     const session = `reset-none-${Math.random().toString(36).slice(2)}`;
     expect(await gw.resetSession(session)).toEqual({ status: 'unknown' });
     expect(await gw.store.meta(session)).toMatchObject({ head: 0, epoch: 0 });
   }, 30_000);
 
-  it('a delete runs after the writes queued before it; producer and readers on every gateway get SESSION_DELETED; writing again starts from offset 1', async () => {
-    const [first, second] = await gatewaysOn(storeName, TRANSPORTS[transportName]);
-    const session = `delete-${transportName}-${storeName}-${Math.random().toString(36).slice(2)}`;
-    const producer = await client(first);
-    const readers = [await client(first), await client(second)];
-    for (const reader of readers) {
-      reader.send({ type: 'subscribe', id: 1, session, from: 'start' });
-      await reader.next((f) => f.type === 'live');
-    }
-    const opened = await producer.open(session, 'g1');
-    const token = opened['token'] as string;
-    producer.send({ type: 'chunks', token, seq: 0, items: Array.from({ length: 3 }, (_, i) => ({ data: `old ${i}` })) });
-    producer.send({ type: 'ping', id: 78 });
-    await producer.next((f) => f.type === 'pong');
+  it('a delete runs after the writes queued before it; its producer and readers get SESSION_DELETED after everything; writing again starts from offset 1', async () => {
+    const { first, second, session, producer, readers } = await streaming('delete', storeName, transportName, 3);
     expect(await first.deleteSession(session)).toEqual({ status: 'deleted', head: 4, epoch: 1, fenced: 'g1' });
     expect(await producer.next((f) => f.type === 'ack')).toMatchObject({ seq: 2, offset: 4 });
     expect(await producer.next((f) => f.type === 'error')).toMatchObject({ code: 'SESSION_DELETED', ref: 'g1' });
-
-    for (const [i, reader] of readers.entries()) {
-      const seen: Item[] = [];
-      for (;;) {
-        const frame = await reader.next((f) => f.type === 'events' || f.type === 'gap' || f.type === 'error');
-        if (frame.type === 'error') {
-          // Another gateway whose notice link was down at the delete finds the session gone at
-          // its next look and says SESSION_REWOUND (PROTOCOL §10.6); the deleting one never does.
-          const codes = i === 0 || second === first ? ['SESSION_DELETED'] : ['SESSION_DELETED', 'SESSION_REWOUND'];
-          expect(codes).toContain(frame['code']);
-          expect(frame['ref']).toBe(session);
-          break;
-        }
-        seen.push(...(frame.type === 'gap' ? [frame as unknown as Item] : (frame['events'] as Item[])));
-      }
-      // Whatever a reader had received before, nothing stale comes after the terminal answer.
-      expect(seen.map((item) => item.offset)).toEqual([1, 2, 3, 4].slice(0, seen.length));
-    }
+    // The deleting gateway published every event before the delete, then its terminal answer.
+    const { items, error } = await itemsUntilError(readers[0]);
+    expect(items.map((item) => [item.offset, item.type])).toEqual([[1, 'gen.start'], [2, 'chunk'], [3, 'chunk'], [4, 'chunk']]);
+    expect(error).toMatchObject({ code: 'SESSION_DELETED', ref: session });
     expect(await first.store.meta(session)).toMatchObject({ head: 0, epoch: 0, active: null });
 
-    const writer = await client(second);
+    const writer = await h.client(second);
     expect(await writer.open(session, 'g2')).toMatchObject({ type: 'opened', offset: 1 });
-    const late = await client(first);
+    const late = await h.client(first);
     late.send({ type: 'subscribe', id: 2, session, from: 'start' });
-    const items = await itemsUntil(late, (item) => item.type === 'gen.start');
-    expect(items.map((item) => [item.offset, item.type])).toEqual([[1, 'gen.start']]);
+    expect((await itemsUntil(late, (item) => item.type === 'gen.start')).map((item) => [item.offset, item.type])).toEqual([[1, 'gen.start']]);
   }, 60_000);
 
   it('deleting a session that does not exist answers unknown', async () => {
-    const [gw] = await gatewaysOn(storeName, TRANSPORTS[transportName]);
+    const [gw] = await gatewaysOn(storeName, transportName);
     expect(await gw.deleteSession(`delete-none-${Math.random().toString(36).slice(2)}`)).toEqual({ status: 'unknown' });
   }, 30_000);
+});
+
+describe.each(TRANSPORT_NAMES)('a delete seen from another gateway process, over %s on Redis (PROTOCOL §10.6)', (transportName) => {
+  it('a reader whose gateway watches the session gets SESSION_DELETED after everything it had, and nothing more', async () => {
+    const { first, session, readers } = await streaming('delete-notice', 'redis', transportName, 3);
+    // Both notice links subscribed to the session, and the other gateway's reader given everything
+    // written so far: it can learn of the delete only from the delete's own notice.
+    await watchers(session, 2);
+    const before = await itemsUntil(readers[1], (item) => item.offset === 4);
+    expect(before.map((item) => item.offset)).toEqual([1, 2, 3, 4]);
+    expect(await first.deleteSession(session)).toMatchObject({ status: 'deleted', head: 4 });
+    const { items, error } = await itemsUntilError(readers[1]);
+    expect(items).toEqual([]);
+    expect(error).toMatchObject({ code: 'SESSION_DELETED', ref: session });
+  }, 60_000);
+
+  it('a gateway that missed the notice (not watching then) finds the session gone at its next look: SESSION_REWOUND for a reader resuming there', async () => {
+    const { first, second, session, readers } = await streaming('delete-missed', 'redis', transportName, 3);
+    const before = await itemsUntil(readers[1], (item) => item.offset === 4);
+    expect(before.map((item) => item.offset)).toEqual([1, 2, 3, 4]);
+    // The other gateway's reader leaves: that gateway stops watching (one notice link left, the
+    // deleting gateway's), but still knows the session up to offset 4.
+    readers[1].send({ type: 'unsubscribe', id: 3, session });
+    await readers[1].next((f) => f.type === 'unsubscribed');
+    await watchers(session, 1);
+    expect(await first.deleteSession(session)).toMatchObject({ status: 'deleted', head: 4 });
+    const back = await h.client(second);
+    back.send({ type: 'subscribe', id: 4, session, from: 4 });
+    const { items, error } = await itemsUntilError(back);
+    expect(items).toEqual([]);
+    expect(error).toMatchObject({ code: 'SESSION_REWOUND', ref: session });
+  }, 60_000);
 });

@@ -7,28 +7,20 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import { SUBPROTOCOL_MSGPACK } from '../protocol/types';
 import { openLmdbStore } from '../store/lmdb';
 import { MemoryStore } from '../store/memory';
-import { startRedis, stopAllRedis } from '../store/test-helpers/redis-server';
+import { startRedis } from '../store/test-helpers/redis-server';
 import type { SessionStore } from '../store/types';
-import { startGateway, type Gateway, type GatewayOptions } from './index';
+import type { Gateway, GatewayOptions } from './index';
 import type { DomainEvent } from './telemetry';
-import { RawClient } from './test-helpers/raw-client';
-import { TRANSPORT_NAMES, type Transport, type TransportName } from './transport';
-import { loadUwsTransport } from './transport-uws';
-import { wsTransport } from './transport-ws';
+import { gatewayHarness, transportNamed } from './test-helpers/gateway-harness';
+import type { RawClient } from './test-helpers/raw-client';
+import { TRANSPORT_NAMES } from './transport';
 
-const quiet = pino({ level: 'silent' });
-const TRANSPORTS: Record<TransportName, Transport> = { ws: wsTransport, uws: loadUwsTransport() };
 /** Generous: Redis reconnects with backoff, and CI machines are loaded. */
 const LONG = 30_000;
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-afterAll(() => stopAllRedis());
+const h = gatewayHarness();
 
 async function rewoundCount(gw: Gateway): Promise<number> {
   const line = (await gw.metrics.render()).split('\n').find((l) => l.startsWith('spool_session_rewound_total'));
@@ -36,19 +28,8 @@ async function rewoundCount(gw: Gateway): Promise<number> {
 }
 
 describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
-  const transport = TRANSPORTS[transportName];
-
-  async function gateway(options: GatewayOptions): Promise<Gateway> {
-    const gw = await startGateway({ port: 0, logger: quiet, transport, ...options });
-    cleanups.push(() => gw.close());
-    return gw;
-  }
-
-  async function client(gw: Gateway): Promise<RawClient> {
-    const c = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK);
-    cleanups.push(() => c.close());
-    return c;
-  }
+  const gateway = (options: GatewayOptions): Promise<Gateway> => h.gateway({ transport: transportNamed(transportName), ...options });
+  const client = (gw: Gateway): Promise<RawClient> => h.client(gw, SUBPROTOCOL_MSGPACK);
 
   /** A reader following `session` from the start, once it is live. */
   async function follow(gw: Gateway, session: string): Promise<RawClient> {
@@ -93,9 +74,9 @@ describe.each(TRANSPORT_NAMES)('over %s', (transportName) => {
     memory: () => new MemoryStore({ sessionTtlMs: 60_000 }),
     lmdb: () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-rewind-'));
-      cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+      h.cleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
       const store = openLmdbStore({ path: dir, sessionTtlMs: 60_000 });
-      cleanups.push(() => store.close());
+      h.cleanup(() => store.close());
       return store;
     },
   };
@@ -144,12 +125,9 @@ describe('no false rewind', () => {
         return answer;
       },
     });
-    const gw = await startGateway({ port: 0, logger: quiet, store });
-    cleanups.push(() => gw.close());
-    const writer = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK);
-    cleanups.push(() => writer.close());
-    const reader = await RawClient.connect(gw.url, SUBPROTOCOL_MSGPACK);
-    cleanups.push(() => reader.close());
+    const gw = await h.gateway({ store });
+    const writer = await h.client(gw);
+    const reader = await h.client(gw);
     const append = async (key: string): Promise<void> => {
       writer.send({ type: 'append', id: Number(key.slice(1)), session: 's', key, kind: 'user', data: key });
       await writer.next((f) => f.type === 'appended' && f['key'] === key);
