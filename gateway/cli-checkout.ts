@@ -14,7 +14,7 @@ const ENTRY: Record<string, string> = { bench: 'perf/bench.ts', chaos: 'chaos/cl
 
 const HELP: Record<string, string> = {
   bench: `spool bench [--sessions N] [--per-session N] [--bytes N] [--window N] [--rate N]
-            [--configs raw-redis,lmdb-ws,lmdb-uws,lmdb-ws-fsync,redis-ws,paced] [--memory] [--profile] [--otel] [--json] [--record]
+            [--configs raw-redis,lmdb-ws,…] [--memory] [--profile] [--otel] [--json] [--record]
   the benchmark of this checkout (perf/bench.ts, README "Performance"): the table on stdout, progress on stderr;
   --json: the report as one JSON document. Exit 0 when every reader got every chunk once and in order, 1 otherwise.`,
   chaos: `spool chaos [--scenario NAME [--seed N] | --file SCENARIO.json | --soak MINUTES | --list] [--out DIR] [--window MS] [--json]
