@@ -55,6 +55,16 @@ describe('the fast msgpack reader (SDK side)', () => {
     expect(taken).toBeGreaterThan(runs * 0.95);
   });
 
+  it('keeps a leading U+FEFF (it is data, not a byte order mark) and leaves strings that are not UTF-8 to msgpackr', () => {
+    for (const value of ['\uFEFF', '\uFEFFtext', { '\uFEFF': '\uFEFF'.padEnd(40, ' ') }, 'a\uD800', '\uDC00'.repeat(20)]) {
+      const bytes = packr.pack(value);
+      const fast = readMsgpack(bytes);
+      if (fast !== undefined) expect(fast).toEqual(packr.unpack(bytes));
+    }
+    expect(readMsgpack(packr.pack('\uFEFFx'))).toBe('\uFEFFx');
+    expect(readMsgpack(packr.pack('\uFEFF'.padEnd(40, 'y')))).toBe('\uFEFF'.padEnd(40, 'y'));
+  });
+
   it('takes every events frame the gateway writes, with the values msgpackr reads', () => {
     fc.assert(
       fc.property(fc.array(event, { minLength: 1, maxLength: 20 }), fc.string({ minLength: 1, maxLength: 30 }), (events, session) => {

@@ -11,7 +11,9 @@
  * only faster for the common ones. msgpack-read.test.ts pins that equality.
  */
 
-const textDecoder = new TextDecoder();
+// ignoreBOM: a string's leading U+FEFF is data, not a byte order mark; fatal: bytes that are not UTF-8
+// (a lone surrogate msgpackr wrote) decline the message to msgpackr, which reads them its own way.
+const textDecoder = new TextDecoder('utf-8', { ignoreBOM: true, fatal: true });
 
 /** Thrown inside the reader for a byte it does not handle; never escapes `readMsgpack`. */
 class Unhandled extends Error {}
