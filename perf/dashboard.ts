@@ -37,37 +37,30 @@ interface RunBase {
   readonly machine: { readonly cpus?: number; readonly model?: string; readonly loadAverage?: number } | null;
 }
 
-export interface BenchConfigLine {
+/** Figures named `K`, each a number or null (not recorded, or not finite). */
+export type Figures<K extends string> = { readonly [P in K]: number | null };
+
+/** The figures of one configuration in a bench.jsonl line (bench-report.ts historyLine). */
+const BENCH_FIGURES = ['chunksPerSec', 'deliveryP50', 'deliveryP99', 'ackP99', 'gatewayCpuUsPerChunk', 'gatewayRssMaxBytes', 'ratioToRaw'] as const;
+/** The paced run's figures in a bench.jsonl line. */
+const PACED_FIGURES = ['rate', 'deliveryP50', 'deliveryP99'] as const;
+/** The figures of a perf-gate.jsonl line (perf-gate.ts appendHistory). */
+const GATE_FIGURES = ['chunksPerSec', 'deliveryP50', 'deliveryP99', 'resumeSuccess', 'resumeP50', 'resumeP99', 'trimRate', 'gatewayCpuPercent', 'gatewayRssMax'] as const;
+
+export interface BenchConfigLine extends Figures<(typeof BENCH_FIGURES)[number]> {
   readonly name: string;
-  readonly chunksPerSec: number | null;
-  readonly deliveryP50: number | null;
-  readonly deliveryP99: number | null;
-  readonly ackP99: number | null;
-  readonly gatewayCpuUsPerChunk: number | null;
-  readonly gatewayRssMaxBytes: number | null;
-  readonly ratioToRaw: number | null;
 }
 
 export interface BenchRun extends RunBase {
   readonly workload: { readonly sessions?: number; readonly perSession?: number; readonly bytes?: number } | null;
   readonly configs: readonly BenchConfigLine[];
-  readonly paced: { readonly rate: number | null; readonly deliveryP50: number | null; readonly deliveryP99: number | null } | null;
+  readonly paced: Figures<(typeof PACED_FIGURES)[number]> | null;
 }
 
 export interface GateRun extends RunBase {
   readonly ok: boolean | null;
   readonly seconds: number | null;
-  readonly figures: {
-    readonly chunksPerSec: number | null;
-    readonly deliveryP50: number | null;
-    readonly deliveryP99: number | null;
-    readonly resumeSuccess: number | null;
-    readonly resumeP50: number | null;
-    readonly resumeP99: number | null;
-    readonly trimRate: number | null;
-    readonly gatewayCpuPercent: number | null;
-    readonly gatewayRssMax: number | null;
-  };
+  readonly figures: Figures<(typeof GATE_FIGURES)[number]>;
 }
 
 /** What the page takes of one window of series.json (gate-windows.ts WindowRecord). */
@@ -105,6 +98,23 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const bool = (v: unknown): boolean | null => (typeof v === 'boolean' ? v : null);
 
+/** `keys` of a JSON object, each a finite number or null: one parse for every line's figures. */
+function figures<K extends string>(obj: Json, keys: readonly K[]): Figures<K> {
+  const out: Partial<Record<K, number | null>> = {};
+  for (const key of keys) out[key] = num(obj[key]);
+  return out as Figures<K>;
+}
+
+/** The finite numbers among `keys` of a JSON object; the others left out. */
+function presentNumbers<K extends string>(obj: Json, keys: readonly K[]): { [P in K]?: number } {
+  const out: { [P in K]?: number } = {};
+  for (const key of keys) {
+    const value = num(obj[key]);
+    if (value !== null) out[key] = value;
+  }
+  return out;
+}
+
 function runBase(line: Json): RunBase | null {
   const date = str(line['date']);
   if (date === null || Number.isNaN(Date.parse(date))) return null;
@@ -113,7 +123,7 @@ function runBase(line: Json): RunBase | null {
     date,
     commit: str(line['commit']),
     dirty: bool(line['dirty']),
-    machine: isObject(m) ? { ...(num(m['cpus']) !== null ? { cpus: num(m['cpus']) as number } : {}), ...(str(m['model']) !== null ? { model: str(m['model']) as string } : {}), ...(num(m['loadAverage']) !== null ? { loadAverage: num(m['loadAverage']) as number } : {}) } : null,
+    machine: isObject(m) ? { ...presentNumbers(m, ['cpus', 'loadAverage']), ...(str(m['model']) !== null ? { model: str(m['model']) as string } : {}) } : null,
   };
 }
 
@@ -126,24 +136,15 @@ export function parseBenchLine(line: unknown): BenchRun | null {
   const parsed: BenchConfigLine[] = [];
   for (const c of configs) {
     if (!isObject(c) || str(c['name']) === null) return null;
-    parsed.push({
-      name: c['name'] as string,
-      chunksPerSec: num(c['chunksPerSec']),
-      deliveryP50: num(c['deliveryP50']),
-      deliveryP99: num(c['deliveryP99']),
-      ackP99: num(c['ackP99']),
-      gatewayCpuUsPerChunk: num(c['gatewayCpuUsPerChunk']),
-      gatewayRssMaxBytes: num(c['gatewayRssMaxBytes']),
-      ratioToRaw: num(c['ratioToRaw']),
-    });
+    parsed.push({ name: c['name'] as string, ...figures(c, BENCH_FIGURES) });
   }
   const w = line['workload'];
   const p = line['paced'];
   return {
     ...base,
-    workload: isObject(w) ? { ...(num(w['sessions']) !== null ? { sessions: num(w['sessions']) as number } : {}), ...(num(w['perSession']) !== null ? { perSession: num(w['perSession']) as number } : {}), ...(num(w['bytes']) !== null ? { bytes: num(w['bytes']) as number } : {}) } : null,
+    workload: isObject(w) ? presentNumbers(w, ['sessions', 'perSession', 'bytes']) : null,
     configs: parsed,
-    paced: isObject(p) ? { rate: num(p['rate']), deliveryP50: num(p['deliveryP50']), deliveryP99: num(p['deliveryP99']) } : null,
+    paced: isObject(p) ? figures(p, PACED_FIGURES) : null,
   };
 }
 
@@ -157,17 +158,7 @@ export function parseGateLine(line: unknown): GateRun | null {
     ...base,
     ok: bool(line['ok']),
     seconds: num(line['seconds']),
-    figures: {
-      chunksPerSec: num(f['chunksPerSec']),
-      deliveryP50: num(f['deliveryP50']),
-      deliveryP99: num(f['deliveryP99']),
-      resumeSuccess: num(f['resumeSuccess']),
-      resumeP50: num(f['resumeP50']),
-      resumeP99: num(f['resumeP99']),
-      trimRate: num(f['trimRate']),
-      gatewayCpuPercent: num(f['gatewayCpuPercent']),
-      gatewayRssMax: num(f['gatewayRssMax']),
-    },
+    figures: figures(f, GATE_FIGURES),
   };
 }
 
