@@ -51,6 +51,15 @@ export interface SpoolClientOptions {
    */
   readonly coalesce?: CoalesceOptions;
   /**
+   * Per generation: how long a written chunk may wait for more to join its `chunks` frame, the way
+   * Kafka's `linger.ms` batches records. 0 sends at the end of the current tick (writes of one
+   * tick still travel together). A few ms cut the frames, store calls, acks and reader frames of a
+   * fast producer several times over, at the price of up to that much added latency; a full batch
+   * (`maxBatchItems`), `flush()`, `finish()` and `abort()` send at once. Chunk boundaries are
+   * unchanged (unlike `coalesce`). Overridable per generation. @default 0
+   */
+  readonly lingerMs?: number;
+  /**
    * Per generation: hard cap on unacknowledged chunk data (queued, in flight, in an open merge).
    * The high-water mark is the caller's contract (stop at `write() === false`); this cap is for
    * callers that ignore it: a write past it throws SpoolError `RATE_LIMITED` and queues nothing.
@@ -98,6 +107,12 @@ const CLIENT_EVENTS: ReadonlyArray<keyof ClientEvents> = ['state', 'reconnect'];
 function checkMaxQueuedBytes(value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || Number.isNaN(value) || value < 1) throw new TypeError(`maxQueuedBytes must be a number of bytes >= 1 (or Infinity), got ${String(value)}`);
+  return value;
+}
+
+function checkLingerMs(value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 10_000) throw new TypeError(`lingerMs must be a number of ms from 0 to 10000, got ${String(value)}`);
   return value;
 }
 
@@ -189,6 +204,7 @@ export class SpoolClient {
   private readonly highWaterMark: Required<HighWaterMark>;
   private readonly coalesce: Required<CoalesceOptions>;
   private readonly maxQueuedBytes: number;
+  private readonly lingerMs: number;
   private readonly events: Emitter<ClientEvents>;
   private reconnectCount = 0;
   private readonly retry: Backoff;
@@ -211,6 +227,7 @@ export class SpoolClient {
     this.highWaterMark = { bytes: hwm.bytes ?? DEFAULT_HIGH_WATER_MARK.bytes, items: hwm.items ?? DEFAULT_HIGH_WATER_MARK.items };
     this.coalesce = resolveCoalesce(options.coalesce);
     this.maxQueuedBytes = checkMaxQueuedBytes(options.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES);
+    this.lingerMs = checkLingerMs(options.lingerMs, 0);
     this.events = new Emitter(CLIENT_EVENTS, 'spool client', options.logger);
     // Counting costs an increment; the state payload is built only while somebody listens.
     const observer: ConnectionObserver = {
@@ -272,6 +289,7 @@ export class SpoolClient {
       highWaterMark: { bytes: hwm.bytes ?? this.highWaterMark.bytes, items: hwm.items ?? this.highWaterMark.items },
       coalesce: resolveCoalesce(options.coalesce, this.coalesce),
       maxQueuedBytes: checkMaxQueuedBytes(options.maxQueuedBytes, this.maxQueuedBytes),
+      lingerMs: checkLingerMs(options.lingerMs, this.lingerMs),
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
       retry: this.retry,
       ...(this.logger !== undefined ? { logger: this.logger } : {}),

@@ -39,6 +39,8 @@ export interface GenerationOptions {
   readonly coalesce?: CoalesceOptions;
   /** Overrides the client's `maxQueuedBytes` for this generation. */
   readonly maxQueuedBytes?: number;
+  /** Overrides the client's `lingerMs` for this generation (0: send at the end of the tick). */
+  readonly lingerMs?: number;
   /**
    * Aborts the generation when it fires, like `abort(reason)`: the gateway ends it with
    * `gen.end aborted` (the signal's reason as `error` text, cut to 1024 chars) after the chunks

@@ -378,3 +378,57 @@ describe('generation', () => {
     expect(await socket.next('chunks')).toMatchObject({ seq: 0, items: [{ data: 'a' }] });
   });
 });
+
+/** Resolves once `gen` is open (its `opened` handled), settling between looks. */
+async function untilOpen(gen: Generation): Promise<void> {
+  while (gen.state !== 'open') await settle();
+}
+
+describe('lingerMs (chunks wait for more to join their frame)', () => {
+  test('chunks written over several ticks travel in one frame, which flush() sends at once', async () => {
+    await setup({}, { lingerMs: 10_000 });
+    const gen = client.generation('s1', { id: 'g1' });
+    const socket = await gateway.accept();
+    await answerOpen(socket);
+    await within(untilOpen(gen), 15_000, 'the generation opening');
+    gen.write('a');
+    await settle();
+    gen.write('b', { kind: 'reasoning' });
+    await settle();
+    const flushed = gen.flush();
+    // Without the linger, 'a' would have left alone at the end of its tick.
+    const frame = await socket.next('chunks');
+    expect(frame['items']).toEqual([{ data: 'a' }, { kind: 'reasoning', data: 'b' }]);
+    ack(socket, 'g1', 1, 3);
+    await expect(within(flushed, 15_000, 'flush')).resolves.toMatchObject({ seq: 1 });
+  });
+
+  test('a full batch (maxBatchItems) does not wait for the linger, and finish() sends what waits', async () => {
+    await setup({ limits: { maxFrameBytes: 1024 * 1024, maxBatchItems: 3 } }, { lingerMs: 10_000 });
+    const gen = client.generation('s1', { id: 'g1' });
+    const socket = await gateway.accept();
+    await answerOpen(socket);
+    await within(untilOpen(gen), 15_000, 'the generation opening');
+    for (const text of ['a', 'b', 'c', 'd']) {
+      gen.write(text);
+      await settle();
+    }
+    // Well before the 10 s linger would send it.
+    const full = await socket.next('chunks', 5_000);
+    expect(full['items']).toEqual([{ data: 'a' }, { data: 'b' }, { data: 'c' }]);
+    const finished = gen.finish();
+    const rest = await socket.next('chunks');
+    expect(rest).toMatchObject({ seq: 3, items: [{ data: 'd' }] });
+    const finish = await socket.next('finish');
+    expect(finish['seq']).toBe(4);
+    socket.send({ type: 'finished', id: finish['id'], generation: 'g1', status: 'done', offset: 6 });
+    await expect(within(finished, 15_000, 'finish')).resolves.toMatchObject({ status: 'done' });
+  });
+
+  test('is a number of ms from 0 to 10000, on the client and per generation', async () => {
+    await setup();
+    expect(() => new SpoolClient({ url: gateway.url, lingerMs: -1 })).toThrow(TypeError);
+    expect(() => new SpoolClient({ url: gateway.url, lingerMs: Number.NaN })).toThrow(TypeError);
+    expect(() => client.generation('s1', { lingerMs: 10_001 })).toThrow(TypeError);
+  });
+});

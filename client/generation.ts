@@ -77,6 +77,8 @@ export interface GenerationContext extends BacklogOptions {
   readonly onSettled?: (generation: Generation) => void;
   /** Sent in every open of the generation (resolved when it was created). */
   readonly traceparent?: string;
+  /** How long written chunks may wait for more before their frame is sent (SpoolClientOptions.lingerMs). */
+  readonly lingerMs: number;
 }
 
 /**
@@ -116,6 +118,8 @@ export class Generation {
   private retryTimer: Timer | undefined;
   private retryFailures = 0;
   private sendScheduled = false;
+  /** The pending linger (lingerMs > 0): chunks written meanwhile join the frame it sends. */
+  private lingerTimer: Timer | undefined;
   private readonly sendPassBound = (): void => this.sendPass();
 
   constructor(
@@ -211,6 +215,7 @@ export class Generation {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.abortError !== undefined) return Promise.reject(this.abortError);
     this.backlog.closeMerge();
+    this.sendSoon();
     return this.waiters.flush(this.window.assigned);
   }
 
@@ -243,6 +248,7 @@ export class Generation {
       }, timeoutMs);
     }
     this.setState('finishing');
+    this.sendSoon();
     if (this.channelOpen) this.scheduleSend();
     return finished;
   }
@@ -386,14 +392,31 @@ export class Generation {
   // ------------------------------------------------------------------ chunks
 
   private scheduleSend(): void {
-    if (this.sendScheduled) return;
+    if (this.sendScheduled) {
+      // Lingering, and a frame's worth is waiting: no reason to wait longer.
+      if (this.lingerTimer !== undefined && this.window.assigned - this.window.sent >= this.connection.limits.maxBatchItems) this.sendSoon();
+      return;
+    }
     this.sendScheduled = true;
+    if (this.context.lingerMs > 0 && this.finishRequest === undefined) this.lingerTimer = setTimeout(this.sendPassBound, this.context.lingerMs);
+    else queueMicrotask(this.sendPassBound);
+  }
+
+  /** Ends a linger: what waits goes out at the end of this tick (flush, finish, a full batch). */
+  private sendSoon(): void {
+    if (this.lingerTimer === undefined) return;
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
     queueMicrotask(this.sendPassBound);
   }
 
   /** Sends what is queued, in as few frames as the limits and the credit allow. */
   private sendPass(): void {
     this.sendScheduled = false;
+    if (this.lingerTimer !== undefined) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = undefined;
+    }
     const token = this.token;
     if (!this.channelOpen || this.retryTimer !== undefined || this.isSettled() || token === undefined) return;
     const { maxBatchItems, maxFrameBytes } = this.connection.limits;
@@ -576,6 +599,11 @@ export class Generation {
 
   private clearTimers(): void {
     this.clearRetry();
+    if (this.lingerTimer !== undefined) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = undefined;
+      this.sendScheduled = false;
+    }
     if (this.finishTimer !== undefined) clearTimeout(this.finishTimer);
     this.finishTimer = undefined;
   }
