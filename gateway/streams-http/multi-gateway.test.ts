@@ -173,6 +173,23 @@ describe.each([
     return { base: `http://127.0.0.1:${gw.port}/v1/stream`, held };
   }
 
+  test('two PUTs creating one stream with different first writes: one creates it (201), the other finds it alike (200) and writes nothing', async () => {
+    const a = await heldGateway('ws');
+    const b = await heldGateway('uws');
+    const name = `create-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    const put = (base: string, body: string): Promise<Response> => fetch(`${base}/${name}`, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body });
+    const holdA = a.held.hold();
+    const holdB = b.held.hold();
+    const answerA = put(a.base, 'first');
+    const answerB = put(b.base, 'second');
+    await Promise.all([holdA.arrived, holdB.arrived]);
+    holdA.release();
+    expect((await answerA).status).toBe(201);
+    holdB.release();
+    expect((await answerB).status).toBe(200);
+    for (const base of [a.base, b.base]) expect(await (await fetch(`${base}/${name}?offset=-1`)).text()).toBe('first');
+  });
+
   test.each(RACES)('$name', async ({ first, second, statuses, stored, epoch }) => {
     const a = await heldGateway('ws');
     const b = await heldGateway('uws');
