@@ -42,6 +42,8 @@ export interface ThroughputSpec {
   readonly bytes?: number;
   /** Chunks each producer keeps unacknowledged ({@link FleetOptions}). @default the SDK's */
   readonly window?: number;
+  /** The producers' SDK lingerMs ({@link FleetOptions}). @default the SDK's */
+  readonly lingerMs?: number;
   /** Aggregate chunks/s, spread evenly over the producers; as fast as credit allows when absent. */
   readonly pace?: number;
   /** The gateway child writes its `.cpuprofile` here when it exits. */
@@ -134,7 +136,11 @@ export async function runThroughput(spec: ThroughputSpec): Promise<ThroughputRes
     const url = gateway.url;
     await withTimeout(warmUp(url, `warmup-${spec.transport}`, text), 60_000, 'the warm-up generation');
     const sessions = Array.from({ length: spec.sessions }, (_, i) => `pressure-${spec.transport}-${i}`);
-    fleet = new SessionFleet(url, sessions, spec.perSession, problems, { text, ...(spec.window !== undefined ? { window: spec.window } : {}) });
+    fleet = new SessionFleet(url, sessions, spec.perSession, problems, {
+      text,
+      ...(spec.window !== undefined ? { window: spec.window } : {}),
+      ...(spec.lingerMs !== undefined ? { lingerMs: spec.lingerMs } : {}),
+    });
     // The clock starts with every upload socket open and every reader live on its gen.start.
     await fleet.ready(60_000);
 

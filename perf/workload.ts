@@ -327,6 +327,8 @@ export interface FleetOptions {
    * highWaterMark.items). @default the SDK's default
    */
   readonly window?: number;
+  /** The producers' SDK lingerMs (chunks waiting for more to join their frame). @default the SDK's (0) */
+  readonly lingerMs?: number;
 }
 
 /**
@@ -355,7 +357,11 @@ export class SessionFleet {
     private readonly problems: Problems,
     options: FleetOptions = {},
   ) {
-    this.producer = new SpoolClient({ url, WebSocket: ackTappedWebSocket((observation) => this.tracks.get(observation.generation)?.onAck(observation)) });
+    this.producer = new SpoolClient({
+      url,
+      WebSocket: ackTappedWebSocket((observation) => this.tracks.get(observation.generation)?.onAck(observation)),
+      ...(options.lingerMs !== undefined ? { lingerMs: options.lingerMs } : {}),
+    });
     for (const session of sessions) {
       const track = new Track(session, `g-${session}`, perSession, options.text);
       this.tracks.set(track.generationId, track);
