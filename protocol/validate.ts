@@ -146,13 +146,17 @@ function withOptional<T extends object>(base: T, extra: Obj): T {
   return base;
 }
 
+/** Runs once per chunk: no allocation but the item itself (its field name is spelled only for an error). */
 function chunkItem(raw: unknown, index: number, limits: ProtocolLimits): ChunkItem {
   if (!isObject(raw)) bad(`items[${index}] must be an object`);
   if (!('data' in raw)) bad(`items[${index}].data is required`);
-  const data = portableData(raw['data'], `items[${index}].data`, limits.maxDataDepth);
+  const value = raw['data'];
+  const data = typeof value === 'string' && !LONE_SURROGATE.test(value) ? value : portableData(value, `items[${index}].data`, limits.maxDataDepth);
   const kind = shortString(raw, 'kind', limits.maxKindLength, true);
   const prio = priority(raw);
-  return withOptional({ data } as ChunkItem, { kind, priority: prio });
+  // One literal per shape (a generic copy of optional fields costs more than the rest of the check).
+  if (kind === undefined) return prio === undefined ? { data } : { priority: prio, data };
+  return prio === undefined ? { kind, data } : { kind, priority: prio, data };
 }
 
 const decoders: { [T in ClientFrameType]: (frame: Obj, limits: ProtocolLimits) => Extract<ClientFrame, { type: T }> } = {
