@@ -22,8 +22,8 @@ export const SPOOL_CONFIGS = {
 
 export type SpoolConfigName = keyof typeof SPOOL_CONFIGS;
 /** Every run `--configs` may name. */
-export type BenchRunName = SpoolConfigName | 'raw-redis' | 'paced';
-export const BENCH_RUNS: readonly BenchRunName[] = ['raw-redis', 'lmdb-ws', 'lmdb-uws', 'lmdb-http', 'lmdb-ws-fsync', 'redis-ws', 'paced'];
+export type BenchRunName = SpoolConfigName | 'raw-redis' | 'paced' | 'paced-linger';
+export const BENCH_RUNS: readonly BenchRunName[] = ['raw-redis', 'lmdb-ws', 'lmdb-uws', 'lmdb-http', 'lmdb-ws-fsync', 'redis-ws', 'paced', 'paced-linger'];
 
 /** The paced run's configuration. */
 export const PACED_CONFIG: SpoolConfigName = 'lmdb-ws';
@@ -36,6 +36,8 @@ export const TARGETS = {
   saturatedP99Ms: 50,
   pacedRate: 50_000,
   pacedP99Ms: 15,
+  /** The SDK lingerMs of the `paced-linger` run (the paced run with producers batching up to this long). */
+  pacedLingerMs: 2,
   gatewayRssBytes: 150e6,
   idleSessionBytes: 2e3,
   connectionBytes: 10e3,
@@ -79,6 +81,8 @@ export interface PacedRow {
   readonly config: SpoolConfigName;
   /** Aggregate chunks/s the producers were paced to. */
   readonly rate: number;
+  /** The producers' SDK lingerMs (0: the SDK's default). */
+  readonly lingerMs: number;
   readonly chunksPerSec: number;
   readonly deliveryP50: number;
   readonly deliveryP99: number;
@@ -131,6 +135,8 @@ export interface BenchReport {
   /** The spool configurations that ran, in order. */
   readonly configs: readonly BenchRow[];
   readonly paced: PacedRow | null;
+  /** The paced run again with the producers' SDK lingerMs at TARGETS.pacedLingerMs. */
+  readonly pacedLinger: PacedRow | null;
   readonly targets: readonly TargetCheck[];
   readonly memory: BenchMemory | null;
   readonly profiles: readonly BenchProfile[];
@@ -144,7 +150,7 @@ const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(0)} MB`;
 const perSec = (n: number): string => `${Math.round(n).toLocaleString('en-US')}/s`;
 
 /** The issue's targets against this run's figures. */
-export function checkTargets(configs: readonly BenchRow[], paced: PacedRow | null, memory: BenchMemory | null): TargetCheck[] {
+export function checkTargets(configs: readonly BenchRow[], paced: PacedRow | null, memory: BenchMemory | null, pacedLinger: PacedRow | null = null): TargetCheck[] {
   const row = (name: SpoolConfigName): BenchRow | undefined => configs.find((c) => c.name === name);
   const check = (what: string, target: string, value: number | null | undefined, format: (n: number) => string, met: (n: number) => boolean): TargetCheck =>
     value === null || value === undefined ? { what, target, figure: '-', met: null } : { what, target, figure: format(value), met: met(value) };
@@ -158,6 +164,13 @@ export function checkTargets(configs: readonly BenchRow[], paced: PacedRow | nul
       `delivery p99 paced at ${perSec(paced?.rate ?? TARGETS.pacedRate)}`,
       `≤ ${TARGETS.pacedP99Ms} ms at ${perSec(TARGETS.pacedRate)}`,
       paced?.deliveryP99,
+      (n) => `${n.toFixed(1)} ms`,
+      (n) => n <= TARGETS.pacedP99Ms,
+    ),
+    check(
+      `the same, SDK lingerMs ${pacedLinger?.lingerMs ?? TARGETS.pacedLingerMs}`,
+      `≤ ${TARGETS.pacedP99Ms} ms at ${perSec(TARGETS.pacedRate)}`,
+      pacedLinger?.deliveryP99,
       (n) => `${n.toFixed(1)} ms`,
       (n) => n <= TARGETS.pacedP99Ms,
     ),
@@ -186,7 +199,7 @@ export function historyLine(report: BenchReport): Record<string, unknown> {
     gatewayRssMaxBytes: row.gatewayRssMaxBytes,
     ratioToRaw: row.ratioToRaw,
   });
-  const { paced } = report;
+  const { paced, pacedLinger } = report;
   return {
     date: report.startedAt,
     commit: git?.commit ?? null,
@@ -195,6 +208,7 @@ export function historyLine(report: BenchReport): Record<string, unknown> {
     workload: { sessions: report.workload.sessions, perSession: report.workload.perSession, bytes: report.workload.bytes, window: report.workload.window },
     configs: [...(report.raw === null ? [] : [report.raw]), ...report.configs].map(config),
     paced: paced === null ? null : { rate: paced.rate, deliveryP50: paced.deliveryP50, deliveryP99: paced.deliveryP99 },
+    pacedLinger: pacedLinger === null ? null : { rate: pacedLinger.rate, lingerMs: pacedLinger.lingerMs, deliveryP50: pacedLinger.deliveryP50, deliveryP99: pacedLinger.deliveryP99 },
   };
 }
 
@@ -241,11 +255,11 @@ export function formatBenchReport(r: BenchReport): string {
     'delivered/s: chunks ÷ (first write → last chunk a reader got); delivery: write() → the reader has it; ack: write() → the ack (XADD reply) covering it;',
     'gw cpu: the gateway process\'s CPU time over the run per chunk; gw peak rss: its VmRSS, sampled every 100 ms from its start to the end of the run',
   );
-  if (r.paced !== null) {
-    const p = r.paced;
+  for (const p of [r.paced, r.pacedLinger]) {
+    if (p === null) continue;
     out.push(
       '',
-      `paced (${p.config}, ${int(p.rate)} chunks/s across ${w.sessions} producers, ${int(p.rate / w.sessions)} each): delivered ${int(p.chunksPerSec)}/s, ` +
+      `${p.lingerMs === 0 ? 'paced' : `paced, SDK lingerMs ${p.lingerMs}`} (${p.config}, ${int(p.rate)} chunks/s across ${w.sessions} producers, ${int(p.rate / w.sessions)} each): delivered ${int(p.chunksPerSec)}/s, ` +
         `delivery ms p50 ${ms(p.deliveryP50)} / p99 ${ms(p.deliveryP99)}, ack p99 ${ms(p.ackP99)} ms, gw cpu ${fig(p.gatewayCpuUsPerChunk)} µs/chunk, gw peak rss ${mbCell(p.gatewayRssMaxBytes)} MB`,
     );
   }
@@ -270,7 +284,7 @@ export function formatBenchReport(r: BenchReport): string {
   }
   if (r.profiles.length > 0) out.push('(profiling slows the gateway: the figures of a --profile run are not comparable)');
   if (r.recorded !== null) out.push('', `recorded: ${r.recorded.file}`);
-  const runs = rows.length + (r.paced === null ? 0 : 1);
+  const runs = rows.length + (r.paced === null ? 0 : 1) + (r.pacedLinger === null ? 0 : 1);
   out.push('', correctness(r, `correctness: ${runs === 1 ? 'in the one run' : `in all ${runs} runs`} every reader got every chunk exactly once, in order, intact`));
   return out.join('\n');
 }

@@ -33,7 +33,7 @@ describe('npm run bench at toy size', () => {
     const historyFile = path.join(tmp, 'history', 'bench.jsonl');
     const profileDir = path.join(tmp, 'profiles');
     try {
-      const report = await runBench({ sessions: 2, perSession: 200, rate: 2000, runs: ['raw-redis', 'lmdb-ws', 'paced'], historyFile, profileDir, profileTop: 5 });
+      const report = await runBench({ sessions: 2, perSession: 200, rate: 2000, runs: ['raw-redis', 'lmdb-ws', 'paced', 'paced-linger'], historyFile, profileDir, profileTop: 5 });
       expect(report.problems).toEqual([]);
       expect(report.ok).toBe(true);
       expect(report.workload).toEqual({ sessions: 2, perSession: 200, bytes: 64, window: 64 });
@@ -52,6 +52,10 @@ describe('npm run bench at toy size', () => {
       expect(paced).not.toBeNull();
       expect(paced?.rate).toBe(2000);
       for (const value of [paced?.chunksPerSec ?? null, paced?.deliveryP50 ?? null, paced?.deliveryP99 ?? null, paced?.ackP99 ?? null]) finite(value);
+      expect(paced?.lingerMs).toBe(0);
+      const lingering = report.pacedLinger;
+      expect(lingering).toMatchObject({ rate: 2000, lingerMs: 2 });
+      for (const value of [lingering?.chunksPerSec ?? null, lingering?.deliveryP99 ?? null]) finite(value);
 
       // Targets are reported for what ran, never asserted; the unmeasured ones say so.
       const byWhat = new Map(report.targets.map((t) => [t.what, t]));
@@ -60,7 +64,7 @@ describe('npm run bench at toy size', () => {
       expect(byWhat.get('idle session RSS')?.figure).toBe('-');
 
       // One profile per gateway child that was profiled (lmdb-ws, paced), each with its top functions.
-      expect(report.profiles.map((p) => p.config).sort()).toEqual(['lmdb-ws', 'paced']);
+      expect(report.profiles.map((p) => p.config).sort()).toEqual(['lmdb-ws', 'paced', 'paced-linger']);
       for (const profile of report.profiles) {
         expect(fs.existsSync(profile.file)).toBe(true);
         expect(profile.top.length).toBeGreaterThan(0);
@@ -74,7 +78,8 @@ describe('npm run bench at toy size', () => {
       expect(text).toContain('raw-redis (ioredis) *');
       expect(text).toContain('lmdb-ws (commit)');
       expect(text).toContain('paced (lmdb-ws, 2,000 chunks/s');
-      expect(text).toContain('correctness: in all 3 runs every reader got every chunk exactly once');
+      expect(text).toContain('paced, SDK lingerMs 2 (lmdb-ws, 2,000 chunks/s');
+      expect(text).toContain('correctness: in all 4 runs every reader got every chunk exactly once');
 
       expect(report.recorded).toEqual({ file: historyFile });
       const lines = fs.readFileSync(historyFile, 'utf8').trim().split('\n');
@@ -126,13 +131,14 @@ describe('npm run bench at toy size', () => {
       loadCpuUsPerChunk: 1,
       ratioToRaw,
     });
-    const checks = checkTargets([row('lmdb-ws', 150_000, 50, 150e6, 1.2), row('redis-ws', 119_999, 10, 1, 1)], { config: 'lmdb-ws', rate: 50_000, chunksPerSec: 50_000, deliveryP50: 1, deliveryP99: 15.5, ackP99: 1, gatewayCpuUsPerChunk: 1, gatewayRssMaxBytes: 1 }, null);
+    const checks = checkTargets([row('lmdb-ws', 150_000, 50, 150e6, 1.2), row('redis-ws', 119_999, 10, 1, 1)], { config: 'lmdb-ws', rate: 50_000, lingerMs: 0, chunksPerSec: 50_000, deliveryP50: 1, deliveryP99: 15.5, ackP99: 1, gatewayCpuUsPerChunk: 1, gatewayRssMaxBytes: 1 }, null, { config: 'lmdb-ws', rate: 50_000, lingerMs: 2, chunksPerSec: 50_000, deliveryP50: 1, deliveryP99: 15, ackP99: 1, gatewayCpuUsPerChunk: 1, gatewayRssMaxBytes: 1 });
     expect(checks.map((c) => [c.what, c.met])).toEqual([
       ['lmdb-ws delivered chunks/s', true],
       ['lmdb-ws ÷ raw baseline', true],
       ['redis-ws delivered chunks/s', false],
       ['lmdb-ws delivery p99, saturated', true],
       ['delivery p99 paced at 50,000/s', false],
+      ['the same, SDK lingerMs 2', true],
       ['lmdb-ws gateway peak RSS', true],
       ['idle session RSS', null],
       ['connection RSS', null],

@@ -21,6 +21,7 @@
  *   lmdb-ws-fsync  LMDB with --durability fsync (SPOOL_DURABILITY=fsync)
  *   redis-ws       the Redis store
  *   paced          lmdb-ws again, producers paced to an aggregate `rate` chunks/s
+ *   paced-linger   the same with the producers' SDK lingerMs at TARGETS.pacedLingerMs (2 ms)
  *
  * Every Redis is a private redis-server on a free port (store/test-helpers/redis-server.ts),
  * never the shared one on 6379. Each configuration reports delivered chunks/s (first write →
@@ -184,7 +185,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   const fail = (name: string, error: unknown): void => {
     problems.push(`${name}: the run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   };
-  const spool = async (label: string, name: SpoolConfigName, pace?: number): Promise<ThroughputResult> => {
+  const spool = async (label: string, name: SpoolConfigName, pace?: number, lingerMs?: number): Promise<ThroughputResult> => {
     const config = SPOOL_CONFIGS[name];
     const profileDir = options.profileDir === undefined ? undefined : path.join(options.profileDir, label);
     const redis = config.store === 'redis' ? await startRedis() : undefined;
@@ -194,7 +195,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
       const result =
         config.transport === 'http'
           ? await runHttpThroughput({ ...common, log: say })
-          : await runThroughput({ ...common, transport: config.transport, ...(pace !== undefined ? { pace } : {}) });
+          : await runThroughput({ ...common, transport: config.transport, ...(pace !== undefined ? { pace } : {}), ...(lingerMs !== undefined && lingerMs > 0 ? { lingerMs } : {}) });
       problems.push(...result.problems.map((p) => `${label}: ${p}`));
       if (profileDir !== undefined) profiles.push(...readProfiles(label, profileDir, options.profileTop ?? 20));
       return result;
@@ -221,7 +222,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
 
   const configs: BenchRow[] = [];
   const spoolNames = (Object.keys(SPOOL_CONFIGS) as SpoolConfigName[]).filter((name) => runs.has(name));
-  if (spoolNames.length > 0 || runs.has('paced')) {
+  if (spoolNames.length > 0 || runs.has('paced') || runs.has('paced-linger')) {
     // This process's SDK paths get compiled before anything is measured (each run also warms its own gateway up).
     say('warm-up run (untimed)');
     try {
@@ -240,14 +241,16 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
     }
   }
 
-  let paced: PacedRow | null = null;
-  if (runs.has('paced')) {
-    say(`paced: ${PACED_CONFIG} at ${rate.toLocaleString('en-US')} chunks/s across ${workload.sessions} producers; ${size}`);
+  const pacedRun = async (label: 'paced' | 'paced-linger', lingerMs: number): Promise<PacedRow | null> => {
+    if (!runs.has(label)) return null;
+    const linger = lingerMs === 0 ? '' : `, the producers' SDK lingerMs ${lingerMs}`;
+    say(`${label}: ${PACED_CONFIG} at ${rate.toLocaleString('en-US')} chunks/s across ${workload.sessions} producers${linger}; ${size}`);
     try {
-      const r = await spool('paced', PACED_CONFIG, rate);
-      paced = {
+      const r = await spool(label, PACED_CONFIG, rate, lingerMs);
+      return {
         config: PACED_CONFIG,
         rate,
+        lingerMs,
         chunksPerSec: r.deliveredPerSec,
         deliveryP50: r.delivery.p50,
         deliveryP99: r.delivery.p99,
@@ -256,9 +259,12 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
         gatewayRssMaxBytes: r.gatewayRssMaxBytes > 0 ? r.gatewayRssMaxBytes : null,
       };
     } catch (error) {
-      fail('paced', error);
+      fail(label, error);
+      return null;
     }
-  }
+  };
+  const paced = await pacedRun('paced', 0);
+  const pacedLinger = await pacedRun('paced-linger', TARGETS.pacedLingerMs);
 
   let memory: BenchMemory | null = null;
   if (options.memory !== undefined) {
@@ -285,7 +291,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
     raw,
     configs,
     paced,
-    targets: checkTargets(configs, paced, memory),
+    pacedLinger,
+    targets: checkTargets(configs, paced, memory, pacedLinger),
     memory,
     profiles,
     recorded: null,
