@@ -161,6 +161,29 @@ describe('LmdbStore', () => {
     expect(await rawKeys(dir)).toEqual([]);
   });
 
+  it('files a session in the expiry index once per second of writes, and the expirer re-files one it finds before it is due', async () => {
+    const dir = tempDir();
+    const ttl = 3_600_000;
+    const store = openAt(dir, { sessionTtlMs: ttl });
+    const second = T0 - (T0 % 1000) + 5_000; // the start of a second
+    const timeKeys = async (): Promise<number[]> => {
+      await store.close();
+      const keys = (await rawKeys(dir)).filter((key) => key[0] === 't').map((key) => key[1] as number);
+      return keys;
+    };
+    await store.append('s', [keyed('a', { ts: second + 100 })]);
+    await store.append('s', [keyed('b', { ts: second + 900 })]); // same second: the entry stays where it is
+    // Due by the entry (filed at second + 100's second), not by the session (last write second + 900).
+    expect(await store.expire(second + 500 + ttl)).toBe(0);
+    expect((await store.meta('s')).head).toBe(2);
+    expect(await store.expire(second + 900 + ttl)).toBe(0);
+    expect(await store.expire(second + 901 + ttl)).toBe(1);
+    expect((await store.meta('s')).head).toBe(0);
+    await store.append('t', [keyed('a', { ts: second + 100 })]);
+    await store.append('t', [keyed('b', { ts: second + 1_100 })]); // the next second: the entry moves
+    expect(await timeKeys()).toEqual([second + 1_000]);
+  });
+
   it('a generation that ends leaves no seq index behind (dropped seqs included), and dedupe records leave with their window', async () => {
     const dir = tempDir();
     const store = openAt(dir, { sessionTtlMs: 24 * 3_600_000, dedupeWindowMs: 120_000 });

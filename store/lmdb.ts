@@ -27,7 +27,11 @@
  *                                                   A plain number (older data) is a run of 1.
  *   ['k', session, key]                 KeyRecord   append idempotency keys
  *   ['x', session, generation]          EndedRecord ended generations
- *   ['t', lastWriteTs, session]         true        session expiry index
+ *   ['t', ts, session]                  true        session expiry index: every session has an entry
+ *                                                   at or before its lastWriteTs, filed under the
+ *                                                   second its lastWriteTs falls in (moved when that
+ *                                                   second changes, not on every write) or, when the
+ *                                                   expirer finds it not due yet, under lastWriteTs
  *   ['d', ts, session, 'k'|'x', id]     true        dedupe-window expiry index (keys, ended)
  *
  * One store call writes a handful of records however many events it stores: the batch, one
@@ -83,6 +87,11 @@ const FORMAT_EVENTS = 1;
 const MAX_INDEX = Number.MAX_SAFE_INTEGER;
 /** Sessions removed per expiry transaction: keeps one transaction (and the writer lock) short. */
 const EXPIRE_SESSIONS_PER_TXN = 64;
+
+/** The start of the second `ts` falls in: where writeMeta files a session in the expiry index. */
+function expirySecond(ts: number): number {
+  return ts - (ts % 1000);
+}
 /** Dedupe records removed per expiry transaction. */
 const EXPIRE_RECORDS_PER_TXN = 1024;
 
@@ -209,9 +218,12 @@ class LmdbTx implements SessionTx {
     this.flushRun();
     this.flushTrims();
     this.db.putSync(['m', this.session], meta);
-    if (previous !== undefined && previous.lastWriteTs === meta.lastWriteTs) return;
-    if (previous !== undefined) this.db.removeSync(['t', previous.lastWriteTs, this.session]);
-    this.db.putSync(['t', meta.lastWriteTs, this.session], true);
+    // The expiry index moves once a second at most: a write in the same second as the last keeps
+    // its entry (two store operations fewer per call; the expirer re-files an entry it finds early).
+    const second = expirySecond(meta.lastWriteTs);
+    if (previous !== undefined && expirySecond(previous.lastWriteTs) === second) return;
+    if (previous !== undefined) this.db.removeSync(['t', expirySecond(previous.lastWriteTs), this.session]);
+    this.db.putSync(['t', second, this.session], true);
   }
 
   putEvent(event: SessionEvent, size: number): void {
@@ -418,8 +430,7 @@ export class LmdbStore implements SessionStore {
     const result = await this.transact((): DeleteResult => {
       const meta = this.db.get(['m', session]) as MetaRecord | undefined;
       if (meta === undefined) return { status: 'unknown' };
-      this.db.removeSync(['t', meta.lastWriteTs, session]);
-      this.deleteSession(session);
+      this.deleteSession(session, meta);
       return { status: 'deleted', head: meta.head, epoch: meta.epoch, fenced: meta.active === null ? null : meta.active.id };
     });
     if (result.status === 'deleted') this.notices.notify(session, 0, true);
@@ -552,19 +563,26 @@ export class LmdbStore implements SessionStore {
     const due = Array.from(this.db.getKeys({ start: ['t'], end: ['t', cutoff], limit: EXPIRE_SESSIONS_PER_TXN }));
     let removed = 0;
     for (const key of due) {
-      const [, ts, session] = key as [string, number, string];
+      const session = (key as [string, number, string])[2];
       this.db.removeSync(key);
       const meta = this.db.get(['m', session]) as MetaRecord | undefined;
-      // An entry whose time no longer matches the session's is stale; the live one is elsewhere.
-      if (meta === undefined || meta.lastWriteTs !== ts) continue;
-      this.deleteSession(session);
+      if (meta === undefined) continue;
+      if (meta.lastWriteTs >= cutoff) {
+        // Written since this entry was filed: file it again at its lastWriteTs, past this cutoff.
+        this.db.putSync(['t', meta.lastWriteTs, session], true);
+        continue;
+      }
+      this.deleteSession(session, meta);
       removed += 1;
     }
     return { removed, more: due.length === EXPIRE_SESSIONS_PER_TXN };
   }
 
-  /** Every key of a session, including its entries in the dedupe expiry index. */
-  private deleteSession(session: string): void {
+  /** Every key of a session, including its entries in the dedupe and session expiry indexes. */
+  private deleteSession(session: string, meta: MetaRecord): void {
+    // Where writeMeta and the expirer file it; an entry left elsewhere finds no session and goes.
+    this.db.removeSync(['t', expirySecond(meta.lastWriteTs), session]);
+    this.db.removeSync(['t', meta.lastWriteTs, session]);
     for (const kind of ['k', 'x'] as const) {
       for (const { key, value } of entriesUnder(this.db, [kind, session])) {
         const id = key[2] as string;
