@@ -241,19 +241,25 @@ export class SessionActor implements FlushHandler<Op> {
   append(frame: AppendFrame): Promise<AppendedFrame> {
     const now = this.touch();
     return new Promise<AppendedFrame>((resolve, reject) => {
-      if (this.rejectIfUnavailable(reject)) return;
-      const refused = this.deps.toggles.refuseNew(`append ${frame.key}`);
-      if (refused !== null) {
-        reject(refused);
-        return;
-      }
-      if (this.flusher.depth >= this.deps.config.maxQueuedWrites) {
-        reject(new SpoolError('RATE_LIMITED', `session ${this.session} has ${this.flusher.depth} writes waiting for the store; retry shortly`, { limit: this.deps.config.maxQueuedWrites }));
-        return;
-      }
+      if (this.refusesAppend(`append ${frame.key}`, reject)) return;
       const item: WriteItem = { op: 'append', key: frame.key, kind: frame.kind, priority: frame.priority ?? 3, ts: now, data: frame.data, size: dataSize(frame.data) };
       this.flusher.enqueue({ kind: 'append', item, reply: { resolve, reject }, requestId: frame.id });
     });
+  }
+
+  /** Refuses an append (store down, read-only, queue full) through `reject`; true when it did. */
+  private refusesAppend(what: string, reject: (error: unknown) => void): boolean {
+    if (this.rejectIfUnavailable(reject)) return true;
+    const refused = this.deps.toggles.refuseNew(what);
+    if (refused !== null) {
+      reject(refused);
+      return true;
+    }
+    if (this.flusher.depth >= this.deps.config.maxQueuedWrites) {
+      reject(new SpoolError('RATE_LIMITED', `session ${this.session} has ${this.flusher.depth} writes waiting for the store; retry shortly`, { limit: this.deps.config.maxQueuedWrites }));
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -266,16 +272,7 @@ export class SessionActor implements FlushHandler<Op> {
   appendIf(frames: readonly AppendFrame[], head: Offset): Promise<readonly WriteResult[]> {
     const now = this.touch();
     return new Promise<readonly WriteResult[]>((resolve, reject) => {
-      if (this.rejectIfUnavailable(reject)) return;
-      const refused = this.deps.toggles.refuseNew(`append ${frames[0]?.key ?? ''}`);
-      if (refused !== null) {
-        reject(refused);
-        return;
-      }
-      if (this.flusher.depth >= this.deps.config.maxQueuedWrites) {
-        reject(new SpoolError('RATE_LIMITED', `session ${this.session} has ${this.flusher.depth} writes waiting for the store; retry shortly`, { limit: this.deps.config.maxQueuedWrites }));
-        return;
-      }
+      if (this.refusesAppend(`append ${frames[0]?.key ?? ''}`, reject)) return;
       const items = frames.map((frame, i): WriteItem => ({ op: 'append', key: frame.key, kind: frame.kind, priority: frame.priority ?? 3, ts: now, data: frame.data, size: dataSize(frame.data), ifHead: head + i }));
       this.flusher.enqueue({ kind: 'conditional', items, reply: { resolve, reject } });
     });

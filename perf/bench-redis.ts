@@ -34,7 +34,7 @@ import { Redis } from 'ioredis';
 import { SpoolClient, type Generation } from '../client';
 import { command, startRedis, type RedisServer } from '../store/test-helpers/redis-server';
 import { ackTappedWebSocket } from './ack-tap';
-import { ChildGateway, cpuSeconds, metricValue } from './gateway-child';
+import { ChildGateway, cpuSecondsOf, metricValue } from './gateway-child';
 import { LatencyRecorder, type LatencySummary } from './latency';
 import { correctness, figure, int as integer, machine, orUnknown, positiveInt, positiveNumber, printReport, progress, runMain, table, type Machine } from './report';
 import { deferred, PAYLOAD_TEXT, payload, Problems, produceFlat, readGeneration, sleep, Track, withTimeout, writeSpanSeconds } from './workload';
@@ -138,15 +138,6 @@ const stampOf = (data: unknown): number => (typeof data === 'string' ? Number.pa
 let runCount = 0;
 const runPrefix = (label: string): string => `${label}${++runCount}-`;
 
-/** CPU seconds of a process, NaN when it cannot be read (not Linux, process gone). */
-function cpuOf(pid: number | null | undefined): number {
-  if (pid === null || pid === undefined) return Number.NaN;
-  try {
-    return cpuSeconds(pid);
-  } catch {
-    return Number.NaN;
-  }
-}
 
 // ------------------------------------------------------------------ processes
 
@@ -241,12 +232,12 @@ export async function runGatewayThroughput(rig: RedisRig, spec: { readonly sessi
     await withTimeout(Promise.all(runs.map(({ gen }) => gen.flush())), 60_000, 'opening the generations');
 
     const metrics0 = await rig.a.metrics();
-    const gatewayCpu0 = cpuOf(rig.a.pid);
-    const redisCpu0 = cpuOf(rig.redis.pid);
+    const gatewayCpu0 = cpuSecondsOf(rig.a.pid);
+    const redisCpu0 = cpuSecondsOf(rig.redis.pid);
     const clientCpu0 = process.cpuUsage();
     await withTimeout(Promise.all(runs.map(({ gen, track }) => produceFlat(gen, track))), 300_000, 'the producers');
-    const gatewayCpu = cpuOf(rig.a.pid) - gatewayCpu0;
-    const redisCpu = cpuOf(rig.redis.pid) - redisCpu0;
+    const gatewayCpu = cpuSecondsOf(rig.a.pid) - gatewayCpu0;
+    const redisCpu = cpuSecondsOf(rig.redis.pid) - redisCpu0;
     const clientCpu = process.cpuUsage(clientCpu0);
     const metrics = await rig.a.metrics();
 
@@ -306,7 +297,7 @@ export async function runRawXadd(redis: RedisServer, spec: { readonly streams: n
   try {
     await client.connect();
     const keys = Array.from({ length: streams }, (_, i) => `raw:{${i}}:log`);
-    const redisCpu0 = cpuOf(redis.pid);
+    const redisCpu0 = cpuSecondsOf(redis.pid);
     const clientCpu0 = process.cpuUsage();
     const started = performance.now();
     await Promise.all(
@@ -321,7 +312,7 @@ export async function runRawXadd(redis: RedisServer, spec: { readonly streams: n
       }),
     );
     const seconds = (performance.now() - started) / 1000;
-    const redisCpu = cpuOf(redis.pid) - redisCpu0;
+    const redisCpu = cpuSecondsOf(redis.pid) - redisCpu0;
     const clientCpu = process.cpuUsage(clientCpu0);
     const lengths = await Promise.all(keys.map((key) => client.xlen(key)));
     lengths.forEach((length, i) => {

@@ -36,6 +36,16 @@ export function procMemory(pid: number): ProcMemory {
   return { rss: kb('VmRSS'), rssAnon: kb('RssAnon'), rssFile: kb('RssFile') };
 }
 
+/** CPU seconds of a process, NaN when it cannot be read (no pid, process gone, not Linux). */
+export function cpuSecondsOf(pid: number | null | undefined): number {
+  if (pid === null || pid === undefined) return Number.NaN;
+  try {
+    return cpuSeconds(pid);
+  } catch {
+    return Number.NaN;
+  }
+}
+
 let clockTicks: number | undefined;
 
 /** User + system CPU seconds a process has used, from /proc/<pid>/stat. */

@@ -32,7 +32,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DurableStream } from '@durable-streams/client';
-import { ChildGateway, cpuSeconds, metricValue, samplePeakRss } from './gateway-child';
+import { ChildGateway, cpuSecondsOf, metricValue, samplePeakRss } from './gateway-child';
 import { LatencyRecorder } from './latency';
 import type { ThroughputResult, ThroughputStore } from './throughput';
 import { deferred, deliverySpanSeconds, payloads, Problems, sleep, Track, withTimeout, writeSpanSeconds } from './workload';
@@ -197,15 +197,6 @@ class HttpSession {
   }
 }
 
-/** CPU seconds of a process, NaN when it cannot be read. */
-function cpuOf(pid: number | null | undefined): number {
-  if (pid === null || pid === undefined) return Number.NaN;
-  try {
-    return cpuSeconds(pid);
-  } catch {
-    return Number.NaN;
-  }
-}
 
 /** One run of the workload through the Durable Streams door of a fresh gateway child. */
 export async function runHttpThroughput(spec: HttpThroughputSpec): Promise<ThroughputResult> {
@@ -242,14 +233,14 @@ export async function runHttpThroughput(spec: HttpThroughputSpec): Promise<Throu
     const redisPid = store.kind === 'redis' ? store.pid : undefined;
     const metrics0 = await gateway.metrics();
     const gatewayCpu0 = gateway.cpuSeconds();
-    const redisCpu0 = cpuOf(redisPid);
+    const redisCpu0 = cpuSecondsOf(redisPid);
     const loadCpu0 = process.cpuUsage();
     await withTimeout(Promise.all(fleet.map((s) => s.produce())), 300_000, 'the producers');
     await withTimeout(Promise.all(fleet.map((s) => s.closed.promise)), 60_000, 'the readers').catch((error: unknown) => {
       throw new Error(`${String(error)}; behind: ${fleet.filter((s) => !s.done).map((s) => s.progress).join(', ')}`);
     });
     const gatewayCpu = gateway.cpuSeconds() - gatewayCpu0;
-    const redisCpu = cpuOf(redisPid) - redisCpu0;
+    const redisCpu = cpuSecondsOf(redisPid) - redisCpu0;
     const loadCpuUsage = process.cpuUsage(loadCpu0);
     const gatewayRssMaxBytes = rss.stop();
 

@@ -23,7 +23,7 @@
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { cpuSeconds, entryArgs, samplePeakRss } from './gateway-child';
+import { cpuSecondsOf, entryArgs, samplePeakRss } from './gateway-child';
 import { LatencyRecorder, type LatencySummary } from './latency';
 import { runMain } from './report';
 import { payloads, Problems, withTimeout } from './workload';
@@ -86,15 +86,6 @@ const LOG_LIMIT = 16 * 1024;
 
 // ------------------------------------------------------------------ parent
 
-/** CPU seconds of a process, NaN when it cannot be read. */
-function cpuOf(pid: number | null | undefined): number {
-  if (pid === null || pid === undefined) return Number.NaN;
-  try {
-    return cpuSeconds(pid);
-  } catch {
-    return Number.NaN;
-  }
-}
 
 /** Runs the baseline in a child process and returns its figures; throws when the child fails. */
 export async function runRawRedis(spec: RawRedisSpec): Promise<RawRedisResult> {
@@ -114,9 +105,9 @@ export async function runRawRedis(spec: RawRedisSpec): Promise<RawRedisResult> {
     const figures = await new Promise<ChildFigures>((resolve, reject) => {
       timer = setTimeout(() => reject(new Error(`the raw baseline did not finish within ${timeoutMs} ms:\n${output}`)), timeoutMs);
       child.on('message', (message: ChildMessage) => {
-        if (message.type === 'start') redisCpu0 = cpuOf(spec.redisPid);
+        if (message.type === 'start') redisCpu0 = cpuSecondsOf(spec.redisPid);
         else if (message.type === 'result') {
-          redisCpu = cpuOf(spec.redisPid) - redisCpu0;
+          redisCpu = cpuSecondsOf(spec.redisPid) - redisCpu0;
           resolve(message.figures);
         }
       });

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SpoolClient, type SubscriptionItem } from '../client';
-import { ChildGateway, cpuSeconds, metricValue, samplePeakRss } from './gateway-child';
+import { ChildGateway, cpuSecondsOf, metricValue, samplePeakRss } from './gateway-child';
 import { payload, payloads, Problems, produceFlat, producePaced, SessionFleet, withTimeout, type FleetFigures } from './workload';
 
 /** Where the gateway child keeps its sessions. */
@@ -99,15 +99,6 @@ async function warmUp(url: string, session: string, text: (seq: number) => strin
   }
 }
 
-/** CPU seconds of a process, NaN when it cannot be read (no pid, process gone, not Linux). */
-function cpuOf(pid: number | null | undefined): number {
-  if (pid === null || pid === undefined) return Number.NaN;
-  try {
-    return cpuSeconds(pid);
-  } catch {
-    return Number.NaN;
-  }
-}
 
 /**
  * One run on a fresh gateway child (`transport`, on `store`: LMDB in a fresh temp dir removed
@@ -147,11 +138,11 @@ export async function runThroughput(spec: ThroughputSpec): Promise<ThroughputRes
     const redisPid = store.kind === 'redis' ? store.pid : undefined;
     const metrics0 = await gateway.metrics();
     const gatewayCpu0 = gateway.cpuSeconds();
-    const redisCpu0 = cpuOf(redisPid);
+    const redisCpu0 = cpuSecondsOf(redisPid);
     const loadCpu0 = process.cpuUsage();
     await fleet.run(spec.pace === undefined ? produceFlat : producePaced(spec.pace / spec.sessions));
     const gatewayCpu = gateway.cpuSeconds() - gatewayCpu0;
-    const redisCpu = cpuOf(redisPid) - redisCpu0;
+    const redisCpu = cpuSecondsOf(redisPid) - redisCpu0;
     const loadCpuUsage = process.cpuUsage(loadCpu0);
     const gatewayRssMaxBytes = rss.stop();
 

@@ -50,6 +50,8 @@ const K_DATA = keyBytes('data');
 const K_STATUS = keyBytes('status');
 const K_ERROR = keyBytes('error');
 const K_KEY = keyBytes('key');
+/** The str bytes of the field names a chunk event and a chunk item carry (the SDK's reader matches them). */
+export const FIELD_KEYS = { offset: K_OFFSET, type: K_TYPE, generationId: K_GENERATION, seq: K_SEQ, kind: K_KIND, priority: K_PRIORITY, ts: K_TS, data: K_DATA } as const;
 const K_TOKEN = keyBytes('token');
 const K_ITEMS = keyBytes('items');
 const V_CHUNKS = keyBytes('chunks');

@@ -10,6 +10,7 @@
  * instead: every message decodes to what msgpackr makes of it (mapsAsObjects, int64 as number),
  * only faster for the common ones. msgpack-read.test.ts pins that equality.
  */
+import { FIELD_KEYS as KEY } from './event-encoding';
 
 // ignoreBOM: a string's leading U+FEFF is data, not a byte order mark; fatal: bytes that are not UTF-8
 // (a lone surrogate msgpackr wrote) decline the message to msgpackr, which reads them its own way.
@@ -46,6 +47,25 @@ function need(n: number): void {
   if (pos + n > bytes.length) throw UNHANDLED;
 }
 
+function u8(): number {
+  need(1);
+  return bytes[pos++] as number;
+}
+
+function u16(): number {
+  need(2);
+  const v = view.getUint16(pos);
+  pos += 2;
+  return v;
+}
+
+function u32(): number {
+  need(4);
+  const v = view.getUint32(pos);
+  pos += 4;
+  return v;
+}
+
 function readValue(): unknown {
   need(1);
   const b = bytes[pos++] as number;
@@ -68,26 +88,14 @@ function readValue(): unknown {
       return v;
     }
     case 0xcc:
-      need(1);
-      return bytes[pos++] as number;
-    case 0xcd: {
-      need(2);
-      const v = view.getUint16(pos);
-      pos += 2;
-      return v;
-    }
-    case 0xce: {
-      need(4);
-      const v = view.getUint32(pos);
-      pos += 4;
-      return v;
-    }
-    case 0xcf: {
-      need(8);
-      const v = view.getUint32(pos) * 0x100000000 + view.getUint32(pos + 4);
-      pos += 8;
-      return v;
-    }
+      return u8();
+    case 0xcd:
+      return u16();
+    case 0xce:
+      return u32();
+    case 0xcf:
+      // High word first (left to right).
+      return u32() * 0x100000000 + u32();
     case 0xd0: {
       need(1);
       return view.getInt8(pos++);
@@ -111,44 +119,19 @@ function readValue(): unknown {
       return v;
     }
     case 0xd9:
-      need(1);
-      return readString(bytes[pos++] as number);
-    case 0xda: {
-      need(2);
-      const n = view.getUint16(pos);
-      pos += 2;
-      return readString(n);
-    }
-    case 0xdb: {
-      need(4);
-      const n = view.getUint32(pos);
-      pos += 4;
-      return readString(n);
-    }
-    case 0xdc: {
-      need(2);
-      const n = view.getUint16(pos);
-      pos += 2;
-      return readArray(n);
-    }
-    case 0xdd: {
-      need(4);
-      const n = view.getUint32(pos);
-      pos += 4;
-      return readArray(n);
-    }
-    case 0xde: {
-      need(2);
-      const n = view.getUint16(pos);
-      pos += 2;
-      return readMap(n);
-    }
-    case 0xdf: {
-      need(4);
-      const n = view.getUint32(pos);
-      pos += 4;
-      return readMap(n);
-    }
+      return readString(u8());
+    case 0xda:
+      return readString(u16());
+    case 0xdb:
+      return readString(u32());
+    case 0xdc:
+      return readArray(u16());
+    case 0xdd:
+      return readArray(u32());
+    case 0xde:
+      return readMap(u16());
+    case 0xdf:
+      return readMap(u32());
     default:
       // float32 (msgpackr rounds it), bin, ext, 0xc1: msgpackr's to read.
       throw UNHANDLED;
@@ -167,7 +150,7 @@ function readMap(n: number): Record<string, unknown> {
   need(n * 2);
   if (n <= 3 || n === 7 || n === 8) {
     const start = pos;
-    const known = n === 8 ? chunkEvent() : n === 7 ? plainChunkEvent() : chunkItem(n);
+    const known = n <= 3 ? chunkItem(n) : chunkEvent(n === 8);
     if (known !== undefined) return known;
     pos = start;
   }
@@ -175,19 +158,6 @@ function readMap(n: number): Record<string, unknown> {
   for (let i = 0; i < n; i++) out[readMapKey()] = readValue();
   return out;
 }
-
-function keyBytes(name: string): Uint8Array {
-  return Uint8Array.of(0xa0 | name.length, ...Array.from(name, (c) => c.charCodeAt(0)));
-}
-
-const K_OFFSET = keyBytes('offset');
-const K_TYPE = keyBytes('type');
-const K_GENERATION = keyBytes('generationId');
-const K_SEQ = keyBytes('seq');
-const K_KIND = keyBytes('kind');
-const K_PRIORITY = keyBytes('priority');
-const K_TS = keyBytes('ts');
-const K_DATA = keyBytes('data');
 
 /** Whether `key`'s bytes (a fixstr) come next; moves past them when they do. */
 function at(key: Uint8Array): boolean {
@@ -198,65 +168,50 @@ function at(key: Uint8Array): boolean {
   return true;
 }
 
-/**
- * A chunk event as the gateway writes it (event-encoding.ts's fields in its order), built as one
- * literal: V8 gives every such object one shape, where adding fields one by one by name is a
- * slow generic store per field. Undefined (and `pos` anywhere) for any other map of 8 fields.
- */
-function chunkEvent(): Record<string, unknown> | undefined {
-  if (!at(K_OFFSET)) return undefined;
-  const offset = readValue();
-  if (!at(K_TYPE)) return undefined;
-  const type = readValue();
-  if (!at(K_GENERATION)) return undefined;
-  const generationId = readValue();
-  if (!at(K_SEQ)) return undefined;
-  const seq = readValue();
-  if (!at(K_KIND)) return undefined;
-  const kind = readValue();
-  if (!at(K_PRIORITY)) return undefined;
-  const priority = readValue();
-  if (!at(K_TS)) return undefined;
-  const ts = readValue();
-  if (!at(K_DATA)) return undefined;
-  const data = readValue();
-  return { offset, type, generationId, seq, kind, priority, ts, data };
-}
-
 /** A producer's chunk item (`{ kind?, priority?, data }`, as the SDK builds it), as one literal. */
 function chunkItem(n: number): Record<string, unknown> | undefined {
-  if (n === 1) return at(K_DATA) ? { data: readValue() } : undefined;
-  if (at(K_KIND)) {
+  if (n === 1) return at(KEY.data) ? { data: readValue() } : undefined;
+  if (at(KEY.kind)) {
     const kind = readValue();
-    if (n === 2) return at(K_DATA) ? { kind, data: readValue() } : undefined;
-    if (!at(K_PRIORITY)) return undefined;
+    if (n === 2) return at(KEY.data) ? { kind, data: readValue() } : undefined;
+    if (!at(KEY.priority)) return undefined;
     const priority = readValue();
-    return at(K_DATA) ? { kind, priority, data: readValue() } : undefined;
+    return at(KEY.data) ? { kind, priority, data: readValue() } : undefined;
   }
-  if (n === 2 && at(K_PRIORITY)) {
+  if (n === 2 && at(KEY.priority)) {
     const priority = readValue();
-    return at(K_DATA) ? { priority, data: readValue() } : undefined;
+    return at(KEY.data) ? { priority, data: readValue() } : undefined;
   }
   return undefined;
 }
 
-/** The same without `kind`, for a map of 7 fields. */
-function plainChunkEvent(): Record<string, unknown> | undefined {
-  if (!at(K_OFFSET)) return undefined;
+/**
+ * A chunk event as the gateway writes it (event-encoding.ts's fields in its order; `kind` when
+ * the map has 8 fields), built as one literal: V8 gives every such object one shape, where
+ * adding fields one by one by name is a slow generic store per field. Undefined (and `pos`
+ * anywhere) for any other map of 7 or 8 fields.
+ */
+function chunkEvent(withKind: boolean): Record<string, unknown> | undefined {
+  if (!at(KEY.offset)) return undefined;
   const offset = readValue();
-  if (!at(K_TYPE)) return undefined;
+  if (!at(KEY.type)) return undefined;
   const type = readValue();
-  if (!at(K_GENERATION)) return undefined;
+  if (!at(KEY.generationId)) return undefined;
   const generationId = readValue();
-  if (!at(K_SEQ)) return undefined;
+  if (!at(KEY.seq)) return undefined;
   const seq = readValue();
-  if (!at(K_PRIORITY)) return undefined;
+  let kind: unknown;
+  if (withKind) {
+    if (!at(KEY.kind)) return undefined;
+    kind = readValue();
+  }
+  if (!at(KEY.priority)) return undefined;
   const priority = readValue();
-  if (!at(K_TS)) return undefined;
+  if (!at(KEY.ts)) return undefined;
   const ts = readValue();
-  if (!at(K_DATA)) return undefined;
+  if (!at(KEY.data)) return undefined;
   const data = readValue();
-  return { offset, type, generationId, seq, priority, ts, data };
+  return withKind ? { offset, type, generationId, seq, kind, priority, ts, data } : { offset, type, generationId, seq, priority, ts, data };
 }
 
 function readMapKey(): string {
