@@ -75,6 +75,7 @@ export class SessionActor implements FlushHandler<Op> {
       session: deps.session,
       store: deps.store,
       config: deps.config,
+      limits: deps.toggles,
       metrics: deps.metrics,
       telemetry: deps.telemetry,
       logger: deps.logger,

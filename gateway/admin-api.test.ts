@@ -17,10 +17,10 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-async function gateway(): Promise<Gateway> {
+async function gateway(logger = pino({ level: 'silent' })): Promise<Gateway> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-admin-'));
   const store = openLmdbStore({ path: dir });
-  const gw = await startGateway({ port: 0, store, logger: pino({ level: 'silent' }) });
+  const gw = await startGateway({ port: 0, store, logger });
   cleanups.push(async () => {
     await gw.close();
     await store.close();
@@ -107,7 +107,7 @@ describe('admin API', () => {
     const gw = await gateway();
     const producer = await client(gw);
     const opened = await producer.open('chat', 'g1');
-    expect(await gw.admin.handle(request('PUT', '/admin/toggles', { readOnly: true }))).toEqual({ status: 200, body: { syncAppend: false, readOnly: true, degradeWatermark: 512 } });
+    expect(await gw.admin.handle(request('PUT', '/admin/toggles', { readOnly: true }))).toEqual({ status: 200, body: { syncAppend: false, readOnly: true, degradeWatermark: 512, maxReaderBufferedBytes: 1024 * 1024, slowReaderTimeoutMs: 10_000, logLevel: 'silent' } });
     const metrics = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
     expect(metrics).toMatch(/^spool_toggle_read_only 1$/m);
     // Open ones go on and finish.
@@ -136,10 +136,34 @@ describe('admin API', () => {
     const acks = [];
     for (let seq = 0; seq < 10; seq++) acks.push(await producer.next((f) => f.type === 'ack'));
     expect(acks.map((ack) => ack['seq'])).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    for (const bad of [{ syncAppend: 'yes' }, { degradeWatermark: -1 }, { lingerMs: 5 }, [1]]) {
+    for (const bad of [{ syncAppend: 'yes' }, { degradeWatermark: -1 }, { lingerMs: 5 }, { logLevel: 'loud' }, { maxReaderBufferedBytes: 0 }, { slowReaderTimeoutMs: 1.5 }, [1]]) {
       expect(await gw.admin.handle(request('PUT', '/admin/toggles', bad))).toMatchObject({ status: 400, body: { error: { code: 'BAD_FRAME' } } });
     }
-    expect(await gw.admin.handle(request('GET', '/admin/toggles'))).toEqual({ status: 200, body: { syncAppend: true, readOnly: false, degradeWatermark: 512 } });
+    expect(await gw.admin.handle(request('GET', '/admin/toggles'))).toEqual({ status: 200, body: { syncAppend: true, readOnly: false, degradeWatermark: 512, maxReaderBufferedBytes: 1024 * 1024, slowReaderTimeoutMs: 10_000, logLevel: 'silent' } });
+  }, 30_000);
+
+  it('toggles: the log level changes without a restart (debug lines appear, then stop), and is a gauge', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const gw = await gateway(pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }));
+    const c = await client(gw);
+    const refusedFrames = (): number => lines.filter((line) => line['msg'] === 'error sent').length;
+    const gauge = async (): Promise<string | undefined> => /^spool_toggle_log_level (\S+)$/m.exec(await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text())?.[1];
+    expect(await gauge()).toBe('30');
+    // A refused frame is logged at debug: nothing at info.
+    c.send({ type: 'subscribe', id: 1, session: '' });
+    await c.next((f) => f.type === 'error' && f['id'] === 1);
+    expect(refusedFrames()).toBe(0);
+    expect(await gw.admin.handle(request('PUT', '/admin/toggles', { logLevel: 'debug' }))).toMatchObject({ status: 200, body: { logLevel: 'debug' } });
+    expect(await gauge()).toBe('20');
+    c.send({ type: 'subscribe', id: 2, session: '' });
+    await c.next((f) => f.type === 'error' && f['id'] === 2);
+    expect(refusedFrames()).toBe(1);
+    expect(lines.find((line) => line['msg'] === 'error sent')).toMatchObject({ code: 'BAD_FRAME', requestId: 2 });
+    expect(await gw.admin.handle(request('PUT', '/admin/toggles', { logLevel: 'warn' }))).toMatchObject({ status: 200, body: { logLevel: 'warn' } });
+    c.send({ type: 'subscribe', id: 3, session: '' });
+    await c.next((f) => f.type === 'error' && f['id'] === 3);
+    expect(refusedFrames()).toBe(1);
+    expect(await gauge()).toBe('40');
   }, 30_000);
 
   it('reads a session page by page, and with wait answers as soon as something new is written', async () => {

@@ -93,7 +93,7 @@ describe('spool operator commands', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('GENERATION_CLOSED (HTTP 409)');
 
-    expect(JSON.parse((await spool(['toggles', '--set', 'readOnly=true', '--set', 'degradeWatermark=64', ...admin, '--json'])).stdout)).toEqual({ syncAppend: false, readOnly: true, degradeWatermark: 64 });
+    expect(JSON.parse((await spool(['toggles', '--set', 'readOnly=true', '--set', 'degradeWatermark=64', ...admin, '--json'])).stdout)).toEqual({ syncAppend: false, readOnly: true, degradeWatermark: 64, maxReaderBufferedBytes: 1024 * 1024, slowReaderTimeoutMs: 10_000, logLevel: 'silent' });
     expect(gw.toggles.readOnly).toBe(true);
     const bad = await spool(['toggles', '--set', 'readOnly=maybe', ...admin]);
     expect(bad.code).toBe(1);

@@ -32,7 +32,7 @@ const HELP: Record<string, string> = {
   reset: 'spool reset <session>                            empty the log (offsets continue after a session.reset event)',
   delete: 'spool delete <session>                           delete the session whole (readers and producer get SESSION_DELETED)',
   'end-generation': 'spool end-generation <session> <generation> --status done|error|aborted [--error TEXT]',
-  toggles: 'spool toggles [--set key=value]...                show or change runtime toggles (syncAppend, readOnly, degradeWatermark)',
+  toggles: 'spool toggles [--set key=value]...                show or change runtime toggles (syncAppend, readOnly, degradeWatermark, maxReaderBufferedBytes, slowReaderTimeoutMs, logLevel)',
 };
 
 const COMMON = `common options: --admin-url URL (SPOOL_ADMIN_URL, default ${DEFAULT_ADMIN_URL}), --admin-token TOKEN (SPOOL_ADMIN_TOKEN), --json, --help

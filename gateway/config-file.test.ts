@@ -66,6 +66,9 @@ describe('config files', () => {
     expect(refusal(() => readConfigFile(fileWith('list.yaml', '- 1\n- 2\n')))).toMatch(/must be a mapping/);
     expect(refusal(() => readConfigFile(fileWith('t.yaml', 'toggles:\n  readOnly: maybe\n')))).toMatch(/toggles.readOnly/);
     expect(refusal(() => readConfigFile(fileWith('u.yaml', 'toggles:\n  linger: 1\n')))).toMatch(/unknown option "linger" in toggles/);
+    expect(refusal(() => readConfigFile(fileWith('v.yaml', 'toggles:\n  logLevel: loud\n')))).toMatch(/toggles.logLevel/);
+    expect(refusal(() => readConfigFile(fileWith('w.yaml', 'toggles:\n  slowReaderTimeoutMs: 0\n')))).toMatch(/toggles.slowReaderTimeoutMs/);
+    expect(readConfigFile(fileWith('x.yaml', 'toggles:\n  logLevel: debug\n  maxReaderBufferedBytes: 65536\n  slowReaderTimeoutMs: 2000\n')).toggles).toEqual({ logLevel: 'debug', maxReaderBufferedBytes: 65536, slowReaderTimeoutMs: 2000 });
     expect(refusal(() => readConfigFile('/nonexistent/spool.yaml'))).toMatch(/cannot read it/);
   });
 });

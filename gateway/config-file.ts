@@ -18,7 +18,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_CONFIG, type GatewayOptions } from './config';
 import { isCidr } from './edge/addresses';
-import type { ToggleValues } from './toggles';
+import { LOG_LEVELS, type ToggleValues } from './toggles';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER): z.ZodNumber => z.number().int(`must be an integer`).min(min, `must be >= ${min}`).max(max, `must be <= ${max}`);
 const ms = (min = 1): z.ZodNumber => int(min).describe('milliseconds');
@@ -103,7 +103,9 @@ function optionSchema(): z.ZodObject {
   return z.strictObject(shape).partial();
 }
 
-const TOGGLES = z.strictObject({ syncAppend: z.boolean(), readOnly: z.boolean(), degradeWatermark: int(0) }).partial();
+const TOGGLES = z
+  .strictObject({ syncAppend: z.boolean(), readOnly: z.boolean(), degradeWatermark: int(0), maxReaderBufferedBytes: int(1), slowReaderTimeoutMs: ms(), logLevel: z.enum(LOG_LEVELS) })
+  .partial();
 
 export class ConfigError extends Error {}
 

@@ -20,7 +20,7 @@ import { ActorRegistry } from './registry';
 import { meteredStore } from './metered-store';
 import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE, teeSink } from './telemetry';
 import type { HttpResponse, TransportServer } from './transport';
-import { Toggles } from './toggles';
+import { Toggles, type LogLevel } from './toggles';
 import { selectTransport } from './transports';
 import { StreamsDoor } from './streams-http/door';
 import type { DeleteOutcome, ResetOutcome } from './write-results';
@@ -71,11 +71,14 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const telemetry = tracing ? teeSink(config.telemetry ?? noopSink, tracing) : (config.telemetry ?? noopSink);
   // Disabled metrics (OTEL_SDK_DISABLED=true) meter no store call either: the code path is gone, not idle.
   const metered = metrics.disabled ? store : meteredStore(store, metrics, config.clock);
-  const toggles = new Toggles({ degradeWatermark: config.degradeWatermark });
+  const toggles = new Toggles(config, logger);
   // Each toggle is a metric, so dashboards show when it was on.
   metrics.gauge('spool_toggle_sync_append', '1 while every write is flushed and acked on its own (no batching)', () => (toggles.syncAppend ? 1 : 0));
   metrics.gauge('spool_toggle_read_only', '1 while new generations and appends are refused (maintenance / drain)', () => (toggles.readOnly ? 1 : 0));
   metrics.gauge('spool_toggle_degrade_watermark', 'Queued writes past which debug chunks are dropped at the door (0: never)', () => toggles.degradeWatermark);
+  metrics.gauge('spool_toggle_max_reader_buffered_bytes', 'Bytes queued toward a reader past which it is paused (reader limit)', () => toggles.maxReaderBufferedBytes);
+  metrics.gauge('spool_toggle_slow_reader_timeout_ms', 'How long a paused reader may take to drain before SLOW_CONSUMER (reader limit)', () => toggles.slowReaderTimeoutMs);
+  metrics.gauge('spool_toggle_log_level', "The log level as pino numbers it (10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal, 100 silent)", () => LOG_LEVEL_NUMBERS[toggles.logLevel]);
   const registry = new ActorRegistry(tracing ? tracing.wrapStore(metered, storeSystem(config)) : metered, config, metrics, telemetry, logger, toggles);
   const connections = new Set<Connection>();
   let state: GatewayState = 'starting';
@@ -298,6 +301,9 @@ function adminListener(
     .route('GET', '/metrics', async () => text(await pages.metricsText()))
     .route('*', '/admin/*', (request) => admin.handle(request));
 }
+
+/** pino's numbers for its levels (silent as 100), for the log level gauge. */
+const LOG_LEVEL_NUMBERS: Record<LogLevel, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: 100 };
 
 /** The store the configuration names: Redis Cluster, Redis, or LMDB under `data` (the default). */
 async function openConfiguredStore(config: GatewayConfig, logger: Logger): Promise<SessionStore> {

@@ -175,6 +175,24 @@ describe('slow readers', () => {
     resume();
     expect(await closed).toBe(closeCodeOf('SLOW_CONSUMER'));
   });
+
+  it('a reader limit lowered through the toggles applies to readers already subscribed: SLOW_CONSUMER after the new slowReaderTimeoutMs', async () => {
+    // Started with limits no reader of this test reaches; the toggles lower them (no restart).
+    const gw = await gateway({ maxReaderBufferedBytes: 1 << 30, slowReaderTimeoutMs: 3_600_000, credit: { frames: 4096, bytes: 8 << 20 } });
+    const p = await client(gw);
+    const r = await client(gw);
+    const { token } = await p.open('s', 'g');
+    r.send({ type: 'subscribe', session: 's', from: 0 });
+    await r.next((f) => f.type === 'live');
+    expect(gw.toggles.update({ maxReaderBufferedBytes: 64 * 1024, slowReaderTimeoutMs: 200 })).toMatchObject({ maxReaderBufferedBytes: 64 * 1024, slowReaderTimeoutMs: 200 });
+    const resume = stopReading(r);
+    const closed = new Promise<number>((resolve) => (r.ws as WebSocket).once('close', (code) => resolve(code)));
+    const slow = (): number => gw.metrics.errorsSent.get({ code: 'SLOW_CONSUMER' });
+    for (let seq = 0; slow() === 0 && seq < 200_000; seq += 1000) await stream(p, token, seq, 1000);
+    expect(slow()).toBe(1);
+    resume();
+    expect(await closed).toBe(closeCodeOf('SLOW_CONSUMER'));
+  });
 });
 
 describe('session write queue', () => {

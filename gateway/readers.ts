@@ -14,6 +14,7 @@
  *                └────────── drained ────────────┘ ──no drain in slowReaderTimeoutMs──▶ SLOW_CONSUMER
  *   any state ──unsubscribe, detach, store failure, SLOW_CONSUMER, actor close──▶ closed
  */
+import type { ReaderLimits } from './toggles';
 import type { Logger } from 'pino';
 import { encodeEventsFrame } from '../protocol/codec';
 import { SpoolError, type ErrorCode, type ErrorDetails } from '../protocol/errors';
@@ -61,6 +62,8 @@ export interface ReaderDeps {
   readonly session: SessionId;
   readonly store: SessionStore;
   readonly config: GatewayConfig;
+  /** The reader limits, read on each use (runtime toggles). */
+  readonly limits: ReaderLimits;
   readonly metrics: Metrics;
   readonly telemetry: TelemetrySink;
   readonly logger: Logger;
@@ -239,13 +242,13 @@ export class SessionReaders {
   /** Frames covering up to `through` went out to `sub`: move it on; pause it if its socket is backed up. */
   private sent(sub: Subscriber, through: Offset): void {
     if (through > sub.offset) sub.offset = through;
-    if (sub.link.bufferedAmount() > this.deps.config.maxReaderBufferedBytes) this.pause(sub);
+    if (sub.link.bufferedAmount() > this.deps.limits.maxReaderBufferedBytes) this.pause(sub);
   }
 
   private pause(sub: Subscriber): void {
     sub.state = 'paused';
     this.deps.metrics.readerPauses.inc();
-    const timeoutMs = this.deps.config.slowReaderTimeoutMs;
+    const timeoutMs = this.deps.limits.slowReaderTimeoutMs;
     // One timer per paused reader: a reader whose socket never drains is told to come back
     // (SLOW_CONSUMER, retryable) instead of holding its buffer forever.
     const timer =
@@ -253,11 +256,11 @@ export class SessionReaders {
         ? setTimeout(() => {
             if (sub.state !== 'paused') return;
             this.unsubscribe(sub.link);
-            this.sendError(sub.link, 'SLOW_CONSUMER', `reader did not drain ${this.deps.config.maxReaderBufferedBytes} buffered bytes within ${timeoutMs} ms; resubscribe from your offset`, this.session);
+            this.sendError(sub.link, 'SLOW_CONSUMER', `reader did not drain ${this.deps.limits.maxReaderBufferedBytes} buffered bytes within ${timeoutMs} ms; resubscribe from your offset`, this.session);
           }, timeoutMs)
         : undefined;
     timer?.unref();
-    sub.link.onceDrained(this.deps.config.maxReaderBufferedBytes / 2, () => {
+    sub.link.onceDrained(this.deps.limits.maxReaderBufferedBytes / 2, () => {
       clearTimeout(timer);
       if (sub.state === 'paused') this.catchUp(sub);
     });

@@ -16,7 +16,7 @@ const quiet = pino({ level: 'silent' });
 async function registry(options: Parameters<typeof resolveConfig>[0]): Promise<{ registry: ActorRegistry; close: () => Promise<void> }> {
   const metrics = new Metrics();
   const config = resolveConfig(options);
-  const r = new ActorRegistry(new MemoryStore(), config, metrics, noopSink, quiet, new Toggles({ degradeWatermark: config.degradeWatermark }));
+  const r = new ActorRegistry(new MemoryStore(), config, metrics, noopSink, quiet, new Toggles(config));
   return {
     registry: r,
     close: async () => {
