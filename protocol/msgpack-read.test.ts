@@ -19,6 +19,17 @@ const value = fc.letrec((tie) => ({
   node: fc.oneof({ depthSize: 'small' }, tie('leaf'), fc.array(tie('node'), { maxLength: 6 }), fc.dictionary(text, tie('node'), { maxKeys: 9 })),
 })).node;
 
+/**
+ * What the gateway can store as data: it refuses `__proto__` keys and text that is not
+ * well-formed Unicode (PROTOCOL §3.3), so its frames never carry them (the reader declines both).
+ */
+function storable(v: unknown): boolean {
+  if (typeof v === 'string') return (v as string & { isWellFormed(): boolean }).isWellFormed();
+  if (Array.isArray(v)) return v.every(storable);
+  if (typeof v === 'object' && v !== null) return Object.keys(v).every((key) => key !== '__proto__' && storable(key)) && Object.values(v).every(storable);
+  return true;
+}
+
 const event = fc.record(
   {
     offset: fc.integer({ min: 1, max: 2 ** 40 }),
@@ -28,7 +39,7 @@ const event = fc.record(
     kind: fc.constantFrom('text', 'reasoning', 'tool'),
     priority: fc.constantFrom(0, 1, 2, 3),
     ts: fc.integer({ min: 0, max: 2 ** 45 }),
-    data: value,
+    data: value.filter(storable),
     status: fc.constantFrom('done', 'error'),
     key: fc.string({ maxLength: 12 }),
   },
