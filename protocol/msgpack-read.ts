@@ -20,6 +20,10 @@ const textDecoder = new TextDecoder('utf-8', { ignoreBOM: true, fatal: true });
 class Unhandled extends Error {}
 const UNHANDLED = new Unhandled('not handled by the fast reader');
 
+// The message being read, in module scope on purpose (as event-encoding.ts keeps its buffer):
+// readMsgpack is synchronous and calls nothing that could re-enter it, so one reader state serves
+// every call without allocating a reader per frame; it is cleared when each call returns. The
+// short-string table below is a cache of immutable strings, safe to share for the same reason.
 let bytes: Uint8Array = new Uint8Array(0);
 let view: DataView = new DataView(bytes.buffer);
 let pos = 0;
