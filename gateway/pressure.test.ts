@@ -158,40 +158,39 @@ describe('slow readers', () => {
     expect(seqs).toEqual(Array.from({ length: 20_000 }, (_, i) => i));
   });
 
-  it('a reader whose socket never drains is closed with SLOW_CONSUMER after slowReaderTimeoutMs', async () => {
-    const gw = await gateway({ maxReaderBufferedBytes: 64 * 1024, slowReaderTimeoutMs: 200, credit: { frames: 4096, bytes: 8 << 20 } });
+  /**
+   * A producer streams to a live reader that has stopped reading until the gateway gives up on
+   * it (bounded: kernel socket buffers absorb megabytes first), then the reader reads what was
+   * sent, ending with its close: the close code. `beforeStalling` runs once the reader is live.
+   */
+  async function slowReaderClose(gw: Gateway, beforeStalling: () => void = () => undefined): Promise<number> {
     const p = await client(gw);
     const r = await client(gw);
     const { token } = await p.open('s', 'g');
     r.send({ type: 'subscribe', session: 's', from: 0 });
     await r.next((f) => f.type === 'live');
+    beforeStalling();
     const resume = stopReading(r);
     const closed = new Promise<number>((resolve) => (r.ws as WebSocket).once('close', (code) => resolve(code)));
-    // Kernel socket buffers absorb megabytes first: stream until the gateway gave up on the
-    // reader (bounded), then let the reader read what was sent, ending with the close.
     const slow = (): number => gw.metrics.errorsSent.get({ code: 'SLOW_CONSUMER' });
     for (let seq = 0; slow() === 0 && seq < 200_000; seq += 1000) await stream(p, token, seq, 1000);
     expect(slow()).toBe(1);
     resume();
-    expect(await closed).toBe(closeCodeOf('SLOW_CONSUMER'));
+    return closed;
+  }
+
+  it('a reader whose socket never drains is closed with SLOW_CONSUMER after slowReaderTimeoutMs', async () => {
+    const gw = await gateway({ maxReaderBufferedBytes: 64 * 1024, slowReaderTimeoutMs: 200, credit: { frames: 4096, bytes: 8 << 20 } });
+    expect(await slowReaderClose(gw)).toBe(closeCodeOf('SLOW_CONSUMER'));
   });
 
   it('a reader limit lowered through the toggles applies to readers already subscribed: SLOW_CONSUMER after the new slowReaderTimeoutMs', async () => {
     // Started with limits no reader of this test reaches; the toggles lower them (no restart).
     const gw = await gateway({ maxReaderBufferedBytes: 1 << 30, slowReaderTimeoutMs: 3_600_000, credit: { frames: 4096, bytes: 8 << 20 } });
-    const p = await client(gw);
-    const r = await client(gw);
-    const { token } = await p.open('s', 'g');
-    r.send({ type: 'subscribe', session: 's', from: 0 });
-    await r.next((f) => f.type === 'live');
-    expect(gw.toggles.update({ maxReaderBufferedBytes: 64 * 1024, slowReaderTimeoutMs: 200 })).toMatchObject({ maxReaderBufferedBytes: 64 * 1024, slowReaderTimeoutMs: 200 });
-    const resume = stopReading(r);
-    const closed = new Promise<number>((resolve) => (r.ws as WebSocket).once('close', (code) => resolve(code)));
-    const slow = (): number => gw.metrics.errorsSent.get({ code: 'SLOW_CONSUMER' });
-    for (let seq = 0; slow() === 0 && seq < 200_000; seq += 1000) await stream(p, token, seq, 1000);
-    expect(slow()).toBe(1);
-    resume();
-    expect(await closed).toBe(closeCodeOf('SLOW_CONSUMER'));
+    const lowered = (): void => {
+      expect(gw.toggles.update({ maxReaderBufferedBytes: 64 * 1024, slowReaderTimeoutMs: 200 })).toMatchObject({ maxReaderBufferedBytes: 64 * 1024, slowReaderTimeoutMs: 200 });
+    };
+    expect(await slowReaderClose(gw, lowered)).toBe(closeCodeOf('SLOW_CONSUMER'));
   });
 });
 
