@@ -4,7 +4,8 @@
  * chunks as fast as credit allows and one reader (its own client) following it from offset 0.
  * The same workload as bench:quick's scenarios A and B, but the gateway runs in a child process
  * (gateway-child.ts), so producers and readers here never share its event loop. Each run
- * starts with an untimed warm-up generation of 2,000 chunks.
+ * starts with an untimed warm-up: the same workload once on sessions of its own (at most 2,000
+ * chunks per session), so what is timed is a warm gateway, not a cold start.
  *
  * Latencies: `ack` is write() → the cumulative ack covering that seq arriving on the producer's
  * socket (ack-tap.ts); `delivery` is write() → the reader's `for await` yielding that chunk.
@@ -20,7 +21,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SpoolClient, type SubscriptionItem } from '../client';
 import { ChildGateway, cpuSecondsOf, metricValue, samplePeakRss } from './gateway-child';
 import { payload, payloads, Problems, produceFlat, producePaced, SessionFleet, withTimeout, type FleetFigures } from './workload';
 
@@ -76,29 +76,30 @@ export interface ThroughputResult extends FleetFigures {
   readonly problems: readonly string[];
 }
 
-/** Chunks streamed through a fresh gateway before the clock starts. */
-const WARMUP_CHUNKS = 2000;
+/** Chunks per session the warm-up writes at most (a larger run warms up with this many). */
+const WARMUP_PER_SESSION = 2000;
 
 /**
- * One untimed generation with a reader, so the measured run meets a gateway (and a load
- * generator) whose hot paths are already compiled rather than a process just started.
+ * The workload's own shape once, untimed, on sessions of its own: the measured run meets a
+ * gateway and a load generator whose hot paths are compiled and whose heaps have grown to their
+ * working size, as a gateway in service has, rather than a process just started (a run of
+ * 100,000 chunks lasts about a second: one cold start weighs on it). Its correctness is checked
+ * like the measured run's.
  */
-async function warmUp(url: string, session: string, text: (seq: number) => string): Promise<void> {
-  const client = new SpoolClient({ url });
+async function warmUp(url: string, spec: ThroughputSpec, text: (seq: number) => string, problems: Problems): Promise<void> {
+  const sessions = Array.from({ length: spec.sessions }, (_, i) => `warmup-${spec.transport}-${i}`);
+  const fleet = new SessionFleet(url, sessions, Math.min(spec.perSession, WARMUP_PER_SESSION), problems, {
+    text,
+    ...(spec.window !== undefined ? { window: spec.window } : {}),
+    ...(spec.lingerMs !== undefined ? { lingerMs: spec.lingerMs } : {}),
+  });
   try {
-    const sub = client.subscribe(session, { from: 0 });
-    const reading = (async () => {
-      for await (const item of sub as AsyncIterable<SubscriptionItem>) if (item.type === 'gen.end') break;
-    })();
-    const gen = client.generation(session);
-    for (let seq = 0; seq < WARMUP_CHUNKS; seq++) if (!gen.write(text(seq), { kind: 'text' })) await gen.drained();
-    await gen.finish();
-    await reading;
+    await fleet.ready(60_000);
+    await fleet.run(produceFlat);
   } finally {
-    await client.close();
+    await fleet.close();
   }
 }
-
 
 /**
  * One run on a fresh gateway child (`transport`, on `store`: LMDB in a fresh temp dir removed
@@ -125,7 +126,7 @@ export async function runThroughput(spec: ThroughputSpec): Promise<ThroughputRes
     });
     rss = samplePeakRss(gateway.pid, 100);
     const url = gateway.url;
-    await withTimeout(warmUp(url, `warmup-${spec.transport}`, text), 60_000, 'the warm-up generation');
+    await withTimeout(warmUp(url, spec, text, problems), 300_000, 'the warm-up run');
     const sessions = Array.from({ length: spec.sessions }, (_, i) => `pressure-${spec.transport}-${i}`);
     fleet = new SessionFleet(url, sessions, spec.perSession, problems, {
       text,
