@@ -425,6 +425,30 @@ describe('lingerMs (chunks wait for more to join their frame)', () => {
     await expect(within(finished, 15_000, 'finish')).resolves.toMatchObject({ status: 'done' });
   });
 
+  test('chunks lingering when the socket drops are sent once, after the resume, nothing lost or repeated (G2)', async () => {
+    await setup({}, { lingerMs: 10_000 });
+    const gen = client.generation('s1', { id: 'g1' });
+    const first = await gateway.accept();
+    await answerOpen(first);
+    await within(untilOpen(gen), 15_000, 'the generation opening');
+    gen.write('a');
+    await settle();
+    gen.write('b');
+    first.terminate(); // while a and b linger, never sent
+    const second = await gateway.accept();
+    const reopen = await second.next('open');
+    second.send({ type: 'opened', id: reopen['id'], session: 's1', generation: 'g1', token: 'v1/1/s1/g1', nextSeq: 0, offset: 1, resumed: true });
+    await within(untilOpen(gen), 15_000, 'the generation reopening');
+    gen.write('c');
+    const flushed = gen.flush();
+    const frame = await second.next('chunks');
+    expect(frame).toMatchObject({ seq: 0, items: [{ data: 'a' }, { data: 'b' }, { data: 'c' }] });
+    ack(second, 'g1', 2, 4);
+    await expect(within(flushed, 15_000, 'flush')).resolves.toEqual({ seq: 2, offset: 4 });
+    expect(first.frames.filter((f) => f.type === 'chunks')).toEqual([]);
+    expect(seqsOf(second.frames.filter((f) => f.type === 'chunks'))).toEqual([0, 1, 2]);
+  });
+
   test('is a number of ms from 0 to 10000, on the client and per generation', async () => {
     await setup();
     expect(() => new SpoolClient({ url: gateway.url, lingerMs: -1 })).toThrow(TypeError);
