@@ -20,7 +20,7 @@ import { ActorRegistry } from './registry';
 import { meteredStore } from './metered-store';
 import { Metrics, noopSink, PROMETHEUS_CONTENT_TYPE, teeSink } from './telemetry';
 import type { HttpResponse, TransportServer } from './transport';
-import { Toggles, type LogLevel } from './toggles';
+import { Toggles } from './toggles';
 import { selectTransport } from './transports';
 import { StreamsDoor } from './streams-http/door';
 import type { DeleteOutcome, ResetOutcome } from './write-results';
@@ -78,7 +78,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   metrics.gauge('spool_toggle_degrade_watermark', 'Queued writes past which debug chunks are dropped at the door (0: never)', () => toggles.degradeWatermark);
   metrics.gauge('spool_toggle_max_reader_buffered_bytes', 'Bytes queued toward a reader past which it is paused (reader limit)', () => toggles.maxReaderBufferedBytes);
   metrics.gauge('spool_toggle_slow_reader_timeout_ms', 'How long a paused reader may take to drain before SLOW_CONSUMER (reader limit)', () => toggles.slowReaderTimeoutMs);
-  metrics.gauge('spool_toggle_log_level', "The log level as pino numbers it (10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal, 100 silent)", () => LOG_LEVEL_NUMBERS[toggles.logLevel]);
+  metrics.gauge('spool_toggle_log_level', "The log level as pino numbers it (10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal, 100 silent)", () => logger.levels.values[toggles.logLevel] ?? SILENT_LEVEL);
   const registry = new ActorRegistry(tracing ? tracing.wrapStore(metered, storeSystem(config)) : metered, config, metrics, telemetry, logger, toggles);
   const connections = new Set<Connection>();
   let state: GatewayState = 'starting';
@@ -302,8 +302,8 @@ function adminListener(
     .route('*', '/admin/*', (request) => admin.handle(request));
 }
 
-/** pino's numbers for its levels (silent as 100), for the log level gauge. */
-const LOG_LEVEL_NUMBERS: Record<LogLevel, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: 100 };
+/** The log level gauge's value for `silent`, which pino does not number (its levels are 10 trace … 60 fatal). */
+const SILENT_LEVEL = 100;
 
 /** The store the configuration names: Redis Cluster, Redis, or LMDB under `data` (the default). */
 async function openConfiguredStore(config: GatewayConfig, logger: Logger): Promise<SessionStore> {
