@@ -227,13 +227,9 @@ function readMapKey(): string {
     need(1);
     length = bytes[pos++] as number;
   } else throw UNHANDLED; // a key that is not a short string
-  const key = readKey(length);
+  const key = readString(length);
   if (key === '__proto__') throw UNHANDLED;
   return key;
-}
-
-function readKey(length: number): string {
-  return readString(length);
 }
 
 /**
