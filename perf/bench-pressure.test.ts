@@ -37,8 +37,10 @@ describe('bench:pressure at toy sizes', () => {
     const result = await measureIdleSessions({ sessions: 200, warmup: 10 });
     expect(result.problems).toEqual([]);
     expect(result.after.sessionsActive).toBe(210);
+    expect(result.afterSecond.sessionsActive).toBe(410);
     expect(result.before.sessionsActive).toBe(10);
-    for (const value of [result.before.rss, result.after.rss, result.after.heapUsed]) finitePositive(value);
+    for (const value of [result.before.rss, result.after.rss, result.after.heapUsed, result.afterSecond.rss]) finitePositive(value);
+    for (const value of [result.perSessionMarginal.rss, result.perSessionMarginal.heap]) expect(Number.isFinite(value)).toBe(true);
   });
 
   it('the connection probe holds every connection open and welcomed', async () => {

@@ -274,6 +274,7 @@ export function formatPressureReport(report: PressureReport): string {
       [
         ['before', mib(idle.before.rss), mib(idle.before.rssAnon), mib(idle.before.heapTotal), mib(idle.before.heapUsed), mib(idle.before.gaugeHeap), ''],
         ['after', mib(idle.after.rss), mib(idle.after.rssAnon), mib(idle.after.heapTotal), mib(idle.after.heapUsed), mib(idle.after.gaugeHeap), ''],
+        ['after as many again', mib(idle.afterSecond.rss), mib(idle.afterSecond.rssAnon), mib(idle.afterSecond.heapTotal), mib(idle.afterSecond.heapUsed), mib(idle.afterSecond.gaugeHeap), ''],
         [
           'per session',
           kib(idle.perSession.rss),
@@ -283,13 +284,23 @@ export function formatPressureReport(report: PressureReport): string {
           kib(idle.perSession.gaugeHeap),
           verdict(idle.perSession.rss, report.targets.bytesPerIdleSession),
         ],
+        [
+          'per session, the second lot',
+          kib(idle.perSessionMarginal.rss),
+          kib(idle.perSessionMarginal.rssAnon),
+          kib((idle.afterSecond.heapTotal - idle.after.heapTotal) / idle.sessions),
+          kib(idle.perSessionMarginal.heap),
+          '',
+          '',
+        ],
       ],
     ),
   );
   out.push(
-    `   sessions loaded at the second sample: ${int(idle.after.sessionsActive)} (spool_sessions_active). Samples follow a forced GC in the child; VmRSS includes LMDB's`,
+    `   sessions loaded at the last sample: ${int(idle.afterSecond.sessionsActive)} (spool_sessions_active). Samples follow a forced GC in the child; VmRSS includes LMDB's`,
     '   memory-mapped pages (RssFile), RssAnon does not; heapTotal − heapUsed is heap V8 grew during the burst of appends and keeps.',
-    '   /metrics heap = spool_memory_bytes_per_session × spool_sessions_active.',
+    '   /metrics heap = spool_memory_bytes_per_session × spool_sessions_active. The second lot costs what one more session costs once the first',
+    '   lot has grown the process (young generation, heap reserve): the target is judged on the first lot.',
     '',
   );
 

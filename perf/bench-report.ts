@@ -105,6 +105,8 @@ export interface BenchMemory {
   readonly idleSessions: number;
   /** VmRSS growth per idle session, bytes. */
   readonly idleSessionBytes: number;
+  /** The same for a second lot of as many sessions (what one more costs); absent in older history lines. */
+  readonly idleSessionMarginalBytes?: number;
   readonly connections: number;
   /** VmRSS growth per open ws connection, bytes. */
   readonly connectionBytes: number;
@@ -267,7 +269,8 @@ export function formatBenchReport(r: BenchReport): string {
     const m = r.memory;
     out.push(
       '',
-      `memory: ${(m.idleSessionBytes / 1e3).toFixed(2)} KB RSS per idle session (${int(m.idleSessions)} sessions), ` +
+      `memory: ${(m.idleSessionBytes / 1e3).toFixed(2)} KB RSS per idle session (${int(m.idleSessions)} sessions; ` +
+        `${m.idleSessionMarginalBytes === undefined ? '-' : (m.idleSessionMarginalBytes / 1e3).toFixed(2)} KB each for ${int(m.idleSessions)} more), ` +
         `${(m.connectionBytes / 1e3).toFixed(2)} KB per open ws connection (${int(m.connections)}); after a forced GC in the gateway child`,
     );
   }

@@ -274,7 +274,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
       const idle = await measureIdleSessions({ sessions, log: say });
       const conns = await measureConnections({ transport: 'ws', connections, log: say });
       problems.push(...idle.problems.map((p) => `memory (idle sessions): ${p}`), ...conns.problems.map((p) => `memory (connections): ${p}`));
-      memory = { idleSessions: sessions, idleSessionBytes: idle.perSession.rss, connections, connectionBytes: conns.perConnection.rss };
+      memory = { idleSessions: sessions, idleSessionBytes: idle.perSession.rss, idleSessionMarginalBytes: idle.perSessionMarginal.rss, connections, connectionBytes: conns.perConnection.rss };
     } catch (error) {
       fail('memory', error);
     }
