@@ -19,15 +19,15 @@ import type { OpenRequest, SessionStore, WriteItem, WriteResult } from '../store
 import type { GatewayConfig } from './config';
 import { newTag, secretDigest } from './credentials';
 import { Flusher, type FlushHandler, type FlusherOptions } from './flusher';
-import { endItem, Generations, type GenState } from './generations';
+import { endItem, Generations, type EndItem, type GenerationsDeps, type GenState } from './generations';
 import type { Link } from './link';
 import type { SessionReaders } from './readers';
 import * as replies from './replies';
-import { SessionLog } from './session-log';
+import { SessionLog, type SessionLogDeps } from './session-log';
 import { dataSize } from './size';
 import type { Metrics, TelemetrySink } from './telemetry';
 import type { Toggles } from './toggles';
-import { deletedError, sendError, WriteResults, type DeleteOutcome, type Op, type ResetOutcome } from './write-results';
+import { deletedError, sendError, WriteResults, type DeleteOutcome, type Op, type ResetOutcome, type WriteResultsDeps } from './write-results';
 
 /** How an open asks (PROTOCOL §7.1). */
 export interface OpenOptions {
@@ -38,9 +38,9 @@ export interface OpenOptions {
   readonly secret?: string;
 }
 
+/** What every actor of a registry shares: one object for all of them. */
 export interface ActorDeps {
-  readonly session: SessionId;
-  /** Runtime toggles, read on every use (shared by every actor of a registry). */
+  /** Runtime toggles, read on every use. */
   readonly toggles: Toggles;
   /** Shared by every actor of a registry. */
   readonly flusherOptions: FlusherOptions;
@@ -51,8 +51,56 @@ export interface ActorDeps {
   readonly logger: Logger;
 }
 
-export class SessionActor implements FlushHandler<Op> {
-  readonly session: SessionId;
+/** The two calls an actor's parts make back into it. */
+interface PartsOwner {
+  requestSync(head: Offset, verify: boolean, deleted: boolean): void;
+  queueEnd(gen: GenState, item: EndItem): void;
+}
+
+/**
+ * What one actor hands its parts (log and readers, generations, write results): a single object
+ * per actor, reading the shared fields through to the registry's deps and calling back through
+ * methods, instead of a literal per part and a closure per callback. An idle session is mostly
+ * this bookkeeping (DESIGN §8 memory_bytes_per_session).
+ */
+class ActorParts implements SessionLogDeps, GenerationsDeps, WriteResultsDeps {
+  /** Set by the actor once it has made them (write results need both). */
+  gens!: Generations;
+  log!: SessionLog;
+
+  constructor(
+    readonly session: SessionId,
+    private readonly shared: ActorDeps,
+    private readonly owner: PartsOwner,
+  ) {}
+
+  get store(): SessionStore {
+    return this.shared.store;
+  }
+  get config(): GatewayConfig {
+    return this.shared.config;
+  }
+  get limits(): Toggles {
+    return this.shared.toggles;
+  }
+  get metrics(): Metrics {
+    return this.shared.metrics;
+  }
+  get telemetry(): TelemetrySink {
+    return this.shared.telemetry;
+  }
+  get logger(): Logger {
+    return this.shared.logger;
+  }
+  sync(head: Offset, verify: boolean, deleted: boolean): void {
+    this.owner.requestSync(head, verify, deleted);
+  }
+  queueEnd(gen: GenState, item: EndItem): void {
+    this.owner.queueEnd(gen, item);
+  }
+}
+
+export class SessionActor implements FlushHandler<Op>, PartsOwner {
   private readonly gens: Generations;
   private readonly results: WriteResults;
   /** The session's log: hot buffer, known store head, publication to readers (shared with them). */
@@ -65,32 +113,19 @@ export class SessionActor implements FlushHandler<Op> {
   private pendingSync: Extract<Op, { kind: 'sync' }> | null = null;
   private idleWaiters: Array<() => void> | null = null;
 
-  constructor(private readonly deps: ActorDeps) {
-    this.session = deps.session;
+  constructor(
+    readonly session: SessionId,
+    private readonly deps: ActorDeps,
+  ) {
     this.lastUsed = deps.config.clock();
-    // The actor is its flusher's handler (methods, not per-actor closures): an idle session
-    // costs little memory (DESIGN §8 memory_bytes_per_session).
+    // The actor is its flusher's handler and its parts' owner (methods, not per-actor closures):
+    // an idle session costs little memory (DESIGN §8 memory_bytes_per_session).
     this.flusher = new Flusher<Op>(deps.flusherOptions, this);
-    this.log = new SessionLog({
-      session: deps.session,
-      store: deps.store,
-      config: deps.config,
-      limits: deps.toggles,
-      metrics: deps.metrics,
-      telemetry: deps.telemetry,
-      logger: deps.logger,
-      sync: (head, verify, deleted) => this.requestSync(head, verify, deleted),
-    });
+    const parts = new ActorParts(session, deps, this);
+    this.log = parts.log = new SessionLog(parts);
     this.readers = this.log.readers;
-    this.gens = new Generations({
-      session: deps.session,
-      config: deps.config,
-      metrics: deps.metrics,
-      telemetry: deps.telemetry,
-      logger: deps.logger,
-      queueEnd: (gen, item) => this.flusher.enqueue({ kind: 'end', item, gen, reply: null }),
-    });
-    this.results = new WriteResults({ session: deps.session, config: deps.config, metrics: deps.metrics, telemetry: deps.telemetry, gens: this.gens, log: this.log });
+    this.gens = parts.gens = new Generations(parts);
+    this.results = new WriteResults(parts);
   }
 
   /** Loads the session's state from the store. Called once, before any other method. */
@@ -488,7 +523,7 @@ export class SessionActor implements FlushHandler<Op> {
   }
 
   /** The log asks for a sync up to `head`: one pending sync op takes every ask until it runs. */
-  private requestSync(head: Offset, verify: boolean, deleted: boolean): void {
+  requestSync(head: Offset, verify: boolean, deleted: boolean): void {
     if (this.closed) return;
     if (this.pendingSync) {
       this.pendingSync.head = Math.max(this.pendingSync.head, head);
@@ -499,6 +534,11 @@ export class SessionActor implements FlushHandler<Op> {
     this.pendingSync = { kind: 'sync', head, verify, deleted };
     this.flusher.enqueue(this.pendingSync);
   }
+  /** The generations ask to end one (idle timeout, producer gone): behind everything already queued. */
+  queueEnd(gen: GenState, item: EndItem): void {
+    this.flusher.enqueue({ kind: 'end', item, gen, reply: null });
+  }
+
 
   /**
    * Checks the store's meta against what this actor saw of it; when the head or the epoch went

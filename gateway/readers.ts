@@ -78,7 +78,8 @@ const EVENTS_PER_FRAME = 256;
  */
 export class SessionReaders {
   private readonly session: SessionId;
-  private readonly subscribers = new Map<Link, Subscriber>();
+  /** Made for the first subscriber, dropped with the last: an idle session has none. */
+  private subscribers: Map<Link, Subscriber> | null = null;
   /** Stops change notices; set while this actor has readers. */
   private unwatch: (() => void) | null = null;
 
@@ -92,7 +93,7 @@ export class SessionReaders {
 
   /** How many readers are subscribed. */
   get size(): number {
-    return this.subscribers.size;
+    return this.subscribers?.size ?? 0;
   }
 
   /** Starts delivery of everything after `from`; answers `subscribed` first. */
@@ -117,7 +118,7 @@ export class SessionReaders {
       (error: unknown) => {
         this.deps.logger.warn({ sessionId: this.session, err: String(error) }, 'store meta failed for a subscribe');
         this.sendError(link, 'STORE_UNAVAILABLE', 'store unavailable; subscribe again from your offset', this.session, {}, requestId);
-        if (this.subscribers.size === 0) this.stopWatching();
+        if (this.size === 0) this.stopWatching();
       },
     );
   }
@@ -126,12 +127,12 @@ export class SessionReaders {
     const start = from === 'start' ? 0 : from === 'now' ? head : from;
     if (start > head) {
       this.sendError(link, 'OFFSET_OUT_OF_RANGE', `offset ${start} is past the session head ${head}`, this.session, {}, requestId);
-      if (this.subscribers.size === 0) this.stopWatching();
+      if (this.size === 0) this.stopWatching();
       return;
     }
     const resumed = typeof from === 'number' && from > 0;
     const sub: Subscriber = { link, offset: start, state: 'catching-up', liveSent: false, startedAt: this.deps.config.clock(), resumed, gaps: 0 };
-    this.subscribers.set(link, sub);
+    (this.subscribers ??= new Map()).set(link, sub);
     link.send({ type: 'subscribed', ...(requestId !== undefined ? { id: requestId } : {}), session: this.session, from: start, head });
     if (resumed) {
       this.deps.metrics.resumeAttempts.inc();
@@ -147,11 +148,14 @@ export class SessionReaders {
 
   /** Ends the link's subscription, if it has one; stops watching when it was the last. */
   unsubscribe(link: Link): boolean {
-    const sub = this.subscribers.get(link);
+    const sub = this.subscribers?.get(link);
     if (!sub) return false;
     sub.state = 'closed';
-    this.subscribers.delete(link);
-    if (this.subscribers.size === 0) this.stopWatching();
+    this.subscribers?.delete(link);
+    if (this.size === 0) {
+      this.subscribers = null;
+      this.stopWatching();
+    }
     return true;
   }
 
@@ -161,7 +165,7 @@ export class SessionReaders {
    * once the store is back), or their offsets no longer name anything (SESSION_REWOUND).
    */
   failAll(error: SpoolError): void {
-    for (const sub of [...this.subscribers.values()]) {
+    for (const sub of [...(this.subscribers?.values() ?? [])]) {
       this.unsubscribe(sub.link);
       sub.link.sendError(error, this.session);
     }
@@ -169,8 +173,8 @@ export class SessionReaders {
 
   /** Drops every subscription without a word and stops watching (the actor closes). */
   close(): void {
-    for (const sub of this.subscribers.values()) sub.state = 'closed';
-    this.subscribers.clear();
+    for (const sub of this.subscribers?.values() ?? []) sub.state = 'closed';
+    this.subscribers = null;
     this.stopWatching();
   }
 
@@ -182,6 +186,7 @@ export class SessionReaders {
   fanOut(prevHead: Offset, fresh: readonly SessionEvent[], head: Offset, encoded?: Uint8Array): void {
     // Fan out from the batch itself, not the hot buffer: a batch larger than the buffer has
     // already pushed its own front out of it. Built and encoded once for every live reader.
+    if (this.subscribers === null) return;
     let shared: SharedFrame[] | null = null;
     for (const sub of this.subscribers.values()) {
       if (sub.state !== 'live' || sub.offset >= head) continue;

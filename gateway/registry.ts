@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { SessionId } from '../protocol/types';
 import type { SessionStore } from '../store/types';
-import { SessionActor } from './actor';
+import { SessionActor, type ActorDeps } from './actor';
 import type { GatewayConfig } from './config';
 import type { FlusherOptions } from './flusher';
 import type { Metrics, TelemetrySink } from './telemetry';
@@ -21,14 +21,16 @@ export class ActorRegistry {
   private readonly slots = new Map<SessionId, Slot>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly flusherOptions: FlusherOptions;
+  /** Shared by every actor. */
+  private readonly actorDeps: ActorDeps;
 
   constructor(
-    private readonly store: SessionStore,
+    store: SessionStore,
     private readonly config: GatewayConfig,
-    private readonly metrics: Metrics,
-    private readonly telemetry: TelemetrySink,
-    private readonly logger: Logger,
-    private readonly toggles: Toggles,
+    metrics: Metrics,
+    telemetry: TelemetrySink,
+    logger: Logger,
+    toggles: Toggles,
   ) {
     this.flusherOptions = {
       // Read on every batch: synchronous append mode makes every write a store call of its own.
@@ -43,6 +45,7 @@ export class ActorRegistry {
       probeIntervalMs: config.storeProbeIntervalMs,
       clock: config.clock,
     };
+    this.actorDeps = { toggles, flusherOptions: this.flusherOptions, store, config, metrics, telemetry, logger };
     this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.floor(config.sessionIdleMs / 2)));
     this.sweeper.unref();
   }
@@ -58,16 +61,7 @@ export class ActorRegistry {
   with(session: SessionId, fn: (actor: SessionActor) => void, onError: (error: unknown) => void): void {
     let slot = this.slots.get(session);
     if (!slot) {
-      const actor = new SessionActor({
-        session,
-        toggles: this.toggles,
-        flusherOptions: this.flusherOptions,
-        store: this.store,
-        config: this.config,
-        metrics: this.metrics,
-        telemetry: this.telemetry,
-        logger: this.logger,
-      });
+      const actor = new SessionActor(session, this.actorDeps);
       const created: Slot = { actor, loading: null };
       created.loading = actor.load().then(
         () => {
