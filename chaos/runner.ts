@@ -330,8 +330,9 @@ async function checkExpectations(
     const ttl = scenario.gateway?.sessionTtlMs ?? 0;
     if (!redis) return;
     for (const session of Object.keys(logs)) {
-      const seq = Number(await command(redis.port, 'EXISTS', `s:{${session}}:seq`));
-      if (seq !== 0) failures.push(`redis cleanup: s:{${session}}:seq still exists after every generation of ${session} ended`);
+      for (const key of [`s:{${session}}:seq`, `s:{${session}}:seqruns`]) {
+        if (Number(await command(redis.port, 'EXISTS', key)) !== 0) failures.push(`redis cleanup: ${key} still exists after every generation of ${session} ended`);
+      }
     }
     const gone = await waitFor(async () => ((await command(redis.port, 'KEYS', 's:*')) as string[]).length === 0, ttl + 10_000, 250);
     if (!gone) {

@@ -161,7 +161,7 @@ export interface Expectations {
   readonly resumeTelemetry?: boolean;
   /** Retention must have trimmed something (buffer.trimmed / spool_buffer_trimmed_total > 0). */
   readonly trimmed?: boolean;
-  /** Redis: ended generations leave no `s:{id}:seq`; after the session TTL no key of the session is left. */
+  /** Redis: ended generations leave no `s:{id}:seq` or `s:{id}:seqruns`; after the session TTL no key of the session is left. */
   readonly redisCleanup?: boolean;
 }
 

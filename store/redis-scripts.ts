@@ -9,7 +9,7 @@
  *
  * Calling convention, shared by both scripts:
  *
- *   KEYS  1 log   2 meta   3 p0   4 p1   5 p2   6 seq   7 keys   8 ended   9 dedupe
+ *   KEYS  1 log   2 meta   3 p0   4 p1   5 p2   6 seq   7 keys   8 ended   9 dedupe   10 seqruns
  *   ARGV  1 maxEvents  2 maxBytes  3 criticalFactor  4 sessionTtlMs  5 dedupeWindowMs
  *         6 publish command ('PUBLISH' standalone, 'SPUBLISH' cluster)  7 notice channel
  *   open    ARGV 8 generationId  9 takeover '1'|'0'  10 resumeOnly '1'|'0'  11 ts  12 tag
@@ -52,7 +52,7 @@ export const ITEM = { chunk: 1, end: 2, append: 3 } as const;
 export const PRUNE_PER_CALL = 64;
 
 const PRELUDE = `
-local LOG, META, SEQ, KEYIDX, ENDED, DEDUPE = KEYS[1], KEYS[2], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local LOG, META, SEQ, KEYIDX, ENDED, DEDUPE, SEQRUNS = KEYS[1], KEYS[2], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local RETAIN = { [0] = KEYS[3], [1] = KEYS[4], [2] = KEYS[5] }
 local MAX_EVENTS = tonumber(ARGV[1])
 local MAX_BYTES = tonumber(ARGV[2])
@@ -93,9 +93,48 @@ local trimmed = {}
 local pendingRetain = { [0] = {}, [1] = {}, [2] = {} }
 local pendingFirst = { [0] = 1, [1] = 1, [2] = 1 }
 local listEmpty = { [0] = false, [1] = false, [2] = false }
--- seq -> offset, or DROPPED_SEQ (0, never an offset) for a chunk dropped under pressure.
-local pendingSeq = {}
+-- The seqs this call consumes, as runs { firstSeq, firstOffset, count }: consecutive seqs at
+-- consecutive offsets, or consecutive seqs all dropped under pressure (firstOffset DROPPED_SEQ,
+-- 0, never an offset). commit() writes one SEQRUNS member per run, not one field per seq.
+local pendingRuns = {}
 local DROPPED_SEQ = 0
+
+local function recordSeq(seq, offset)
+  local last = pendingRuns[#pendingRuns]
+  if last and seq == last[1] + last[3] then
+    if (offset == DROPPED_SEQ and last[2] == DROPPED_SEQ) or (offset ~= DROPPED_SEQ and last[2] ~= DROPPED_SEQ and offset == last[2] + last[3]) then
+      last[3] = last[3] + 1
+      return
+    end
+  end
+  pendingRuns[#pendingRuns + 1] = { seq, offset, 1 }
+end
+
+-- The offset of \`seq\` if \`run\` holds it (DROPPED_SEQ for a dropped one), else nil.
+local function runOffset(run, seq)
+  if seq < run[1] or seq >= run[1] + run[3] then return nil end
+  if run[2] == DROPPED_SEQ then return DROPPED_SEQ end
+  return run[2] + (seq - run[1])
+end
+
+-- Where a consumed seq of the active generation went: this call's runs, the stored runs (the
+-- last one starting at or before it), or a one-field-per-seq SEQ hash written by a spool from
+-- before seq runs (read until its generation ends). nil: not consumed.
+local function seqOffset(seq)
+  for i = #pendingRuns, 1, -1 do
+    local offset = runOffset(pendingRuns[i], seq)
+    if offset then return offset end
+  end
+  local found = redis.call('ZREVRANGEBYSCORE', SEQRUNS, num(seq), '-inf', 'LIMIT', 0, 1)[1]
+  if found then
+    local a = string.find(found, ':', 1, true)
+    local b = string.find(found, ':', a + 1, true)
+    local offset = runOffset({ tonumber(string.sub(found, 1, a - 1)), tonumber(string.sub(found, a + 1, b - 1)), tonumber(string.sub(found, b + 1)) }, seq)
+    if offset then return offset end
+  end
+  local indexed = redis.call('HGET', SEQ, num(seq))
+  return indexed and tonumber(indexed)
+end
 local BULK = 256
 
 -- Forgets keys and ended generations whose dedupe window has passed, oldest first, at most
@@ -146,8 +185,8 @@ local function endGeneration(seq, status, err, ts)
   local event = { type = 'gen.end', generationId = id, seq = seq, status = status, priority = CRITICAL, ts = ts }
   if err then event.error = err end
   local offset = store(cmsgpack.pack(event), CRITICAL, 0, ts)
-  redis.call('DEL', SEQ)
-  pendingSeq = {}
+  redis.call('DEL', SEQ, SEQRUNS)
+  pendingRuns = {}
   redis.call('HSET', ENDED, id, num(offset) .. ':' .. status)
   redis.call('ZADD', DEDUPE, num(ts), 'x:' .. id)
   meta.active = nil
@@ -204,12 +243,14 @@ end
 local function commit()
   if not dirty then return end
   for priority = 0, 2 do bulk('RPUSH', RETAIN[priority], pendingRetain[priority], pendingFirst[priority], 1) end
-  local seqs = {}
-  for seq, offset in pairs(pendingSeq) do
-    seqs[#seqs + 1] = num(seq)
-    seqs[#seqs + 1] = num(offset)
+  local runs = {}
+  for i = 1, #pendingRuns do
+    local run = pendingRuns[i]
+    local first = num(run[1])
+    runs[#runs + 1] = first
+    runs[#runs + 1] = first .. ':' .. num(run[2]) .. ':' .. num(run[3])
   end
-  bulk('HSET', SEQ, seqs, 1, 2)
+  bulk('ZADD', SEQRUNS, runs, 1, 2)
   local fields = { 'epoch', num(meta.epoch), 'head', num(meta.head), 'count', num(meta.count),
     'bytes', num(meta.bytes), 'criticalCount', num(meta.criticalCount),
     'criticalBytes', num(meta.criticalBytes), 'lastWriteTs', num(meta.lastWriteTs) }
@@ -239,8 +280,8 @@ meta.epoch = meta.epoch + 1
 local fenced = false
 if meta.active then
   local id = meta.active.id
-  redis.call('DEL', SEQ)
-  pendingSeq = {}
+  redis.call('DEL', SEQ, SEQRUNS)
+  pendingRuns = {}
   redis.call('HSET', ENDED, id, num(cleared + 1) .. ':fenced')
   redis.call('ZADD', DEDUPE, num(ts), 'x:' .. id)
   fenced = id
@@ -355,11 +396,7 @@ local function chunk(item, body)
   if not a or a.id ~= generationId or a.epoch ~= epoch then return { ${RESULT.closed} } end
   -- Duplicates are answered before the hard cap (G2).
   if seq <= a.lastSeq then
-    local offset = pendingSeq[seq]
-    if not offset then
-      local indexed = redis.call('HGET', SEQ, num(seq))
-      offset = indexed and tonumber(indexed)
-    end
+    local offset = seqOffset(seq)
     if not offset then return { ${RESULT.seqGap}, a.lastSeq + 1 } end
     -- A dropped seq stays dropped, whether the retransmission is marked drop or not (§7.6).
     if offset == DROPPED_SEQ then return { ${RESULT.dropped} } end
@@ -369,7 +406,7 @@ local function chunk(item, body)
     -- Never full (it stores nothing). The consumed seq is state: commit() writes it and meta and
     -- refreshes the TTLs (as engine.ts moves the session's lastWriteTs); no event, no notice.
     if seq > a.lastSeq + 1 then return { ${RESULT.seqGap}, a.lastSeq + 1 } end
-    pendingSeq[seq] = DROPPED_SEQ
+    recordSeq(seq, DROPPED_SEQ)
     a.lastSeq = seq
     if ts > a.lastWriteTs then a.lastWriteTs = ts end
     if ts > meta.lastWriteTs then meta.lastWriteTs = ts end
@@ -379,7 +416,7 @@ local function chunk(item, body)
   if isFull() then return { ${RESULT.full} } end
   if seq > a.lastSeq + 1 then return { ${RESULT.seqGap}, a.lastSeq + 1 } end
   local offset = store(body, priority, size, ts)
-  pendingSeq[seq] = offset
+  recordSeq(seq, offset)
   a.lastSeq = seq
   if ts > a.lastWriteTs then a.lastWriteTs = ts end
   return { ${RESULT.ok}, offset }

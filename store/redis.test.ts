@@ -61,9 +61,9 @@ describe('RedisStore on a real redis-server', () => {
     return store;
   }
 
-  function keysOf(session: string): Record<'log' | 'meta' | 'p0' | 'p1' | 'p2' | 'seq' | 'keys' | 'ended' | 'dedupe', string> {
-    const [log, meta, p0, p1, p2, seq, keys, ended, dedupe] = sessionKeys(session) as [string, string, string, string, string, string, string, string, string];
-    return { log, meta, p0, p1, p2, seq, keys, ended, dedupe };
+  function keysOf(session: string): Record<'log' | 'meta' | 'p0' | 'p1' | 'p2' | 'seq' | 'keys' | 'ended' | 'dedupe' | 'seqruns', string> {
+    const [log, meta, p0, p1, p2, seq, keys, ended, dedupe, seqruns] = sessionKeys(session) as [string, string, string, string, string, string, string, string, string, string];
+    return { log, meta, p0, p1, p2, seq, keys, ended, dedupe, seqruns };
   }
 
   describe('cleanup', () => {
@@ -116,32 +116,60 @@ describe('RedisStore on a real redis-server', () => {
       expect((await store.append('s', [keyed('k0', { ts: T0 + 3 * MINUTE })])).results).toEqual([{ status: 'ok', offset: 76 }]);
     });
 
-    it('the seq hash exists only while its generation is active: removed on end and on takeover', async () => {
+    it('the seq runs exist only while their generation is active: one member per run an append stored, removed on end and on takeover', async () => {
       const store = await make();
       const k = keysOf('s');
       await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1)]);
-      expect(await raw.hgetall(k.seq)).toEqual({ '0': '2', '1': '3' });
-      await store.append('s', [end('g1', 1, 2)]);
+      await store.append('s', [chunk('g1', 1, 2), dropped('g1', 1, 3), dropped('g1', 1, 4), chunk('g1', 1, 5)]);
+      expect(await raw.zrange(k.seqruns, '0', '-1', 'WITHSCORES')).toEqual(['0:2:2', '0', '2:4:1', '2', '3:0:2', '3', '5:5:1', '5']);
       expect(await raw.exists(k.seq)).toBe(0);
+      // A retransmission finds each seq in its run.
+      const again = await store.append('s', [0, 1, 2, 3, 4, 5].map((seq) => (seq === 3 || seq === 4 ? dropped('g1', 1, seq) : chunk('g1', 1, seq))));
+      expect(again.results).toEqual([
+        { status: 'duplicate', offset: 2 },
+        { status: 'duplicate', offset: 3 },
+        { status: 'duplicate', offset: 4 },
+        { status: 'dropped' },
+        { status: 'dropped' },
+        { status: 'duplicate', offset: 5 },
+      ]);
+      await store.append('s', [end('g1', 1, 6)]);
+      expect(await raw.exists(k.seqruns)).toBe(0);
 
       await store.openGeneration('s', { generationId: 'g2', takeover: false, tag: TAG, ts: T0 });
       await store.append('s', [chunk('g2', 2, 0)]);
-      expect(await raw.exists(k.seq)).toBe(1);
+      expect(await raw.exists(k.seqruns)).toBe(1);
       await store.openGeneration('s', { generationId: 'g3', takeover: true, tag: TAG, ts: T0 });
-      expect(await raw.exists(k.seq)).toBe(0);
-      expect(await raw.hgetall(k.ended)).toEqual({ g1: '4:done', g2: '7:fenced' });
+      expect(await raw.exists(k.seqruns)).toBe(0);
+      expect(await raw.hgetall(k.ended)).toEqual({ g1: '6:done', g2: '9:fenced' });
     });
 
-    it('a dropped chunk records seq -> 0 and refreshes every TTL (a seq hash it creates expires too), with no stream entry', async () => {
+    it('a generation active across the upgrade to seq runs still dedupes the seqs its one-field-per-seq hash holds, and the hash goes when it ends', async () => {
+      const store = await make();
+      const k = keysOf('s');
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+      await store.append('s', [chunk('g1', 1, 0), chunk('g1', 1, 1), chunk('g1', 1, 2)]);
+      // What a spool before seq runs left: seq -> offset fields, no runs.
+      await raw.del(k.seqruns);
+      await raw.hset(k.seq, '0', '2', '1', '0', '2', '4');
+      const again = await store.append('s', [chunk('g1', 1, 0), dropped('g1', 1, 1), chunk('g1', 1, 2), chunk('g1', 1, 3)]);
+      expect(again.results).toEqual([{ status: 'duplicate', offset: 2 }, { status: 'dropped' }, { status: 'duplicate', offset: 4 }, { status: 'ok', offset: 5 }]);
+      expect((await store.append('s', [chunk('g1', 1, 3)])).results).toEqual([{ status: 'duplicate', offset: 5 }]);
+      await store.append('s', [end('g1', 1, 4)]);
+      expect(await raw.exists(k.seq)).toBe(0);
+      expect(await raw.exists(k.seqruns)).toBe(0);
+    });
+
+    it('a dropped chunk records a dropped seq run and refreshes every TTL (the seq runs it creates expire too), with no stream entry', async () => {
       const ttl = 60_000;
       const store = await make({ sessionTtlMs: ttl });
       const k = keysOf('s');
       await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       await raw.pexpire(k.meta, 10_000); // far below the TTL, far above any pause of the machine
       expect(await store.append('s', [dropped('g1', 1, 0, { ts: T0 + 5 })])).toEqual({ results: [{ status: 'dropped' }], events: [], trimmed: [], head: 1 });
-      expect(await raw.hgetall(k.seq)).toEqual({ '0': '0' });
-      for (const key of [k.seq, k.meta, k.log]) expect(await raw.pttl(key)).toBeGreaterThan(ttl - 5000);
+      expect(await raw.zrange(k.seqruns, '0', '-1')).toEqual(['0:0:1']);
+      for (const key of [k.seqruns, k.meta, k.log]) expect(await raw.pttl(key)).toBeGreaterThan(ttl - 5000);
       expect(await raw.xlen(k.log)).toBe(1);
       expect(await raw.hmget(k.meta, 'head', 'count', 'activeLastSeq', 'activeLastWriteTs', 'lastWriteTs')).toEqual(['1', '1', '0', String(T0 + 5), String(T0 + 5)]);
       expect(await raw.exists(k.p0)).toBe(0);
@@ -172,9 +200,12 @@ describe('RedisStore on a real redis-server', () => {
       await store.append('s', [end('g1', 1, 0, 'done', { ts: now })]);
       await store.openGeneration('s', { generationId: 'g2', takeover: false, tag: TAG, ts: now });
       await store.append('s', [0, 1, 2].map((seq) => chunk('g2', 2, seq, { priority: seq as Priority, ts: now })));
-      const keys = Object.values(keysOf('s'));
+      const { seq: legacySeq, ...written } = keysOf('s');
+      const keys = Object.values(written);
+      // The one-field-per-seq hash is only ever read (a generation from before seq runs).
+      expect(await raw.exists(legacySeq)).toBe(0);
       const pttls = await Promise.all(keys.map((key) => raw.pttl(key)));
-      // Every one of the nine keys exists (PTTL -2 means missing, -1 means no TTL).
+      // Every other key exists (PTTL -2 means missing, -1 means no TTL).
       for (const pttl of pttls) {
         expect(pttl).toBeGreaterThan(0);
         expect(pttl).toBeLessThanOrEqual(ttl);

@@ -16,8 +16,14 @@
  *   s:{id}:p0|p1|p2 list    retention index per trimmable priority: "offset:size" pushed at the
  *                           tail in offset order, popped at the head; evicting is one LPOP and
  *                           one XDEL, never a read or decode of an event
- *   s:{id}:seq      hash    seq -> offset of the active generation's chunks (0 for a chunk
- *                           dropped under pressure, §7.6); DEL when it ends
+ *   s:{id}:seqruns  zset    where the active generation's seqs went, one member per run of
+ *                           seqs one append stored at consecutive offsets (or dropped under
+ *                           pressure, §7.6): "firstSeq:firstOffset:count" scored by firstSeq
+ *                           (firstOffset 0: dropped); a retransmitted seq is one
+ *                           ZREVRANGEBYSCORE away. DEL when the generation ends
+ *   s:{id}:seq      hash    the same, one field per seq (seq -> offset), as spool wrote it
+ *                           before seq runs: read (never written) for a generation active across
+ *                           the upgrade; DEL when it ends
  *   s:{id}:keys     hash    append idempotency key -> offset
  *   s:{id}:ended    hash    generation id -> "endOffset:endStatus" of ended generations
  *   s:{id}:dedupe   zset    "k:<key>" / "x:<generation>" scored by write ts; the write scripts
@@ -28,7 +34,7 @@
  *                           shard channel on the session's shard)
  *
  * Every write that stores (or trims) something, or consumes a seq with a dropped chunk, PEXPIREs
- * all nine keys to sessionTtlMs, so a session vanishes sessionTtlMs after its last write, by
+ * all ten keys to sessionTtlMs, so a session vanishes sessionTtlMs after its last write, by
  * Redis' own expiry: `expire()` has nothing to do and returns 0. (The TTL runs on the Redis
  * server's clock from the write; the `lastWriteTs` kept in meta is informational.) Refused writes
  * change nothing and extend nothing; a resumed open only raises `activeLastWriteTs` (one HSET, no
@@ -113,10 +119,13 @@ const DEFAULTS = { commandTimeoutMs: 2000, connectTimeoutMs: 2000, pingTimeoutMs
 // Plain maps only, as the wire codec: any msgpack implementation can read the log.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
-/** The nine keys of a session, in the order the scripts take them as KEYS. */
+/** How many keys sessionKeys gives: every script takes them all as KEYS. */
+const SESSION_KEY_COUNT = 10;
+
+/** The ten keys of a session, in the order the scripts take them as KEYS. */
 export function sessionKeys(session: string): string[] {
   const tag = `s:{${session}}`;
-  return ['log', 'meta', 'p0', 'p1', 'p2', 'seq', 'keys', 'ended', 'dedupe'].map((name) => `${tag}:${name}`);
+  return ['log', 'meta', 'p0', 'p1', 'p2', 'seq', 'keys', 'ended', 'dedupe', 'seqruns'].map((name) => `${tag}:${name}`);
 }
 
 const LOG = 0;
@@ -255,7 +264,7 @@ export async function openRedisStore(target: RedisTarget, options: RedisStoreOpt
   client.on('error', (error: Error) => onError?.(error, 'commands'));
   try {
     await whenReady(client, settings.startTimeoutMs);
-    for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: 9, lua });
+    for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: SESSION_KEY_COUNT, lua });
     // Loaded now so that a script that does not compile fails here, not on the first write.
     const masters = client instanceof Cluster ? client.nodes('master') : [client];
     await Promise.all(masters.flatMap((node) => Object.values(SCRIPTS).map((lua) => node.script('LOAD', lua))));
@@ -429,7 +438,7 @@ export class RedisStore implements SessionStore {
 
   inspect(session: string): Promise<SessionDetails | null> {
     return this.run('inspect', async () => {
-      // KEYS order of the scripts: log, meta, p0, p1, p2, seq, keys, ended, dedupe.
+      // KEYS order of the scripts: log, meta, p0, p1, p2, seq, keys, ended, dedupe, seqruns.
       const keys = sessionKeys(session) as string[];
       const [raw, debug, low, normal, endedRaw] = await Promise.all([
         this.client.hgetall(keys[1] as string),
