@@ -1,8 +1,9 @@
 import { Redis } from 'ioredis';
+import { Packr } from 'msgpackr';
 import type { Priority, SessionEvent } from '../protocol/types';
 import { openRedisStore, sessionKeys, type RedisStore, type RedisStoreOptions, type RedisTarget } from './redis';
 import { keySlot, noticeChannel } from './redis-notices';
-import { PRUNE_PER_CALL } from './redis-scripts';
+import { APPEND_SCRIPT, ITEM, PRUNE_PER_CALL, RESULT } from './redis-scripts';
 import { DEFAULT_STORE_OPTIONS } from './types';
 import { NoticeLog, chunk, dropped, end, keyed, readAll, runStoreConformance, TAG } from './store.conformance';
 import { command, freePort, startCluster, startRedis, stopAllRedis, waitUntil, type RedisCluster, type RedisServer } from './test-helpers/redis-server';
@@ -240,6 +241,45 @@ describe('RedisStore on a real redis-server', () => {
       expect(await raw.lrange(k.p1, 0, -1)).toEqual(['7:15', '12:23']);
       expect(await raw.lrange(k.p2, 0, -1)).toEqual(['2:10', '6:14', '11:22']);
       expect(await raw.hmget(k.meta, 'count', 'criticalCount')).toEqual(['8', '3']);
+    });
+  });
+
+  describe('the append script', () => {
+    /** Calls the append script as the store does (config ARGV 1-7), with a header and bodies of the test's own. */
+    async function callAppend(session: string, header: unknown[], bodies: Buffer[]): Promise<unknown> {
+      const packr = new Packr({ useRecords: false });
+      const config = ['100', '1000000', '2', '60000', '120000', 'PUBLISH', noticeChannel(session)];
+      const keys = sessionKeys(session);
+      return packr.unpack((await raw.callBuffer('EVAL', APPEND_SCRIPT, keys.length, ...keys, ...config, packr.pack(header), ...bodies)) as Buffer);
+    }
+
+    it('answers a chunks item with one result per chunk, at consecutive offsets', async () => {
+      const store = await make();
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+      const body = Buffer.from([0x80]);
+      const reply = await callAppend('s', [[ITEM.chunks, 'g1', 1, 0, [1, 1, 2], [T0, T0, T0 + 1], [3, 4, 5]]], [body, body, body]);
+      expect(reply).toEqual([4, [[RESULT.ok, 2], [RESULT.ok, 3], [RESULT.ok, 4]], []]);
+      expect(await raw.xlen(keysOf('s').log)).toBe(4);
+    });
+
+    it('refuses a malformed chunks item before its first write', async () => {
+      const store = await make();
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+      const k = keysOf('s');
+      const meta = await raw.hgetall(k.meta);
+      const body = Buffer.from([0x80]);
+      const bad: [unknown[], Buffer[], RegExp][] = [
+        [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0], [3, 4]]], [body, body], /bad chunks lengths/],
+        [[[ITEM.chunks, 'g1', 1, 0, [], [], []]], [], /bad chunks lengths/],
+        [[[ITEM.chunks, 'g1', 1, 0, [1, 4], [T0, T0], [3, 4]]], [body, body], /bad chunks/],
+        [[[ITEM.chunks, 'g1', 1, 0, [1], [T0], [-1]]], [body], /bad chunks/],
+        [[[ITEM.chunks, 'g1', 1, 0, 1, [T0], [3]]], [body], /bad chunks/],
+        [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0, T0], [3, 4]]], [body], /2 bodies expected, 1 given/],
+      ];
+      for (const [header, bodies, message] of bad) await expect(callAppend('s', header, bodies)).rejects.toThrow(message);
+      expect(await raw.xlen(k.log)).toBe(1);
+      expect(await raw.hgetall(k.meta)).toEqual(meta);
+      expect(await raw.exists(k.seqruns)).toBe(0);
     });
   });
 

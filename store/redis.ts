@@ -133,6 +133,16 @@ const META = 1;
 
 type Client = Redis | Cluster;
 
+/** A `chunks` header item being built: its arrays are in the header already and fill as chunks join. */
+interface ChunkRun {
+  readonly generationId: string;
+  readonly epoch: number;
+  nextSeq: number;
+  readonly priorities: Priority[];
+  readonly tss: number[];
+  readonly sizes: number[];
+}
+
 /** A session's meta hash as SessionMeta. */
 function metaOf(raw: Record<string, string>): SessionMeta {
   return {
@@ -522,13 +532,25 @@ export class RedisStore implements SessionStore {
     return this.run('append', async () => {
       const header: unknown[] = [];
       const bodies: Buffer[] = [];
+      // Consecutive stored chunks of one generation travel as one `chunks` item (a run).
+      let run: ChunkRun | null = null;
       for (const item of items) {
-        if (item.op === 'chunk' && item.drop === true) {
+        if (item.op === 'chunk' && item.drop !== true) {
+          if (run === null || run.generationId !== item.generationId || run.epoch !== item.epoch || run.nextSeq !== item.seq) {
+            run = { generationId: item.generationId, epoch: item.epoch, nextSeq: item.seq, priorities: [], tss: [], sizes: [] };
+            header.push([ITEM.chunks, item.generationId, item.epoch, item.seq, run.priorities, run.tss, run.sizes]);
+          }
+          run.nextSeq += 1;
+          run.priorities.push(item.priority);
+          run.tss.push(item.ts);
+          run.sizes.push(item.size);
+          bodies.push(bodyOf(storedFields(item)));
+          continue;
+        }
+        run = null;
+        if (item.op === 'chunk') {
           // A dropped chunk stores nothing: no body travels.
           header.push([ITEM.chunk, item.generationId, item.epoch, item.seq, item.priority, item.ts, item.size, true]);
-        } else if (item.op === 'chunk') {
-          header.push([ITEM.chunk, item.generationId, item.epoch, item.seq, item.priority, item.ts, item.size, false]);
-          bodies.push(bodyOf(storedFields(item)));
         } else if (item.op === 'end') {
           header.push([ITEM.end, item.generationId, item.epoch, item.seq, item.status, item.ts, item.error ?? false, item.ifIdleSince ?? false]);
         } else {
