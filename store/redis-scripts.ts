@@ -78,11 +78,14 @@ end
 
 local raw = redis.call('HMGET', META, 'epoch', 'head', 'count', 'bytes', 'criticalCount', 'criticalBytes',
   'lastWriteTs', 'activeId', 'activeEpoch', 'activeLastSeq', 'activeStartOffset', 'activeLastWriteTs',
-  'activeTag', 'activeSecret')
+  'activeTag', 'activeSecret', 'floor0', 'floor1', 'floor2')
 local meta = {
   epoch = tonumber(raw[1]) or 0, head = tonumber(raw[2]) or 0, count = tonumber(raw[3]) or 0,
   bytes = tonumber(raw[4]) or 0, criticalCount = tonumber(raw[5]) or 0,
   criticalBytes = tonumber(raw[6]) or 0, lastWriteTs = tonumber(raw[7]) or 0, active = nil,
+  -- Per trimmable priority: the first offset still retained in the batch at the front of its
+  -- retention list (0: none trimmed from it yet). Only that batch can be partly trimmed.
+  floor = { [0] = tonumber(raw[15]) or 0, [1] = tonumber(raw[16]) or 0, [2] = tonumber(raw[17]) or 0 },
 }
 if raw[8] then
   meta.active = { id = raw[8], epoch = tonumber(raw[9]), lastSeq = tonumber(raw[10]),
@@ -92,12 +95,18 @@ end
 -- dirty: meta changed (stored or trimmed), so meta is written and every TTL refreshed.
 local stored, dirty = 0, false
 local trimmed = {}
--- Index entries this call adds are kept here and written once at commit (one RPUSH per list,
--- one HSET for seqs) instead of one command per event. They are newer than anything in the
--- lists, so eviction takes from a list first and then from its pending entries.
+-- Retention entries this call adds, one per batch ({ firstOffset, { size, ... } }), are kept here
+-- and written once at commit (one RPUSH per list) instead of one command per event. They are
+-- newer than anything in the lists, so eviction takes from a list first and then from them.
 local pendingRetain = { [0] = {}, [1] = {}, [2] = {} }
 local pendingFirst = { [0] = 1, [1] = 1, [2] = 1 }
 local listEmpty = { [0] = false, [1] = false, [2] = false }
+-- The head of each retention list, parsed, while this call evicts from it.
+local listFront = {}
+-- The batch being built: consecutive events of one priority, one stream entry when written.
+local batch = nil
+-- Events per stream entry at most (XADD takes them as arguments; unpack has a stack limit).
+local BATCH_EVENTS = 256
 -- The seqs this call consumes, as runs { firstSeq, firstOffset, count }: consecutive seqs at
 -- consecutive offsets, or consecutive seqs all dropped under pressure (firstOffset DROPPED_SEQ,
 -- 0, never an offset). commit() writes one SEQRUNS member per run, not one field per seq.
@@ -162,13 +171,32 @@ local function isFull()
   return meta.criticalCount >= MAX_EVENTS * CRITICAL_FACTOR or meta.criticalBytes >= MAX_BYTES * CRITICAL_FACTOR
 end
 
--- The only place offsets are made: the stream entry id is the offset.
+-- Writes the batch being built as one stream entry: id <first offset>-0, one field 'e' per event.
+local function writeBatch()
+  if batch == nil then return end
+  redis.call('XADD', LOG, num(batch.first) .. '-0', unpack(batch.args))
+  batch = nil
+end
+
+-- The only place offsets are made. Consecutive events of one priority stored by one call share a
+-- stream entry (a batch); the entry id is the first one's offset, the rest follow in order.
 local function store(body, priority, size, ts)
   local offset = meta.head + 1
-  redis.call('XADD', LOG, num(offset) .. '-0', 'e', body)
-  if priority < CRITICAL then
-    local pending = pendingRetain[priority]
-    pending[#pending + 1] = num(offset) .. ':' .. num(size)
+  if batch ~= nil and (batch.priority ~= priority or #batch.args >= 2 * BATCH_EVENTS) then writeBatch() end
+  if batch == nil then
+    batch = { first = offset, priority = priority, args = { 'e', body } }
+    if priority < CRITICAL then
+      local pending = pendingRetain[priority]
+      pending[#pending + 1] = { offset, { size } }
+    end
+  else
+    local args = batch.args
+    args[#args + 1] = 'e'
+    args[#args + 1] = body
+    if priority < CRITICAL then
+      local sizes = pendingRetain[priority][#pendingRetain[priority]][2]
+      sizes[#sizes + 1] = size
+    end
   end
   meta.head = offset
   meta.count = meta.count + 1
@@ -198,29 +226,65 @@ local function endGeneration(seq, status, err, ts)
   return offset
 end
 
--- The oldest entry of the lowest priority present: one LPOP per list, no event read.
+-- A retention list entry: "firstOffset:size,size,..." (one batch; a batch of one is the
+-- "offset:size" of spool before batches) as { firstOffset, { size, ... } }.
+local function parseRetained(entry)
+  local sep = string.find(entry, ':', 1, true)
+  local sizes = {}
+  for size in string.gmatch(string.sub(entry, sep + 1), '[^,]+') do sizes[#sizes + 1] = tonumber(size) end
+  return { tonumber(string.sub(entry, 1, sep - 1)), sizes }
+end
+
+-- The front batch of a priority's retention index (the list, then this call's entries), or nil.
+local function frontBatch(priority)
+  if not listEmpty[priority] then
+    if listFront[priority] == nil then
+      local entry = redis.call('LINDEX', RETAIN[priority], 0)
+      if entry then listFront[priority] = parseRetained(entry) else listEmpty[priority] = true end
+    end
+    if listFront[priority] ~= nil then return listFront[priority] end
+  end
+  if pendingFirst[priority] <= #pendingRetain[priority] then return pendingRetain[priority][pendingFirst[priority]] end
+  return nil
+end
+
+-- The front batch is gone: off the list (or this call's entries), its stream entry deleted.
+local function dropFrontBatch(priority, first)
+  if listFront[priority] ~= nil then
+    redis.call('LPOP', RETAIN[priority])
+    listFront[priority] = nil
+  else
+    pendingFirst[priority] = pendingFirst[priority] + 1
+  end
+  redis.call('XDEL', LOG, num(first) .. '-0')
+end
+
+-- The oldest event of the lowest priority present: the next one of the front batch of the
+-- lowest non-empty retention list (priority's floor says how far that batch is trimmed); no
+-- event read. The batch's stream entry goes with its last event.
 local function evictOldest()
   for priority = 0, 2 do
-    local entry = nil
-    if not listEmpty[priority] then
-      entry = redis.call('LPOP', RETAIN[priority])
-      if not entry then listEmpty[priority] = true end
-    end
-    if not entry and pendingFirst[priority] <= #pendingRetain[priority] then
-      entry = pendingRetain[priority][pendingFirst[priority]]
-      pendingFirst[priority] = pendingFirst[priority] + 1
-    end
-    if entry then
-      local sep = string.find(entry, ':', 1, true)
-      local id = string.sub(entry, 1, sep - 1)
-      redis.call('XDEL', LOG, id .. '-0')
-      return tonumber(id), priority, tonumber(string.sub(entry, sep + 1))
+    local front = frontBatch(priority)
+    if front ~= nil then
+      local first, sizes = front[1], front[2]
+      local offset = meta.floor[priority]
+      if offset < first then offset = first end
+      local index = offset - first + 1
+      local size = sizes[index]
+      if index >= #sizes then
+        dropFrontBatch(priority, first)
+        meta.floor[priority] = 0
+      else
+        meta.floor[priority] = offset + 1
+      end
+      return offset, priority, size
     end
   end
   return nil
 end
 
 local function retain()
+  writeBatch()
   while (meta.count > MAX_EVENTS or meta.bytes > MAX_BYTES) and meta.count > meta.criticalCount do
     local offset, priority, size = evictOldest()
     -- The counters say a trimmable event exists but the index has none: stop rather than spin.
@@ -246,8 +310,18 @@ end
 -- something changed, so refused writes never create or extend a session; then publishes the
 -- change notice.
 local function commit()
+  writeBatch()
   if not dirty then return end
-  for priority = 0, 2 do bulk('RPUSH', RETAIN[priority], pendingRetain[priority], pendingFirst[priority], 1) end
+  for priority = 0, 2 do
+    local entries = {}
+    local pending = pendingRetain[priority]
+    for i = pendingFirst[priority], #pending do
+      local sizes = {}
+      for j = 1, #pending[i][2] do sizes[j] = num(pending[i][2][j]) end
+      entries[#entries + 1] = num(pending[i][1]) .. ':' .. table.concat(sizes, ',')
+    end
+    bulk('RPUSH', RETAIN[priority], entries, 1, 1)
+  end
   local runs = {}
   for i = 1, #pendingRuns do
     local run = pendingRuns[i]
@@ -258,7 +332,8 @@ local function commit()
   bulk('ZADD', SEQRUNS, runs, 1, 2)
   local fields = { 'epoch', num(meta.epoch), 'head', num(meta.head), 'count', num(meta.count),
     'bytes', num(meta.bytes), 'criticalCount', num(meta.criticalCount),
-    'criticalBytes', num(meta.criticalBytes), 'lastWriteTs', num(meta.lastWriteTs) }
+    'criticalBytes', num(meta.criticalBytes), 'lastWriteTs', num(meta.lastWriteTs),
+    'floor0', num(meta.floor[0]), 'floor1', num(meta.floor[1]), 'floor2', num(meta.floor[2]) }
   local a = meta.active
   if a then
     local more = { 'activeId', a.id, 'activeEpoch', num(a.epoch), 'activeLastSeq', num(a.lastSeq),
@@ -295,6 +370,7 @@ end
 -- The log and its retention index go whole; keys and ended generations stay for their window.
 redis.call('DEL', LOG, RETAIN[0], RETAIN[1], RETAIN[2])
 meta.count, meta.bytes, meta.criticalCount, meta.criticalBytes = 0, 0, 0, 0
+meta.floor = { [0] = 0, [1] = 0, [2] = 0 }
 local head = store(cmsgpack.pack({ type = 'session.reset', priority = CRITICAL, ts = ts }), CRITICAL, 0, ts)
 commit()
 return cmsgpack.pack({ 'reset', meta.epoch, head, cleared, fenced })

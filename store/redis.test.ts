@@ -244,6 +244,88 @@ describe('RedisStore on a real redis-server', () => {
     });
   });
 
+  describe('batches in the stream', () => {
+    /** The stream as [entry id, events in it]. */
+    async function entries(k: ReturnType<typeof keysOf>): Promise<[string, number][]> {
+      return (await raw.xrange(k.log, '-', '+')).map(([id, fields]) => [id, fields.length / 2]);
+    }
+
+    it('consecutive events of one priority stored by one call share a stream entry; another priority or a critical event starts the next', async () => {
+      const store = await make();
+      const k = keysOf('s');
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+      const priorities: Priority[] = [1, 1, 1, 2, 2, 1, 3, 3, 1];
+      await store.append('s', [...priorities.map((priority, seq) => chunk('g1', 1, seq, { priority, size: 5 })), end('g1', 1, 9)]);
+      expect(await entries(k)).toEqual([['1-0', 1], ['2-0', 3], ['5-0', 2], ['7-0', 1], ['8-0', 2], ['10-0', 1], ['11-0', 1]]);
+      // The retention index: one entry per batch of a trimmable priority, its events' sizes in order.
+      expect(await raw.lrange(k.p1, 0, -1)).toEqual(['2:5,5,5', '7:5', '10:5']);
+      expect(await raw.lrange(k.p2, 0, -1)).toEqual(['5:5,5']);
+      const read = await store.read('s', 0, 100);
+      expect(read.items.map((item) => (item.type === 'gap' ? 'gap' : item.offset))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+      // A read from inside a batch starts at the next offset.
+      expect((await store.read('s', 3, 2)).items.map((item) => (item.type === 'gap' ? 'gap' : item.offset))).toEqual([4, 5]);
+    });
+
+    it('trimming takes the front batch of the lowest priority one event at a time (its floor in meta), deletes its stream entry with its last event, and reads show the trimmed ones as gaps', async () => {
+      const store = await make({ retention: { ...DEFAULT_STORE_OPTIONS.retention, maxEvents: 6 } });
+      const k = keysOf('s');
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+      await store.append('s', [0, 1, 2, 3].map((seq) => chunk('g1', 1, seq, { priority: 1, size: 7 })));
+      expect(await entries(k)).toEqual([['1-0', 1], ['2-0', 4]]);
+      const first = await store.append('s', [4, 5].map((seq) => chunk('g1', 1, seq, { priority: 1, size: 7 })));
+      expect(first.trimmed).toEqual([{ offset: 2, priority: 1, size: 7 }]);
+      expect(await raw.hget(k.meta, 'floor1')).toBe('3');
+      expect(await entries(k)).toEqual([['1-0', 1], ['2-0', 4], ['6-0', 2]]);
+      expect((await store.read('s', 0, 100)).items.map((item) => (item.type === 'gap' ? `gap ${item.from}-${item.to}` : item.offset))).toEqual([1, 'gap 2-2', 3, 4, 5, 6, 7]);
+      expect(await store.inspect('s')).toMatchObject({ retained: [0, 5, 0, 1] });
+
+      const second = await store.append('s', [6, 7, 8].map((seq) => chunk('g1', 1, seq, { priority: 1, size: 7 })));
+      expect(second.trimmed.map((event) => event.offset)).toEqual([3, 4, 5]);
+      // The first batch's last event went: its entry with it, and the floor is back to none.
+      expect(await entries(k)).toEqual([['1-0', 1], ['6-0', 2], ['8-0', 3]]);
+      expect(await raw.hget(k.meta, 'floor1')).toBe('0');
+      expect(await raw.lrange(k.p1, 0, -1)).toEqual(['6:7,7', '8:7,7,7']);
+      expect((await store.read('s', 1, 100)).items.map((item) => (item.type === 'gap' ? `gap ${item.from}-${item.to}` : item.offset))).toEqual(['gap 2-5', 6, 7, 8, 9, 10]);
+      // A read that starts inside the trimmed range.
+      expect((await store.read('s', 3, 2)).items.map((item) => (item.type === 'gap' ? `gap ${item.from}-${item.to}` : item.offset))).toEqual(['gap 4-5', 6, 7]);
+    });
+
+    it('a call that trims its own batch writes it and deletes it whole, or from its front', async () => {
+      const store = await make({ retention: { ...DEFAULT_STORE_OPTIONS.retention, maxEvents: 3 } });
+      const k = keysOf('s');
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+      const written = await store.append('s', [0, 1, 2, 3].map((seq) => chunk('g1', 1, seq, { priority: 0, size: 1 })));
+      expect(written.trimmed.map((event) => event.offset)).toEqual([2, 3]);
+      expect(await raw.hget(k.meta, 'floor0')).toBe('4');
+      expect((await store.read('s', 0, 100)).items.map((item) => (item.type === 'gap' ? `gap ${item.from}-${item.to}` : item.offset))).toEqual([1, 'gap 2-3', 4, 5]);
+      const again = await store.append('s', [4, 5].map((seq) => chunk('g1', 1, seq, { priority: 2, size: 1 })));
+      expect(again.trimmed.map((event) => event.offset)).toEqual([4, 5]);
+      expect(await entries(k)).toEqual([['1-0', 1], ['6-0', 2]]);
+      expect(await raw.exists(k.p0)).toBe(0);
+      expect((await store.read('s', 0, 100)).items.map((item) => (item.type === 'gap' ? `gap ${item.from}-${item.to}` : item.offset))).toEqual([1, 'gap 2-5', 6, 7]);
+    });
+
+    it('a log written before batches (an entry and an "offset:size" index entry per event) reads, trims and grows the same', async () => {
+      const store = await make({ retention: { ...DEFAULT_STORE_OPTIONS.retention, maxEvents: 4 } });
+      const k = keysOf('s');
+      // What spool wrote before batches: gen.start at 1, three chunks of priority 1 at 2..4.
+      const body = (fields: Record<string, unknown>): Buffer => new Packr({ useRecords: false }).pack(fields);
+      await raw.xadd(k.log, '1-0', 'e', body({ type: 'gen.start', generationId: 'g1', priority: 3, ts: T0 }));
+      for (const seq of [0, 1, 2]) await raw.xadd(k.log, `${seq + 2}-0`, 'e', body({ type: 'chunk', generationId: 'g1', seq, priority: 1, ts: T0, data: `c${seq}` }));
+      await raw.rpush(k.p1, '2:3', '3:3', '4:3');
+      await raw.hset(k.meta, 'epoch', '1', 'head', '4', 'count', '4', 'bytes', '9', 'criticalCount', '1', 'criticalBytes', '0', 'lastWriteTs', String(T0));
+      await raw.hset(k.meta, 'activeId', 'g1', 'activeEpoch', '1', 'activeLastSeq', '2', 'activeStartOffset', '1', 'activeLastWriteTs', String(T0), 'activeTag', TAG, 'activeSecret', '');
+      expect((await store.read('s', 0, 100)).items.map((item) => (item.type === 'gap' ? 'gap' : item.offset))).toEqual([1, 2, 3, 4]);
+      const written = await store.append('s', [3, 4].map((seq) => chunk('g1', 1, seq, { priority: 1, size: 3 })));
+      expect(written.trimmed.map((event) => event.offset)).toEqual([2, 3]);
+      expect(await entries(k)).toEqual([['1-0', 1], ['4-0', 1], ['5-0', 2]]);
+      expect(await raw.lrange(k.p1, 0, -1)).toEqual(['4:3', '5:3,3']);
+      const read = await store.read('s', 0, 100);
+      expect(read.items.map((item) => (item.type === 'gap' ? `gap ${item.from}-${item.to}` : item.offset))).toEqual([1, 'gap 2-3', 4, 5, 6]);
+      expect(read.items[2]).toMatchObject({ offset: 4, type: 'chunk', seq: 2, data: 'c2' });
+    });
+  });
+
   describe('the append script', () => {
     /** Calls the append script as the store does (config ARGV 1-7), with a header and bodies of the test's own. */
     async function callAppend(session: string, header: unknown[], bodies: Buffer[]): Promise<unknown> {
@@ -259,7 +341,8 @@ describe('RedisStore on a real redis-server', () => {
       const body = Buffer.from([0x80]);
       const reply = await callAppend('s', [[ITEM.chunks, 'g1', 1, 0, [1, 1, 2], [T0, T0, T0 + 1], [3, 4, 5]]], [body, body, body]);
       expect(reply).toEqual([4, [[RESULT.ok, 2], [RESULT.ok, 3], [RESULT.ok, 4]], []]);
-      expect(await raw.xlen(keysOf('s').log)).toBe(4);
+      // gen.start, then a batch per priority.
+      expect((await raw.xrange(keysOf('s').log, '-', '+')).map(([id, fields]) => [id, fields.length / 2])).toEqual([['1-0', 1], ['2-0', 2], ['4-0', 1]]);
     });
 
     it('refuses a malformed chunks item before its first write', async () => {

@@ -5,17 +5,25 @@
  * Key layout. Every key of a session carries the hash tag `{<session>}`, so a cluster keeps
  * them all in one slot and one Lua script can update them atomically:
  *
- *   s:{id}:log      stream  the events; entry id `<offset>-0`, one field `e` = the event
- *                           without its offset, msgpack-encoded (msgpackr plain maps, the same
- *                           encoding as the wire protocol; gen.start/gen.end are packed by the
- *                           scripts with Redis' cmsgpack). The offset is the entry id.
+ *   s:{id}:log      stream  the events in batches: consecutive events of one priority stored by
+ *                           one call are one entry, id `<first offset>-0`, a field `e` per event
+ *                           in offset order = the event without its offset, msgpack-encoded
+ *                           (msgpackr plain maps, the wire protocol's encoding; gen.start/gen.end
+ *                           are packed by the scripts with Redis' cmsgpack). Before batches each
+ *                           event was an entry of its own: the same thing, a batch of one.
  *   s:{id}:meta     hash    epoch, head, count, bytes, criticalCount, criticalBytes,
- *                           lastWriteTs, and while a generation is active: activeId,
- *                           activeEpoch, activeLastSeq, activeStartOffset, activeLastWriteTs,
- *                           activeTag (the token tag), activeSecret (the producer secret's digest)
- *   s:{id}:p0|p1|p2 list    retention index per trimmable priority: "offset:size" pushed at the
- *                           tail in offset order, popped at the head; evicting is one LPOP and
- *                           one XDEL, never a read or decode of an event
+ *                           lastWriteTs, floor0|floor1|floor2 (below), and while a generation is
+ *                           active: activeId, activeEpoch, activeLastSeq, activeStartOffset,
+ *                           activeLastWriteTs, activeTag (the token tag), activeSecret (the
+ *                           producer secret's digest)
+ *   s:{id}:p0|p1|p2 list    retention index per trimmable priority, one entry per batch:
+ *                           "firstOffset:size,size,..." pushed at the tail in offset order.
+ *                           Trimming takes the oldest event of the lowest priority, so only the
+ *                           batch at the head of each list is ever partly trimmed: floorN in meta
+ *                           is its first retained offset (0: none trimmed), and the batch's entry
+ *                           and stream entry go (LPOP, XDEL) with its last event. A read knows an
+ *                           event of priority N was trimmed when it lies before floorN and the
+ *                           list's head batch; never a read or decode of an event to trim
  *   s:{id}:seqruns  zset    where the active generation's seqs went, one member per run of
  *                           seqs one append stored at consecutive offsets (or dropped under
  *                           pressure, §7.6): "firstSeq:firstOffset:count" scored by firstSeq
@@ -43,7 +51,8 @@
  * Atomicity: `openGeneration` and `append` are one Lua script each (redis-scripts.ts), loaded at
  * start and called by EVALSHA, with an EVAL fallback on NOSCRIPT (after a server restart). The epoch check runs inside
  * the script, so a paused or partitioned old owner can never write past a newer epoch (G4).
- * `read` is one MULTI (HGET head + XRANGE), so the head matches the events it comes with.
+ * `read` is one MULTI (head and floors, the retention lists' heads, the entry holding the first
+ * offset asked for and the ones after it), so the head and trim state match the events.
  *
  * Failures: any Redis failure rejects with SpoolError STORE_UNAVAILABLE (INTERNAL for a reply
  * that says the request itself is wrong). A call never waits longer than commandTimeoutMs. A
@@ -130,6 +139,21 @@ export function sessionKeys(session: string): string[] {
 
 const LOG = 0;
 const META = 1;
+/** The retention lists p0, p1, p2 in sessionKeys. */
+const RETAIN_LISTS = [2, 3, 4] as const;
+/** A read asks for limit / this many stream entries: a batch holds many events, an entry from before batches one. */
+const READ_ENTRIES_DIVISOR = 8;
+
+/**
+ * The first offset of `priority` still retained, from the head of its retention list ("firstOffset:size,..."
+ * for a batch) and the priority's floor in meta (how far that batch is trimmed); Infinity when
+ * the list is empty (every event of that priority was trimmed).
+ */
+function firstRetained(front: string | null, floor: number): number {
+  if (front === null) return Number.POSITIVE_INFINITY;
+  const first = Number.parseInt(front, 10);
+  return Math.max(first, floor);
+}
 
 type Client = Redis | Cluster;
 
@@ -452,20 +476,27 @@ export class RedisStore implements SessionStore {
       const keys = sessionKeys(session) as string[];
       const [raw, debug, low, normal, endedRaw] = await Promise.all([
         this.client.hgetall(keys[1] as string),
-        this.client.llen(keys[2] as string),
-        this.client.llen(keys[3] as string),
-        this.client.llen(keys[4] as string),
+        this.client.lrange(keys[2] as string, 0, -1),
+        this.client.lrange(keys[3] as string, 0, -1),
+        this.client.lrange(keys[4] as string, 0, -1),
         this.client.hgetall(keys[7] as string),
       ]);
       if ((raw as Record<string, string>)['head'] === undefined) return null;
       const fields = raw as Record<string, string>;
+      // Each list entry is a batch, "firstOffset:size,size,...", the front one trimmed up to its priority's floor.
+      const retainedIn = (entries: string[], floor: number): number => {
+        let events = 0;
+        for (const entry of entries) events += entry.split(',').length;
+        const front = entries[0];
+        return front === undefined ? 0 : events - Math.max(0, floor - Number.parseInt(front, 10));
+      };
       const endedList = Object.entries(endedRaw as Record<string, string>)
         .map(([id, value]) => {
           const sep = value.indexOf(':');
           return { id, offset: Number(value.slice(0, sep)), status: value.slice(sep + 1) as EndStatus };
         })
         .sort((a, b) => a.offset - b.offset);
-      return { ...metaOf(fields), lastWriteTs: num(fields['lastWriteTs']), retained: [debug, low, normal, num(fields['criticalCount'])], ended: endedList };
+      return { ...metaOf(fields), lastWriteTs: num(fields['lastWriteTs']), retained: [retainedIn(debug, num(fields['floor0'])), retainedIn(low, num(fields['floor1'])), retainedIn(normal, num(fields['floor2'])), num(fields['criticalCount'])], ended: endedList };
     });
   }
 
@@ -576,25 +607,59 @@ export class RedisStore implements SessionStore {
       const after = Math.max(0, requestedAfter);
       const keys = sessionKeys(session);
       if (limit < 1) return { items: [], head: await this.readHead(session), through: after };
-      // One MULTI: the head always matches the events it is reported with.
+      // One MULTI, so the head and the trim state match the events they come with: the head and
+      // each trimmable priority's floor, the head of each retention list, the entry holding
+      // after + 1 (a batch starts at or before it) and the entries after it.
       const replies = await this.client
         .multi()
-        .hget(keys[META] as string, 'head')
-        .xrangeBuffer(keys[LOG] as string, `${after + 1}-0`, '+', 'COUNT', limit)
+        .hmget(keys[META] as string, 'head', 'floor0', 'floor1', 'floor2')
+        .lindex(keys[RETAIN_LISTS[0]] as string, 0)
+        .lindex(keys[RETAIN_LISTS[1]] as string, 0)
+        .lindex(keys[RETAIN_LISTS[2]] as string, 0)
+        .xrevrangeBuffer(keys[LOG] as string, `${after + 1}-0`, '-', 'COUNT', 1)
+        .xrangeBuffer(keys[LOG] as string, `(${after + 1}-0`, '+', 'COUNT', Math.max(1, Math.ceil(limit / READ_ENTRIES_DIVISOR)))
         .exec();
       if (replies === null) throw new SpoolError('STORE_UNAVAILABLE', 'redis read: transaction aborted');
-      const [headReply, rangeReply] = replies as [[Error | null, string | null], [Error | null, [Buffer, Buffer[]][]]];
-      if (headReply[0] !== null) throw headReply[0];
-      if (rangeReply[0] !== null) throw rangeReply[0];
-      const head = num(headReply[1] ?? undefined);
-      const events = rangeReply[1].map(([id, entryFields]) => {
-        // The stored body has every field but the offset (the entry id): set it on the decoded
-        // object rather than copying the object into a new one.
-        const event = decodeEventValue(entryFields[1] as Buffer) as { offset: Offset } & Omit<SessionEvent, 'offset'>;
-        event.offset = Number.parseInt(id.toString('latin1'), 10);
-        return event as SessionEvent;
-      });
-      return assembleRead(after, events, head, events.length < limit);
+      for (const [error] of replies) if (error !== null) throw error;
+      const [metaReply, front0, front1, front2, atReply, afterReply] = replies.map(([, value]) => value) as [
+        (string | null)[],
+        string | null,
+        string | null,
+        string | null,
+        [Buffer, Buffer[]][],
+        [Buffer, Buffer[]][],
+      ];
+      const head = num(metaReply[0] ?? undefined);
+      const retainedFrom = [front0, front1, front2].map((front, priority) => firstRetained(front, num(metaReply[priority + 1] ?? undefined)));
+      const requested = Math.ceil(limit / READ_ENTRIES_DIVISOR);
+      const events: SessionEvent[] = [];
+      let examined = after;
+      let full = false;
+      for (const [id, entryFields] of [...atReply, ...afterReply]) {
+        const first = Number.parseInt(id.toString('latin1'), 10);
+        for (let i = 1; i < entryFields.length; i += 2) {
+          const offset = first + (i - 1) / 2;
+          if (offset <= after) continue;
+          if (events.length >= limit) {
+            full = true;
+            break;
+          }
+          examined = offset;
+          // The stored body has every field but the offset: set it on the decoded object rather
+          // than copying the object into a new one.
+          const event = decodeEventValue(entryFields[i] as Buffer) as { offset: Offset } & Omit<SessionEvent, 'offset'>;
+          // Trimmed: its priority's retention index starts after it (trimming goes oldest first).
+          if (event.priority < 3 && offset < (retainedFrom[event.priority] as number)) continue;
+          event.offset = offset;
+          events.push(event as SessionEvent);
+        }
+        if (full) break;
+      }
+      if (full) return assembleRead(after, events, head, false);
+      // Every entry after `after` was read: what is missing up to the head was trimmed.
+      if (afterReply.length < requested) return assembleRead(after, events, head, true);
+      // More entries may follow; everything up to the last offset examined was seen.
+      return { ...assembleRead(after, events, examined, true), head };
     });
   }
 
