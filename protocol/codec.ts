@@ -6,6 +6,9 @@
 import { Packr } from 'msgpackr';
 import { SpoolError } from './errors';
 import { encodeChunksFrameBytes, encodeEventArray, encodeEventValue, type EventFields } from './event-encoding';
+
+/** encodeEvents' bytes for events whose encodeEventFields bytes and offsets are given apart. */
+export { encodeEventArrayFromFields as encodeEventsFromFields } from './event-encoding';
 import { checkJsonMessage } from './json-check';
 import { readMsgpack } from './msgpack-read';
 import { checkMsgpack } from './msgpack-check';

@@ -344,6 +344,28 @@ export function encodeEventArray(events: readonly SessionEvent[], fallback: Fall
   return buffer.slice(0, pos);
 }
 
+/**
+ * The bytes encodeEventArray writes for events, made from each event's fields without the offset
+ * as encodeEventValue wrote them (a map16 header, then the fields) and its offset: the offset is
+ * the first field an event has, so this is a new header, the offset, and the fields' bytes as
+ * they are. The Redis store builds its readers' frame from the bodies it sent this way.
+ */
+export function encodeEventArrayFromFields(fields: readonly Uint8Array[], offsets: readonly number[]): Uint8Array {
+  pos = 0;
+  writeArrayHeader(fields.length);
+  for (let i = 0; i < fields.length; i++) {
+    const body = fields[i] as Uint8Array;
+    if (body[0] !== 0xde) throw new TypeError('encodeEventArrayFromFields: not encodeEventValue bytes (map16 header expected)');
+    writeMapHeader((((body[1] as number) << 8) | (body[2] as number)) + 1);
+    writeKey(K_OFFSET);
+    writeNumber(offsets[i] as number);
+    ensure(body.length - 3);
+    buffer.set(body.subarray(3), pos);
+    pos += body.length - 3;
+  }
+  return buffer.slice(0, pos);
+}
+
 function writeItem(item: ChunkItem, fallback: FallbackEncoder): void {
   const { kind, priority, data } = item;
   writeMapHeader(1 + (kind === undefined ? 0 : 1) + (priority === undefined ? 0 : 1));

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { Packr } from 'msgpackr';
+import { decodeEvents, encodeEvents } from '../protocol/codec';
 import type { Priority, SessionEvent } from '../protocol/types';
 import { openRedisStore, sessionKeys, type RedisStore, type RedisStoreOptions, type RedisTarget } from './redis';
 import { keySlot, noticeChannel } from './redis-notices';
@@ -303,6 +304,25 @@ describe('RedisStore on a real redis-server', () => {
       expect(await entries(k)).toEqual([['1-0', 1], ['6-0', 2]]);
       expect(await raw.exists(k.p0)).toBe(0);
       expect((await store.read('s', 0, 100)).items.map((item) => (item.type === 'gap' ? `gap ${item.from}-${item.to}` : item.offset))).toEqual([1, 'gap 2-5', 6, 7]);
+    });
+
+    it("an append's readers' encoding is encodeEvents' bytes for its events, made from the bodies it sent (and gen.end encoded here)", async () => {
+      const store = await make();
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+      const written = await store.append('s', [
+        chunk('g1', 1, 0, { data: 'plain text' }),
+        chunk('g1', 1, 1, { kind: 'tool', priority: 2, data: { name: 'search', args: [1, 'two', null, true] } }),
+        dropped('g1', 1, 2),
+        keyed('u1', { data: { text: 'a user message' } }),
+        end('g1', 1, 3, 'error', { error: 'upstream closed' }),
+      ]);
+      expect(written.events.map((event) => event.offset)).toEqual([2, 3, 4, 5]);
+      expect(written.encoded).toBeDefined();
+      expect(Buffer.from(written.encoded as Uint8Array).equals(Buffer.from(encodeEvents(written.events)))).toBe(true);
+      expect(decodeEvents(written.encoded as Uint8Array)).toEqual(written.events);
+      // What readers get from the store reads back the same events.
+      expect((await store.read('s', 1, 100)).items).toEqual(written.events);
+      expect((await store.append('s', [chunk('g1', 1, 0)])).encoded).toBeUndefined();
     });
 
     it('a log written before batches (an entry and an "offset:size" index entry per event) reads, trims and grows the same', async () => {

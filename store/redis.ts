@@ -62,7 +62,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { Packr } from 'msgpackr';
-import { decodeEventValue, encodeEventFields } from '../protocol/codec';
+import { decodeEventValue, encodeEventFields, encodeEventsFromFields } from '../protocol/codec';
 import { SpoolError } from '../protocol/errors';
 import type { EndStatus, Offset, Priority, SessionEvent } from '../protocol/types';
 import { normalizeOptions } from './engine';
@@ -348,6 +348,13 @@ function bodyOf(fields: Omit<SessionEvent, 'offset'>): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** A gen.end event's fields without its offset (its body is packed by the script, not sent). */
+function endFields(item: EndItem): Omit<SessionEvent, 'offset'> {
+  return item.error === undefined
+    ? { type: 'gen.end', generationId: item.generationId, seq: item.seq, status: item.status, priority: 3, ts: item.ts }
+    : { type: 'gen.end', generationId: item.generationId, seq: item.seq, status: item.status, error: item.error, priority: 3, ts: item.ts };
+}
+
 /** The event `item` stored at `offset`, as a literal (see storedFields). */
 function storedEvent(offset: Offset, item: ChunkItem | KeyedItem | EndItem): SessionEvent {
   switch (item.op) {
@@ -563,6 +570,8 @@ export class RedisStore implements SessionStore {
     return this.run('append', async () => {
       const header: unknown[] = [];
       const bodies: Buffer[] = [];
+      /** Each item's body (undefined: an end, or a dropped chunk), for the readers' frame. */
+      const bodyOfItem: (Buffer | undefined)[] = [];
       // Consecutive stored chunks of one generation travel as one `chunks` item (a run).
       let run: ChunkRun | null = null;
       for (const item of items) {
@@ -575,10 +584,13 @@ export class RedisStore implements SessionStore {
           run.priorities.push(item.priority);
           run.tss.push(item.ts);
           run.sizes.push(item.size);
-          bodies.push(bodyOf(storedFields(item)));
+          const body = bodyOf(storedFields(item));
+          bodies.push(body);
+          bodyOfItem.push(body);
           continue;
         }
         run = null;
+        bodyOfItem.push(undefined);
         if (item.op === 'chunk') {
           // A dropped chunk stores nothing: no body travels.
           header.push([ITEM.chunk, item.generationId, item.epoch, item.seq, item.priority, item.ts, item.size, true]);
@@ -586,18 +598,29 @@ export class RedisStore implements SessionStore {
           header.push([ITEM.end, item.generationId, item.epoch, item.seq, item.status, item.ts, item.error ?? false, item.ifIdleSince ?? false]);
         } else {
           header.push([ITEM.append, item.key, item.priority, item.ts, item.size, item.ifHead ?? false]);
-          bodies.push(bodyOf(storedFields(item)));
+          const body = bodyOf(storedFields(item));
+          bodies.push(body);
+          bodyOfItem[bodyOfItem.length - 1] = body;
         }
       }
       const [head, rawResults, trimmed] = (await this.evalScript('spoolAppend', session, [packr.pack(header), ...bodies])) as [Offset, unknown[][], unknown];
       const results = rawResults.map(decodeResult);
-      // The events stored now, rebuilt from what was sent: ok results come in offset order.
+      // The events stored now, rebuilt from what was sent: ok results come in offset order. Their
+      // readers' encoding is made from the bodies sent (the offset goes in front of each), not
+      // encoded again; a gen.end the script packed is encoded here.
       const events: SessionEvent[] = [];
+      const fields: Uint8Array[] = [];
+      const offsets: Offset[] = [];
       results.forEach((result, i) => {
         const item = items[i] as WriteItem;
-        if (result.status === 'ok' && !(item.op === 'chunk' && item.drop === true)) events.push(storedEvent(result.offset, item));
+        if (result.status !== 'ok' || (item.op === 'chunk' && item.drop === true)) return;
+        const event = storedEvent(result.offset, item);
+        events.push(event);
+        fields.push(bodyOfItem[i] ?? encodeEventFields(endFields(item as EndItem)));
+        offsets.push(result.offset);
       });
-      return { results, events, trimmed: decodeTrimmed(trimmed), head };
+      const decoded = decodeTrimmed(trimmed);
+      return events.length === 0 ? { results, events, trimmed: decoded, head } : { results, events, trimmed: decoded, head, encoded: encodeEventsFromFields(fields, offsets) };
     });
   }
 
