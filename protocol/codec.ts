@@ -5,7 +5,7 @@
  */
 import { Packr } from 'msgpackr';
 import { SpoolError } from './errors';
-import { encodeChunksFrameBytes, encodeEventArray, encodeEventValue, type EventFields } from './event-encoding';
+import { encodeChunksFrameBytes, encodeEventArray, encodeEventValue, encodeEventValuesEndToEnd, type EventFields } from './event-encoding';
 
 /** encodeEvents' bytes for events whose encodeEventFields bytes and offsets are given apart. */
 export { encodeEventArrayFromFields as encodeEventsFromFields } from './event-encoding';
@@ -118,6 +118,11 @@ const packData = (value: unknown): Uint8Array => packr.pack(value);
 /** The `spool.v1` bytes of one event's fields without its offset (the Redis store's stream entry body). */
 export function encodeEventFields(fields: EventFields): Uint8Array {
   return encodeEventValue(fields, packData);
+}
+
+/** encodeEventFields' bytes for each of `fields`, end to end in one buffer; `ends[i]` is where the i-th ends. */
+export function encodeEventFieldsEndToEnd(fields: readonly EventFields[]): { readonly bytes: Uint8Array; readonly ends: number[] } {
+  return encodeEventValuesEndToEnd(fields, packData);
 }
 
 /** The events of `encodeEvents` bytes (read back from a store: trusted, so not checked). */

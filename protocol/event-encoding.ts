@@ -345,6 +345,20 @@ export function encodeEventArray(events: readonly SessionEvent[], fallback: Fall
 }
 
 /**
+ * encodeEventValue's bytes for each of `events` (fields without the offset), end to end in one
+ * buffer: `ends[i]` is where the i-th ends. One allocation for a run of events instead of one each.
+ */
+export function encodeEventValuesEndToEnd(events: readonly EventFields[], fallback: FallbackEncoder): { readonly bytes: Uint8Array; readonly ends: number[] } {
+  pos = 0;
+  const ends: number[] = [];
+  for (const event of events) {
+    writeEvent(event, fallback);
+    ends.push(pos);
+  }
+  return { bytes: buffer.slice(0, pos), ends };
+}
+
+/**
  * The bytes encodeEventArray writes for events, made from each event's fields without the offset
  * as encodeEventValue wrote them (a map16 header, then the fields) and its offset: the offset is
  * the first field an event has, so this is a new header, the offset, and the fields' bytes as

@@ -358,26 +358,35 @@ describe('RedisStore on a real redis-server', () => {
     it('answers a chunks item with one result per chunk, at consecutive offsets', async () => {
       const store = await make();
       await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
-      const body = Buffer.from([0x80]);
-      const reply = await callAppend('s', [[ITEM.chunks, 'g1', 1, 0, [1, 1, 2], [T0, T0, T0 + 1], [3, 4, 5]]], [body, body, body]);
+      // Three bodies end to end in one argument: {a: 1}, {b: 'xy'}, {}.
+      const bodies = Buffer.from([0x81, 0xa1, 0x61, 0x01, 0x81, 0xa1, 0x62, 0xa2, 0x78, 0x79, 0x80]);
+      const reply = await callAppend('s', [[ITEM.chunks, 'g1', 1, 0, [1, 1, 2], [T0, T0, T0 + 1], [3, 4, 5], [4, 6, 1]]], [bodies]);
       expect(reply).toEqual([4, [[RESULT.ok, 2], [RESULT.ok, 3], [RESULT.ok, 4]], []]);
+      const stored = await raw.xrangeBuffer(keysOf('s').log, '2-0', '+');
+      expect(stored.map(([id, fields]) => [id.toString(), fields.map((f) => f.toString('hex'))])).toEqual([
+        ['2-0', ['65', '81a16101', '65', '81a162a27879']],
+        ['4-0', ['65', '80']],
+      ]);
       // gen.start, then a batch per priority.
       expect((await raw.xrange(keysOf('s').log, '-', '+')).map(([id, fields]) => [id, fields.length / 2])).toEqual([['1-0', 1], ['2-0', 2], ['4-0', 1]]);
     });
 
-    it('refuses a malformed chunks item before its first write', async () => {
+    it('refuses a malformed chunks item (its arrays, its body lengths against its argument) before its first write', async () => {
       const store = await make();
       await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
       const k = keysOf('s');
       const meta = await raw.hgetall(k.meta);
-      const body = Buffer.from([0x80]);
+      const two = Buffer.from([0x80, 0x80]);
       const bad: [unknown[], Buffer[], RegExp][] = [
-        [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0], [3, 4]]], [body, body], /bad chunks lengths/],
-        [[[ITEM.chunks, 'g1', 1, 0, [], [], []]], [], /bad chunks lengths/],
-        [[[ITEM.chunks, 'g1', 1, 0, [1, 4], [T0, T0], [3, 4]]], [body, body], /bad chunks/],
-        [[[ITEM.chunks, 'g1', 1, 0, [1], [T0], [-1]]], [body], /bad chunks/],
-        [[[ITEM.chunks, 'g1', 1, 0, 1, [T0], [3]]], [body], /bad chunks/],
-        [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0, T0], [3, 4]]], [body], /2 bodies expected, 1 given/],
+        [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0], [3, 4], [1, 1]]], [two], /bad chunks lengths/],
+        [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0, T0], [3, 4], [2]]], [two], /bad chunks lengths/],
+        [[[ITEM.chunks, 'g1', 1, 0, [], [], [], []]], [Buffer.alloc(0)], /bad chunks lengths/],
+        [[[ITEM.chunks, 'g1', 1, 0, [1, 4], [T0, T0], [3, 4], [1, 1]]], [two], /bad chunks/],
+        [[[ITEM.chunks, 'g1', 1, 0, [1], [T0], [-1], [1]]], [two.subarray(1)], /bad chunks/],
+        [[[ITEM.chunks, 'g1', 1, 0, 1, [T0], [3], [1]]], [two.subarray(1)], /bad chunks/],
+        [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0, T0], [3, 4], [1, 0]]], [two.subarray(1)], /bad chunks body length/],
+        [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0, T0], [3, 4], [1, 2]]], [two], /lengths add up to 3 bytes, its argument has 2/],
+        [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0, T0], [3, 4], [1, 1]]], [two, two], /1 bodies expected, 2 given/],
       ];
       for (const [header, bodies, message] of bad) await expect(callAppend('s', header, bodies)).rejects.toThrow(message);
       expect(await raw.xlen(k.log)).toBe(1);

@@ -62,7 +62,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { Packr } from 'msgpackr';
-import { decodeEventValue, encodeEventFields, encodeEventsFromFields } from '../protocol/codec';
+import { decodeEventValue, encodeEventFields, encodeEventFieldsEndToEnd, encodeEventsFromFields } from '../protocol/codec';
 import { SpoolError } from '../protocol/errors';
 import type { EndStatus, Offset, Priority, SessionEvent } from '../protocol/types';
 import { normalizeOptions } from './engine';
@@ -165,7 +165,17 @@ interface ChunkRun {
   readonly priorities: Priority[];
   readonly tss: number[];
   readonly sizes: number[];
+  /** Each chunk's body length in the run's argument: filled once the run's bodies are encoded. */
+  readonly lengths: number[];
+  readonly fields: Omit<SessionEvent, 'offset'>[];
+  /** The run's chunks' indexes in the append's items. */
+  readonly items: number[];
+  /** Where the run's bodies go among the script's body arguments. */
+  readonly argument: number;
 }
+
+/** A placeholder among an append's body arguments, replaced by its run's bodies before the call. */
+const EMPTY_BODY = Buffer.alloc(0);
 
 /** A session's meta hash as SessionMeta. */
 function metaOf(raw: Record<string, string>): SessionMeta {
@@ -571,26 +581,28 @@ export class RedisStore implements SessionStore {
       const header: unknown[] = [];
       const bodies: Buffer[] = [];
       /** Each item's body (undefined: an end, or a dropped chunk), for the readers' frame. */
-      const bodyOfItem: (Buffer | undefined)[] = [];
-      // Consecutive stored chunks of one generation travel as one `chunks` item (a run).
+      const bodyOfItem: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(items.length);
+      // Consecutive stored chunks of one generation travel as one `chunks` item (a run), their
+      // bodies encoded end to end as one argument once the run is complete.
+      const runs: ChunkRun[] = [];
       let run: ChunkRun | null = null;
-      for (const item of items) {
+      items.forEach((item, i) => {
         if (item.op === 'chunk' && item.drop !== true) {
           if (run === null || run.generationId !== item.generationId || run.epoch !== item.epoch || run.nextSeq !== item.seq) {
-            run = { generationId: item.generationId, epoch: item.epoch, nextSeq: item.seq, priorities: [], tss: [], sizes: [] };
-            header.push([ITEM.chunks, item.generationId, item.epoch, item.seq, run.priorities, run.tss, run.sizes]);
+            run = { generationId: item.generationId, epoch: item.epoch, nextSeq: item.seq, priorities: [], tss: [], sizes: [], lengths: [], fields: [], items: [], argument: bodies.length };
+            header.push([ITEM.chunks, item.generationId, item.epoch, item.seq, run.priorities, run.tss, run.sizes, run.lengths]);
+            runs.push(run);
+            bodies.push(EMPTY_BODY); // the run's bodies, below
           }
           run.nextSeq += 1;
           run.priorities.push(item.priority);
           run.tss.push(item.ts);
           run.sizes.push(item.size);
-          const body = bodyOf(storedFields(item));
-          bodies.push(body);
-          bodyOfItem.push(body);
-          continue;
+          run.fields.push(storedFields(item));
+          run.items.push(i);
+          return;
         }
         run = null;
-        bodyOfItem.push(undefined);
         if (item.op === 'chunk') {
           // A dropped chunk stores nothing: no body travels.
           header.push([ITEM.chunk, item.generationId, item.epoch, item.seq, item.priority, item.ts, item.size, true]);
@@ -600,8 +612,18 @@ export class RedisStore implements SessionStore {
           header.push([ITEM.append, item.key, item.priority, item.ts, item.size, item.ifHead ?? false]);
           const body = bodyOf(storedFields(item));
           bodies.push(body);
-          bodyOfItem[bodyOfItem.length - 1] = body;
+          bodyOfItem[i] = body;
         }
+      });
+      for (const r of runs) {
+        const { bytes, ends } = encodeEventFieldsEndToEnd(r.fields);
+        bodies[r.argument] = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        let start = 0;
+        ends.forEach((end, j) => {
+          r.lengths.push(end - start);
+          bodyOfItem[r.items[j] as number] = bytes.subarray(start, end);
+          start = end;
+        });
       }
       const [head, rawResults, trimmed] = (await this.evalScript('spoolAppend', session, [packr.pack(header), ...bodies])) as [Offset, unknown[][], unknown];
       const results = rawResults.map(decodeResult);
