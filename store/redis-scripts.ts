@@ -436,6 +436,50 @@ commit()
 return cmsgpack.pack({ 'opened', meta.epoch, startOffset, fenced, fencedSeq, fencedOffset, trimmed })
 `;
 
+/**
+ * `SessionStore.read`'s look at the log: ARGV 8 the first offset wanted, 9 how many events. Returns
+ * (RESP, not msgpack: bodies stay bytes) { head, floor0, floor1, floor2 }, the head of each
+ * retention list (false when empty), the stream entries from the one holding ARGV 8 on, as
+ * XRANGE gives them, read in pages sized by the entries seen until they hold ARGV 9 events or the log ends, and 1
+ * when it ended. The caller drops what trimming took (read, in redis.ts); the script decodes
+ * nothing, and a batch counts as the events it holds, so a read moves what it asks for.
+ */
+export const READ_SCRIPT = `
+local LOG, META = KEYS[1], KEYS[2]
+local start, limit = tonumber(ARGV[8]), tonumber(ARGV[9])
+-- Entries per XRANGE at most; each asks for about as many entries as the events still wanted
+-- need at the size of the last entry seen, so a read moves at most about one entry more than it asked.
+local PAGE = 64
+local meta = redis.call('HMGET', META, 'head', 'floor0', 'floor1', 'floor2')
+local fronts = { redis.call('LINDEX', KEYS[3], 0), redis.call('LINDEX', KEYS[4], 0), redis.call('LINDEX', KEYS[5], 0) }
+local entries = redis.call('XREVRANGE', LOG, string.format('%d', start) .. '-0', '-', 'COUNT', 1)
+local events, perEntry = 0, 1
+if entries[1] then
+  local first = tonumber(string.match(entries[1][1], '^(%d+)'))
+  perEntry = #entries[1][2] / 2
+  events = first + perEntry - start
+  if events < 0 then events = 0 end
+end
+local cursor = '(' .. string.format('%d', start) .. '-0'
+local ended = 0
+while events < limit do
+  local want = math.ceil((limit - events) / perEntry)
+  if want > PAGE then want = PAGE end
+  local page = redis.call('XRANGE', LOG, cursor, '+', 'COUNT', want)
+  for i = 1, #page do
+    entries[#entries + 1] = page[i]
+    perEntry = #page[i][2] / 2
+    events = events + perEntry
+  end
+  if #page < want then
+    ended = 1
+    break
+  end
+  cursor = '(' .. page[#page][1]
+end
+return { meta, fronts, entries, ended }
+`;
+
 /** `SessionStore.append`, as engine.ts `applyAppend`: items in order, then retention. */
 export const APPEND_SCRIPT = `${PRELUDE}
 local items = cmsgpack.unpack(ARGV[8])

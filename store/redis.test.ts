@@ -4,7 +4,7 @@ import { decodeEvents, encodeEvents } from '../protocol/codec';
 import type { Priority, SessionEvent } from '../protocol/types';
 import { openRedisStore, sessionKeys, type RedisStore, type RedisStoreOptions, type RedisTarget } from './redis';
 import { keySlot, noticeChannel } from './redis-notices';
-import { APPEND_SCRIPT, ITEM, PRUNE_PER_CALL, RESULT } from './redis-scripts';
+import { APPEND_SCRIPT, ITEM, PRUNE_PER_CALL, READ_SCRIPT, RESULT } from './redis-scripts';
 import { DEFAULT_STORE_OPTIONS } from './types';
 import { NoticeLog, chunk, dropped, end, keyed, readAll, runStoreConformance, TAG } from './store.conformance';
 import { command, freePort, startCluster, startRedis, stopAllRedis, waitUntil, type RedisCluster, type RedisServer } from './test-helpers/redis-server';
@@ -304,6 +304,33 @@ describe('RedisStore on a real redis-server', () => {
       expect(await entries(k)).toEqual([['1-0', 1], ['6-0', 2]]);
       expect(await raw.exists(k.p0)).toBe(0);
       expect((await store.read('s', 0, 100)).items.map((item) => (item.type === 'gap' ? `gap ${item.from}-${item.to}` : item.offset))).toEqual([1, 'gap 2-5', 6, 7]);
+    });
+
+    it('a read takes from Redis about the events it asks for, however many a batch holds', async () => {
+      const store = await make();
+      const k = keysOf('s');
+      await store.openGeneration('s', { generationId: 'g1', takeover: false, tag: TAG, ts: T0 });
+      for (let b = 0; b < 8; b++) await store.append('s', [0, 1, 2, 3].map((i) => chunk('g1', 1, b * 4 + i)));
+      expect((await entries(k)).length).toBe(9);
+      const look = async (from: number, limit: number): Promise<{ entries: number; ended: number }> => {
+        const keys = sessionKeys('s');
+        const reply = (await raw.callBuffer('EVAL', READ_SCRIPT, keys.length, ...keys, '', '', '', '', '', '', '', String(from), String(limit))) as [unknown, unknown, unknown[], number];
+        return { entries: reply[2].length, ended: reply[3] };
+      };
+      // The batch holding 3 (3..5 of it wanted) and one more: 5 events asked for, 8 taken.
+      expect(await look(3, 5)).toEqual({ entries: 2, ended: 0 });
+      expect(await look(3, 4)).toEqual({ entries: 2, ended: 0 });
+      expect(await look(3, 3)).toEqual({ entries: 1, ended: 0 });
+      expect(await look(1, 1000)).toEqual({ entries: 9, ended: 1 });
+      // Through the store: pages of 5, nothing lost or repeated.
+      const seen: number[] = [];
+      let after = 0;
+      for (let page = 0; page < 10 && after < 33; page++) {
+        const read = await store.read('s', after, 5);
+        for (const item of read.items) if (item.type !== 'gap') seen.push(item.offset);
+        after = read.through;
+      }
+      expect(seen).toEqual(Array.from({ length: 33 }, (_, i) => i + 1));
     });
 
     it("an append's readers' encoding is encodeEvents' bytes for its events, made from the bodies it sent (and gen.end encoded here)", async () => {

@@ -68,7 +68,7 @@ import type { EndStatus, Offset, Priority, SessionEvent } from '../protocol/type
 import { normalizeOptions } from './engine';
 import { assembleRead } from './read';
 import { NoticeHub, clusterRouting, noticeChannel, standaloneRouting } from './redis-notices';
-import { APPEND_SCRIPT, DELETE_SCRIPT, ITEM, OPEN_SCRIPT, RESET_SCRIPT, RESULT } from './redis-scripts';
+import { APPEND_SCRIPT, DELETE_SCRIPT, ITEM, OPEN_SCRIPT, READ_SCRIPT, RESET_SCRIPT, RESULT } from './redis-scripts';
 import type {
   AppendResult,
   ChangeListener,
@@ -137,12 +137,7 @@ export function sessionKeys(session: string): string[] {
   return ['log', 'meta', 'p0', 'p1', 'p2', 'seq', 'keys', 'ended', 'dedupe', 'seqruns'].map((name) => `${tag}:${name}`);
 }
 
-const LOG = 0;
 const META = 1;
-/** The retention lists p0, p1, p2 in sessionKeys. */
-const RETAIN_LISTS = [2, 3, 4] as const;
-/** A read asks for limit / this many stream entries: a batch holds many events, an entry from before batches one. */
-const READ_ENTRIES_DIVISOR = 8;
 
 /**
  * The first offset of `priority` still retained, from the head of its retention list ("firstOffset:size,..."
@@ -209,7 +204,7 @@ function parseListCursor(cursor: string): [number, string] {
  * connection, EVAL on a new connection and after NOSCRIPT (a restarted or failed-over server has
  * an empty script cache), so a script is never missing and never resent needlessly.
  */
-const SCRIPTS = { spoolOpen: OPEN_SCRIPT, spoolAppend: APPEND_SCRIPT, spoolReset: RESET_SCRIPT, spoolDelete: DELETE_SCRIPT } as const;
+const SCRIPTS = { spoolOpen: OPEN_SCRIPT, spoolAppend: APPEND_SCRIPT, spoolReset: RESET_SCRIPT, spoolDelete: DELETE_SCRIPT, spoolRead: READ_SCRIPT } as const;
 type ScriptName = keyof typeof SCRIPTS;
 type ScriptCommands = Record<`${ScriptName}Buffer`, (...args: (string | Buffer)[]) => Promise<Buffer>>;
 
@@ -652,35 +647,21 @@ export class RedisStore implements SessionStore {
       const after = Math.max(0, requestedAfter);
       const keys = sessionKeys(session);
       if (limit < 1) return { items: [], head: await this.readHead(session), through: after };
-      // One MULTI, so the head and the trim state match the events they come with: the head and
-      // each trimmable priority's floor, the head of each retention list, the entry holding
-      // after + 1 (a batch starts at or before it) and the entries after it.
-      const replies = await this.client
-        .multi()
-        .hmget(keys[META] as string, 'head', 'floor0', 'floor1', 'floor2')
-        .lindex(keys[RETAIN_LISTS[0]] as string, 0)
-        .lindex(keys[RETAIN_LISTS[1]] as string, 0)
-        .lindex(keys[RETAIN_LISTS[2]] as string, 0)
-        .xrevrangeBuffer(keys[LOG] as string, `${after + 1}-0`, '-', 'COUNT', 1)
-        .xrangeBuffer(keys[LOG] as string, `(${after + 1}-0`, '+', 'COUNT', Math.max(1, Math.ceil(limit / READ_ENTRIES_DIVISOR)))
-        .exec();
-      if (replies === null) throw new SpoolError('STORE_UNAVAILABLE', 'redis read: transaction aborted');
-      for (const [error] of replies) if (error !== null) throw error;
-      const [metaReply, front0, front1, front2, atReply, afterReply] = replies.map(([, value]) => value) as [
-        (string | null)[],
-        string | null,
-        string | null,
-        string | null,
+      // One script, so the head and the trim state match the events they come with (READ_SCRIPT).
+      const commands = this.client as unknown as ScriptCommands;
+      const [metaReply, fronts, entries, ended] = (await commands.spoolReadBuffer(...keys, ...this.config, noticeChannel(session), String(after + 1), String(limit))) as unknown as [
+        (Buffer | null)[],
+        (Buffer | null)[],
         [Buffer, Buffer[]][],
-        [Buffer, Buffer[]][],
+        number,
       ];
-      const head = num(metaReply[0] ?? undefined);
-      const retainedFrom = [front0, front1, front2].map((front, priority) => firstRetained(front, num(metaReply[priority + 1] ?? undefined)));
-      const requested = Math.ceil(limit / READ_ENTRIES_DIVISOR);
+      const metaField = (i: number): number => num(metaReply[i]?.toString('latin1'));
+      const head = metaField(0);
+      const retainedFrom = [0, 1, 2].map((priority) => firstRetained(fronts[priority]?.toString('latin1') ?? null, metaField(priority + 1)));
       const events: SessionEvent[] = [];
       let examined = after;
       let full = false;
-      for (const [id, entryFields] of [...atReply, ...afterReply]) {
+      for (const [id, entryFields] of entries) {
         const first = Number.parseInt(id.toString('latin1'), 10);
         for (let i = 1; i < entryFields.length; i += 2) {
           const offset = first + (i - 1) / 2;
@@ -702,7 +683,7 @@ export class RedisStore implements SessionStore {
       }
       if (full) return assembleRead(after, events, head, false);
       // Every entry after `after` was read: what is missing up to the head was trimmed.
-      if (afterReply.length < requested) return assembleRead(after, events, head, true);
+      if (ended === 1) return assembleRead(after, events, head, true);
       // More entries may follow; everything up to the last offset examined was seen.
       return { ...assembleRead(after, events, examined, true), head };
     });
