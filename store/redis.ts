@@ -51,8 +51,9 @@
  * Atomicity: `openGeneration` and `append` are one Lua script each (redis-scripts.ts), loaded at
  * start and called by EVALSHA, with an EVAL fallback on NOSCRIPT (after a server restart). The epoch check runs inside
  * the script, so a paused or partitioned old owner can never write past a newer epoch (G4).
- * `read` is one MULTI (head and floors, the retention lists' heads, the entry holding the first
- * offset asked for and the ones after it), so the head and trim state match the events.
+ * `read` is one script too (READ_SCRIPT: head and floors, the retention lists' heads, the entry
+ * holding the first offset asked for and as many after it as hold the events asked for), so the
+ * head and trim state match the events.
  *
  * Failures: any Redis failure rejects with SpoolError STORE_UNAVAILABLE (INTERNAL for a reply
  * that says the request itself is wrong). A call never waits longer than commandTimeoutMs. A
