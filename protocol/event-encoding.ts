@@ -360,22 +360,25 @@ export function encodeEventValuesEndToEnd(events: readonly EventFields[], fallba
 
 /**
  * The bytes encodeEventArray writes for events, made from each event's fields without the offset
- * as encodeEventValue wrote them (a map16 header, then the fields) and its offset: the offset is
- * the first field an event has, so this is a new header, the offset, and the fields' bytes as
- * they are. The Redis store builds its readers' frame from the bodies it sent this way.
+ * as encodeEventValue wrote them (a map16 header, then the fields; event i's are
+ * `blobs[i][starts[i]..ends[i])`) and its offset: the offset is the first field an event has, so
+ * this is a new header, the offset, and the fields' bytes as they are. The Redis store builds its
+ * readers' frame from the bodies it sent this way.
  */
-export function encodeEventArrayFromFields(fields: readonly Uint8Array[], offsets: readonly number[]): Uint8Array {
+export function encodeEventArrayFromFields(blobs: readonly Uint8Array[], starts: readonly number[], ends: readonly number[], offsets: readonly number[]): Uint8Array {
   pos = 0;
-  writeArrayHeader(fields.length);
-  for (let i = 0; i < fields.length; i++) {
-    const body = fields[i] as Uint8Array;
-    if (body[0] !== 0xde) throw new TypeError('encodeEventArrayFromFields: not encodeEventValue bytes (map16 header expected)');
-    writeMapHeader((((body[1] as number) << 8) | (body[2] as number)) + 1);
+  writeArrayHeader(blobs.length);
+  for (let i = 0; i < blobs.length; i++) {
+    const blob = blobs[i] as Uint8Array;
+    const start = starts[i] as number;
+    const end = ends[i] as number;
+    if (blob[start] !== 0xde) throw new TypeError('encodeEventArrayFromFields: not encodeEventValue bytes (map16 header expected)');
+    writeMapHeader((((blob[start + 1] as number) << 8) | (blob[start + 2] as number)) + 1);
     writeKey(K_OFFSET);
     writeNumber(offsets[i] as number);
-    ensure(body.length - 3);
-    buffer.set(body.subarray(3), pos);
-    pos += body.length - 3;
+    ensure(end - start - 3);
+    buffer.set(blob.subarray(start + 3, end), pos);
+    pos += end - start - 3;
   }
   return buffer.slice(0, pos);
 }

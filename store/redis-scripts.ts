@@ -17,12 +17,13 @@
  *   reset   ARGV 8 ts
  *   delete  (no more)
  *   append  ARGV 8 header: msgpack array, one array per item (below)  9.. event bodies, one
- *           per chunk item (except dropped ones) and append item, one per chunks item (its
- *           chunks' bodies end to end), in item order (Redis' cmsgpack
+ *           per append item, one per chunks item (its chunks' bodies end to end), in item
+ *           order (Redis' cmsgpack
  *           cannot read msgpack `bin`, so bodies travel as arguments of their own and are
  *           stored untouched)
  *
- *     chunk   [1, generationId, epoch, seq, priority, ts, size, drop: true | false]
+ *     chunk   [1, generationId, epoch, seq, priority, ts, size, true]: a chunk dropped under
+ *             pressure (§7.6), no body; stored chunks travel as chunks items
  *     end     [2, generationId, epoch, seq, status, ts, error | false, ifIdleSince | false]
  *     append  [3, key, priority, ts, size, ifHead | false]
  *     chunks  [4, generationId, epoch, firstSeq, [priority, ...], [ts, ...], [size, ...], [length, ...]]
@@ -497,9 +498,9 @@ for i = 1, #items do
   if op == ${ITEM.chunk} then
     if type(item[2]) ~= 'string' or not isInt(item[3]) or not isInt(item[4]) then return bad(i, 'bad chunk') end
     if not isInt(item[5]) or item[5] < 0 or item[5] > 3 or type(item[6]) ~= 'number' or type(item[7]) ~= 'number' or item[7] < 0 then return bad(i, 'bad chunk') end
-    if type(item[8]) ~= 'boolean' then return bad(i, 'bad chunk drop') end
+    -- A stored chunk travels in a chunks item; a chunk item is one dropped under pressure.
+    if item[8] ~= true then return bad(i, 'bad chunk drop (stored chunks travel as chunks items)') end
     ts = item[6]
-    if not item[8] then bodies = bodies + 1 end
   elseif op == ${ITEM.end} then
     if type(item[2]) ~= 'string' or not isInt(item[3]) or not isInt(item[4]) or type(item[5]) ~= 'string' or type(item[6]) ~= 'number' then return bad(i, 'bad end') end
     if item[7] and type(item[7]) ~= 'string' then return bad(i, 'bad end error') end
@@ -619,11 +620,8 @@ for i = 1, #items do
       results[#results + 1] = chunk(generationId, epoch, firstSeq + j - 1, priorities[j], tss[j], sizes[j], false, string.sub(blob, at, at + length - 1))
       at = at + length
     end
-  elseif op == ${ITEM.chunk} and item[8] then
-    results[#results + 1] = chunk(item[2], item[3], item[4], item[5], item[6], item[7], true, nil)
   elseif op == ${ITEM.chunk} then
-    results[#results + 1] = chunk(item[2], item[3], item[4], item[5], item[6], item[7], false, ARGV[nextBody])
-    nextBody = nextBody + 1
+    results[#results + 1] = chunk(item[2], item[3], item[4], item[5], item[6], item[7], true, nil)
   elseif op == ${ITEM.end} then
     results[#results + 1] = finish(item)
   else

@@ -414,6 +414,8 @@ describe('RedisStore on a real redis-server', () => {
         [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0, T0], [3, 4], [1, 0]]], [two.subarray(1)], /bad chunks body length/],
         [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0, T0], [3, 4], [1, 2]]], [two], /lengths add up to 3 bytes, its argument has 2/],
         [[[ITEM.chunks, 'g1', 1, 0, [1, 1], [T0, T0], [3, 4], [1, 1]]], [two, two], /1 bodies expected, 2 given/],
+        // A stored chunk travels in a chunks item; a lone chunk item is a dropped one.
+        [[[ITEM.chunk, 'g1', 1, 0, 1, T0, 3, false]], [two.subarray(1)], /bad chunk drop/],
       ];
       for (const [header, bodies, message] of bad) await expect(callAppend('s', header, bodies)).rejects.toThrow(message);
       expect(await raw.xlen(k.log)).toBe(1);

@@ -157,7 +157,7 @@ type Client = Redis | Cluster;
 interface ChunkRun {
   readonly generationId: string;
   readonly epoch: number;
-  nextSeq: number;
+  readonly firstSeq: number;
   readonly priorities: Priority[];
   readonly tss: number[];
   readonly sizes: number[];
@@ -361,22 +361,6 @@ function endFields(item: EndItem): Omit<SessionEvent, 'offset'> {
     : { type: 'gen.end', generationId: item.generationId, seq: item.seq, status: item.status, error: item.error, priority: 3, ts: item.ts };
 }
 
-/** The event `item` stored at `offset`, as a literal (see storedFields). */
-function storedEvent(offset: Offset, item: ChunkItem | KeyedItem | EndItem): SessionEvent {
-  switch (item.op) {
-    case 'append':
-      return { offset, type: 'append', key: item.key, kind: item.kind, priority: item.priority, ts: item.ts, data: item.data };
-    case 'chunk':
-      return item.kind === undefined
-        ? { offset, type: 'chunk', generationId: item.generationId, seq: item.seq, priority: item.priority, ts: item.ts, data: item.data }
-        : { offset, type: 'chunk', generationId: item.generationId, seq: item.seq, kind: item.kind, priority: item.priority, ts: item.ts, data: item.data };
-    case 'end':
-      return item.error === undefined
-        ? { offset, type: 'gen.end', generationId: item.generationId, seq: item.seq, status: item.status, priority: 3, ts: item.ts }
-        : { offset, type: 'gen.end', generationId: item.generationId, seq: item.seq, status: item.status, error: item.error, priority: 3, ts: item.ts };
-  }
-}
-
 function decodeTrimmed(raw: unknown): TrimmedEvent[] {
   return (raw as [number, number, number][]).map(([offset, priority, size]) => ({ offset, priority: priority as Priority, size }));
 }
@@ -576,25 +560,30 @@ export class RedisStore implements SessionStore {
     return this.run('append', async () => {
       const header: unknown[] = [];
       const bodies: Buffer[] = [];
-      /** Each item's body (undefined: an end, or a dropped chunk), for the readers' frame. */
-      const bodyOfItem: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(items.length);
+      // Per item: the event it stores, without its offset (it becomes the event once the script
+      // gives the offset), and where its body lies among the bytes sent (for the readers' frame).
+      const fieldsOf: (Omit<SessionEvent, 'offset'> | undefined)[] = new Array<Omit<SessionEvent, 'offset'> | undefined>(items.length);
+      const blobOf: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(items.length);
+      const startOf: number[] = new Array<number>(items.length);
+      const endOf: number[] = new Array<number>(items.length);
       // Consecutive stored chunks of one generation travel as one `chunks` item (a run), their
       // bodies encoded end to end as one argument once the run is complete.
       const runs: ChunkRun[] = [];
       let run: ChunkRun | null = null;
       items.forEach((item, i) => {
         if (item.op === 'chunk' && item.drop !== true) {
-          if (run === null || run.generationId !== item.generationId || run.epoch !== item.epoch || run.nextSeq !== item.seq) {
-            run = { generationId: item.generationId, epoch: item.epoch, nextSeq: item.seq, priorities: [], tss: [], sizes: [], lengths: [], fields: [], items: [], argument: bodies.length };
+          if (run === null || run.generationId !== item.generationId || run.epoch !== item.epoch || run.firstSeq + run.items.length !== item.seq) {
+            run = { generationId: item.generationId, epoch: item.epoch, firstSeq: item.seq, priorities: [], tss: [], sizes: [], lengths: [], fields: [], items: [], argument: bodies.length };
             header.push([ITEM.chunks, item.generationId, item.epoch, item.seq, run.priorities, run.tss, run.sizes, run.lengths]);
             runs.push(run);
             bodies.push(EMPTY_BODY); // the run's bodies, below
           }
-          run.nextSeq += 1;
+          const fields = storedFields(item);
+          fieldsOf[i] = fields;
           run.priorities.push(item.priority);
           run.tss.push(item.ts);
           run.sizes.push(item.size);
-          run.fields.push(storedFields(item));
+          run.fields.push(fields);
           run.items.push(i);
           return;
         }
@@ -606,9 +595,13 @@ export class RedisStore implements SessionStore {
           header.push([ITEM.end, item.generationId, item.epoch, item.seq, item.status, item.ts, item.error ?? false, item.ifIdleSince ?? false]);
         } else {
           header.push([ITEM.append, item.key, item.priority, item.ts, item.size, item.ifHead ?? false]);
-          const body = bodyOf(storedFields(item));
+          const fields = storedFields(item);
+          const body = bodyOf(fields);
+          fieldsOf[i] = fields;
           bodies.push(body);
-          bodyOfItem[i] = body;
+          blobOf[i] = body;
+          startOf[i] = 0;
+          endOf[i] = body.length;
         }
       });
       for (const r of runs) {
@@ -616,29 +609,45 @@ export class RedisStore implements SessionStore {
         bodies[r.argument] = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         let start = 0;
         ends.forEach((end, j) => {
+          const i = r.items[j] as number;
           r.lengths.push(end - start);
-          bodyOfItem[r.items[j] as number] = bytes.subarray(start, end);
+          blobOf[i] = bytes;
+          startOf[i] = start;
+          endOf[i] = end;
           start = end;
         });
       }
       const [head, rawResults, trimmed] = (await this.evalScript('spoolAppend', session, [packr.pack(header), ...bodies])) as [Offset, unknown[][], unknown];
       const results = rawResults.map(decodeResult);
-      // The events stored now, rebuilt from what was sent: ok results come in offset order. Their
-      // readers' encoding is made from the bodies sent (the offset goes in front of each), not
-      // encoded again; a gen.end the script packed is encoded here.
+      // The events stored now: the fields sent, with the offset the script gave (ok results come
+      // in offset order). Their readers' encoding is made from the bodies sent, not encoded
+      // again; a gen.end, which the script packed, is encoded here.
       const events: SessionEvent[] = [];
-      const fields: Uint8Array[] = [];
+      const blobs: Uint8Array[] = [];
+      const starts: number[] = [];
+      const ends: number[] = [];
       const offsets: Offset[] = [];
       results.forEach((result, i) => {
         const item = items[i] as WriteItem;
         if (result.status !== 'ok' || (item.op === 'chunk' && item.drop === true)) return;
-        const event = storedEvent(result.offset, item);
-        events.push(event);
-        fields.push(bodyOfItem[i] ?? encodeEventFields(endFields(item as EndItem)));
+        let blob = blobOf[i];
+        let fields = fieldsOf[i];
+        if (fields === undefined || blob === undefined) {
+          fields = endFields(item as EndItem);
+          blob = encodeEventFields(fields);
+          startOf[i] = 0;
+          endOf[i] = blob.length;
+        }
+        const event = fields as { offset: Offset } & Omit<SessionEvent, 'offset'>;
+        event.offset = result.offset;
+        events.push(event as SessionEvent);
+        blobs.push(blob);
+        starts.push(startOf[i] as number);
+        ends.push(endOf[i] as number);
         offsets.push(result.offset);
       });
       const decoded = decodeTrimmed(trimmed);
-      return events.length === 0 ? { results, events, trimmed: decoded, head } : { results, events, trimmed: decoded, head, encoded: encodeEventsFromFields(fields, offsets) };
+      return events.length === 0 ? { results, events, trimmed: decoded, head } : { results, events, trimmed: decoded, head, encoded: encodeEventsFromFields(blobs, starts, ends, offsets) };
     });
   }
 
